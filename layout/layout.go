@@ -1,0 +1,260 @@
+// Package layout is the one place that knows piku's on-disk layout under
+// PIKU_ROOT (apps/, repos/, envs/, logs/, data/, cache/, uwsgi-available/,
+// uwsgi-enabled/, certs/, run/) and the rules for app names. No other package
+// joins PIKU_ROOT paths by hand.
+//
+// The layout is the one Python piku uses, so an existing piku server can be
+// taken over as is:
+//
+//	PIKU_ROOT/
+//	  apps/APP/            the deployed checkout (Procfile, ENV, code)
+//	  repos/APP/           the bare git repository users push to
+//	  envs/APP/            the app's build environment (virtualenv, node_modules, bin/)
+//	  envs/APP/ENV         config:set overrides (0600)
+//	  envs/APP/LIVE_ENV    the environment the app was last started with (0600)
+//	  envs/APP/SCALING     kind:count per line
+//	  logs/APP/            per-process logs, access.log
+//	  data/APP/            the app's persistent data (DATA_ROOT), kept on destroy
+//	  cache/APP/           the app's cache (NGINX_CACHE_PATH), kept on destroy
+//	  uwsgi-available/     uWSGI vassal .ini files piku writes
+//	  uwsgi-enabled/       the vassals that are switched on
+//	  certs/               TLS certificates (ACME and self-signed)
+//	  releases/APP/        kept releases, newest last
+//	  run/                 the daemon's socket and pid file
+package layout
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Root is a PIKU_ROOT directory. The zero value is not usable; use New or
+// FromEnv.
+type Root struct {
+	dir string
+}
+
+// New returns the layout rooted at dir, made absolute.
+func New(dir string) (Root, error) {
+	if dir == "" {
+		return Root{}, errors.New("empty PIKU_ROOT")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Root{}, fmt.Errorf("PIKU_ROOT %q: %w", dir, err)
+	}
+	return Root{dir: abs}, nil
+}
+
+// FromEnv returns the layout named by PIKU_ROOT, or ~/.piku when it is unset,
+// as piku does.
+func FromEnv() (Root, error) {
+	if d := os.Getenv("PIKU_ROOT"); d != "" {
+		return New(d)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return Root{}, fmt.Errorf("finding the home directory for PIKU_ROOT: %w", err)
+	}
+	return New(filepath.Join(home, ".piku"))
+}
+
+// Dir is the absolute PIKU_ROOT.
+func (r Root) Dir() string { return r.dir }
+
+// Top-level directories.
+
+// AppsDir holds the deployed checkouts.
+func (r Root) AppsDir() string { return filepath.Join(r.dir, "apps") }
+
+// ReposDir holds the bare repositories.
+func (r Root) ReposDir() string { return filepath.Join(r.dir, "repos") }
+
+// EnvsDir holds the per-app build environments and state files.
+func (r Root) EnvsDir() string { return filepath.Join(r.dir, "envs") }
+
+// LogsDir holds per-app log folders and the daemon's own log.
+func (r Root) LogsDir() string { return filepath.Join(r.dir, "logs") }
+
+// DataDir holds per-app persistent data.
+func (r Root) DataDir() string { return filepath.Join(r.dir, "data") }
+
+// CacheDir holds per-app caches.
+func (r Root) CacheDir() string { return filepath.Join(r.dir, "cache") }
+
+// UwsgiAvailableDir holds the vassal .ini files piku writes.
+func (r Root) UwsgiAvailableDir() string { return filepath.Join(r.dir, "uwsgi-available") }
+
+// UwsgiEnabledDir holds the vassals that are switched on.
+func (r Root) UwsgiEnabledDir() string { return filepath.Join(r.dir, "uwsgi-enabled") }
+
+// CertsDir holds TLS certificates and the ACME account.
+func (r Root) CertsDir() string { return filepath.Join(r.dir, "certs") }
+
+// ReleasesDir holds the kept releases of every app.
+func (r Root) ReleasesDir() string { return filepath.Join(r.dir, "releases") }
+
+// RunDir holds the control socket and the pid file.
+func (r Root) RunDir() string { return filepath.Join(r.dir, "run") }
+
+// Socket is the daemon's control socket.
+func (r Root) Socket() string { return filepath.Join(r.RunDir(), "piku.sock") }
+
+// PidFile is where the daemon records its pid.
+func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
+
+// DaemonLog is the daemon's own log file.
+func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), "piku.log") }
+
+// ConfigFile is the daemon's optional configuration file (piku.yaml; viper
+// also accepts piku.toml or piku.json beside it).
+func (r Root) ConfigFile() string { return filepath.Join(r.dir, "piku.yaml") }
+
+// Per-app paths. Every method takes an app name that the caller has checked
+// with ValidateApp; they never clean or escape it.
+
+// App is the deployed checkout apps/APP.
+func (r Root) App(app string) string { return filepath.Join(r.AppsDir(), app) }
+
+// Repo is the bare repository repos/APP.
+func (r Root) Repo(app string) string { return filepath.Join(r.ReposDir(), app) }
+
+// Env is the build environment envs/APP (a virtualenv for Python apps).
+func (r Root) Env(app string) string { return filepath.Join(r.EnvsDir(), app) }
+
+// EnvBin is the directory put first on the app's PATH.
+func (r Root) EnvBin(app string) string { return filepath.Join(r.Env(app), "bin") }
+
+// EnvFile is envs/APP/ENV, the config:set overrides.
+func (r Root) EnvFile(app string) string { return filepath.Join(r.Env(app), "ENV") }
+
+// LiveEnvFile is envs/APP/LIVE_ENV, the environment the app runs with.
+func (r Root) LiveEnvFile(app string) string { return filepath.Join(r.Env(app), "LIVE_ENV") }
+
+// ScalingFile is envs/APP/SCALING.
+func (r Root) ScalingFile(app string) string { return filepath.Join(r.Env(app), "SCALING") }
+
+// StoppedFile marks an app that `piku stop` switched off; the daemon does
+// not bring it up until `piku start` or a deploy removes the mark.
+func (r Root) StoppedFile(app string) string { return filepath.Join(r.Env(app), "STOPPED") }
+
+// AppProcfile is the Procfile of the deployed checkout.
+func (r Root) AppProcfile(app string) string { return filepath.Join(r.App(app), "Procfile") }
+
+// AppEnvFile is the ENV file of the deployed checkout.
+func (r Root) AppEnvFile(app string) string { return filepath.Join(r.App(app), "ENV") }
+
+// Logs is the app's log folder logs/APP.
+func (r Root) Logs(app string) string { return filepath.Join(r.LogsDir(), app) }
+
+// ProcessLog is logs/APP/KIND.N.log, one instance's output.
+func (r Root) ProcessLog(app, kind string, n int) string {
+	return filepath.Join(r.Logs(app), fmt.Sprintf("%s.%d.log", kind, n))
+}
+
+// AccessLog is logs/APP/access.log.
+func (r Root) AccessLog(app string) string { return filepath.Join(r.Logs(app), "access.log") }
+
+// Data is data/APP (DATA_ROOT).
+func (r Root) Data(app string) string { return filepath.Join(r.DataDir(), app) }
+
+// Cache is cache/APP.
+func (r Root) Cache(app string) string { return filepath.Join(r.CacheDir(), app) }
+
+// Releases is releases/APP.
+func (r Root) Releases(app string) string { return filepath.Join(r.ReleasesDir(), app) }
+
+// VassalName is the file name of an instance's uWSGI vassal, APP_KIND.N.ini
+// as piku names it.
+func VassalName(app, kind string, n int) string {
+	return fmt.Sprintf("%s_%s.%d.ini", app, kind, n)
+}
+
+// VassalAvailable is uwsgi-available/APP_KIND.N.ini.
+func (r Root) VassalAvailable(app, kind string, n int) string {
+	return filepath.Join(r.UwsgiAvailableDir(), VassalName(app, kind, n))
+}
+
+// VassalEnabled is uwsgi-enabled/APP_KIND.N.ini.
+func (r Root) VassalEnabled(app, kind string, n int) string {
+	return filepath.Join(r.UwsgiEnabledDir(), VassalName(app, kind, n))
+}
+
+// Init creates the top-level directories (0755; run/ 0700).
+func (r Root) Init() error {
+	for _, d := range []string{r.AppsDir(), r.ReposDir(), r.EnvsDir(), r.LogsDir(), r.DataDir(),
+		r.CacheDir(), r.UwsgiAvailableDir(), r.UwsgiEnabledDir(), r.CertsDir(), r.ReleasesDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := os.MkdirAll(r.RunDir(), 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", r.RunDir(), err)
+	}
+	return nil
+}
+
+// Apps lists the deployed apps (the folders under apps/ with a valid name),
+// sorted.
+func (r Root) Apps() ([]string, error) {
+	entries, err := os.ReadDir(r.AppsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing apps: %w", err)
+	}
+	var apps []string
+	for _, e := range entries {
+		if e.IsDir() && ValidateApp(e.Name()) == nil {
+			apps = append(apps, e.Name())
+		}
+	}
+	return apps, nil
+}
+
+// Exists reports whether apps/APP exists.
+func (r Root) Exists(app string) bool {
+	fi, err := os.Stat(r.App(app))
+	return err == nil && fi.IsDir()
+}
+
+// MaxAppName is the longest app name accepted.
+const MaxAppName = 64
+
+// ValidateApp checks an app name against piku's rules: letters, digits, '.',
+// '_' and '-', not starting with '.' or '-', at most MaxAppName bytes.
+// Anything that could escape PIKU_ROOT or reach a shell is refused.
+func ValidateApp(name string) error {
+	if name == "" {
+		return errors.New("app name is empty")
+	}
+	if len(name) > MaxAppName {
+		return fmt.Errorf("app name %q is longer than %d characters", name, MaxAppName)
+	}
+	if name[0] == '.' || name[0] == '-' {
+		return fmt.Errorf("app name %q must start with a letter, digit or '_'", name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("app name %q: only letters, digits, '.', '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// AppFromRepoPath turns the path a git client sends ("app", "/app",
+// "~/app", "app.git") into an app name and validates it.
+func AppFromRepoPath(p string) (string, error) {
+	p = strings.TrimPrefix(p, "~/")
+	p = strings.TrimPrefix(p, "/")
+	p = strings.TrimSuffix(p, "/")
+	p = strings.TrimSuffix(p, ".git")
+	if err := ValidateApp(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}

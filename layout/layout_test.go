@@ -1,0 +1,146 @@
+package layout
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestValidateApp(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"blog", true},
+		{"my-app_2.v1", true},
+		{"A", true},
+		{"_x", true},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"../x", false},
+		{"a/b", false},
+		{"-rf", false},
+		{".hidden", false},
+		{"a b", false},
+		{"a;rm -rf", false},
+		{"$(id)", false},
+		{"`id`", false},
+		{"a|b", false},
+		{"a\nb", false},
+		{"ünï", false},
+		{string(make([]byte, 65)), false},
+	}
+	for _, tt := range tests {
+		err := ValidateApp(tt.name)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateApp(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestAppFromRepoPath(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"app", "app", true},
+		{"/app", "app", true},
+		{"~/app", "app", true},
+		{"app.git", "app", true},
+		{"/app.git", "app", true},
+		{"../app", "", false},
+		{"/etc/passwd", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		got, err := AppFromRepoPath(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("AppFromRepoPath(%q) = %q, %v; want %q ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestPaths(t *testing.T) {
+	r, err := New("/srv/piku")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ got, want string }{
+		{r.App("a"), "/srv/piku/apps/a"},
+		{r.Repo("a"), "/srv/piku/repos/a"},
+		{r.EnvFile("a"), "/srv/piku/envs/a/ENV"},
+		{r.LiveEnvFile("a"), "/srv/piku/envs/a/LIVE_ENV"},
+		{r.ScalingFile("a"), "/srv/piku/envs/a/SCALING"},
+		{r.ProcessLog("a", "web", 2), "/srv/piku/logs/a/web.2.log"},
+		{r.VassalAvailable("a", "wsgi", 1), "/srv/piku/uwsgi-available/a_wsgi.1.ini"},
+		{r.VassalEnabled("a", "wsgi", 1), "/srv/piku/uwsgi-enabled/a_wsgi.1.ini"},
+		{r.Socket(), "/srv/piku/run/piku.sock"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %s, want %s", tt.got, tt.want)
+		}
+	}
+}
+
+func TestAppsListsOnlyValidDirs(t *testing.T) {
+	r, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"b", "a", ".tmp"} {
+		if err := os.MkdirAll(r.App(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.AppsDir(), "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := r.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apps) != 2 || apps[0] != "a" || apps[1] != "b" {
+		t.Fatalf("Apps() = %v, want [a b]", apps)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "ENV")
+	if err := WriteFile(p, []byte("A=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	// Concurrent writers never leave a torn file or temp files behind.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := WriteFile(p, []byte("B=2\n"), 0o600); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "B=2\n" {
+		t.Fatalf("content %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 1 {
+		t.Fatalf("left files behind: %v", entries)
+	}
+}
