@@ -1,0 +1,44 @@
+# piku: make build | test | demo | bench | fuzz | lint
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/piku/piku/cli.Version=$(VERSION)
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+export PATH := $(PATH):$(GOBIN)
+
+.PHONY: build test test-deps lint unit e2e demo bench fuzz clean
+
+## build: the binary, ./bin/piku (static: CGO off)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/piku ./cmd/piku
+
+## test: install what the tests drive, check formatting and lint, run every test with the race detector
+test: test-deps lint
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+## test-deps: install sshd, uwsgi, nginx, pebble, staticcheck when missing
+test-deps:
+	@bash scripts/test-deps.sh
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+## demo: run piku end to end on a throwaway root with the bundled example app
+demo: build
+	@bash scripts/demo.sh
+
+## bench: the benchmarks behind docs/PERFORMANCE.md
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./supervisor/ ./proxy/
+
+## fuzz: run every fuzzer for FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for f in $$($(GO) test -list 'Fuzz.*' ./procfile/ | grep ^Fuzz); do \
+	  echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./procfile/ || exit 1; done
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,86 @@
+// Package control is the daemon's API on a Unix socket: HTTP+JSON served by
+// the daemon (Server, over a Backend) and a typed Client used by the CLI.
+//
+// The socket lives in PIKU_ROOT/run/ with mode 0600, so only the piku user
+// (and root) can drive the daemon. Long operations (deploy, restart, scale)
+// stream progress lines as NDJSON and end with a result event, so the CLI
+// can show a rollout as it happens and still get a clear error at the end.
+package control
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Instance is the live state of one supervised process (one line of
+// `piku ps`).
+type Instance struct {
+	Kind       string    `json:"kind"`
+	N          int       `json:"n"`
+	State      string    `json:"state"`
+	PID        int       `json:"pid,omitempty"`
+	Port       int       `json:"port,omitempty"`
+	Addr       string    `json:"addr,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	Restarts   int       `json:"restarts"`
+	LastExit   string    `json:"last_exit,omitempty"`
+	NextRetry  time.Time `json:"next_retry,omitzero"`
+	RSS        int64     `json:"rss_bytes,omitempty"`
+	Revision   string    `json:"revision,omitempty"`
+	Generation int       `json:"generation,omitempty"`
+}
+
+// CronJob is the state of one cronNAME entry.
+type CronJob struct {
+	Name     string    `json:"name"`
+	Schedule string    `json:"schedule"`
+	Command  string    `json:"command"`
+	NextRun  time.Time `json:"next_run,omitzero"`
+	LastRun  time.Time `json:"last_run,omitzero"`
+	LastExit string    `json:"last_exit,omitempty"`
+	Running  bool      `json:"running"`
+}
+
+// AppStatus is an app's live state.
+type AppStatus struct {
+	App       string     `json:"app"`
+	Running   bool       `json:"running"`
+	Stopped   bool       `json:"stopped"` // switched off with `piku stop`
+	Revision  string     `json:"revision,omitempty"`
+	Hosts     []string   `json:"hosts,omitempty"`
+	Instances []Instance `json:"instances"`
+	Cron      []CronJob  `json:"cron,omitempty"`
+	Error     string     `json:"error,omitempty"` // why the app could not be started, if it could not
+}
+
+// DeployRequest asks the daemon to (re)read an app's files and roll them out.
+type DeployRequest struct {
+	// Restart lists the process kinds to replace even when unchanged; "*"
+	// means every kind. Empty means only what changed is touched.
+	Restart []string `json:"restart,omitempty"`
+}
+
+// Event is one line of a streamed operation: a progress message, or the
+// final result (Done) with the error, if any.
+type Event struct {
+	Msg   string `json:"msg,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Backend is what the daemon provides to the control server.
+type Backend interface {
+	// Apps returns the status of every known app, sorted by name.
+	Apps(ctx context.Context) ([]AppStatus, error)
+	// Status returns one app's status.
+	Status(ctx context.Context, app string) (AppStatus, error)
+	// Deploy reads the app's files and rolls them out, writing progress to
+	// out. It clears the app's stopped mark.
+	Deploy(ctx context.Context, app string, req DeployRequest, out io.Writer) error
+	// Stop stops all of the app's processes gracefully and marks it stopped.
+	Stop(ctx context.Context, app string, out io.Writer) error
+	// Forget stops the app and drops every trace of it from the daemon
+	// (routes, cron jobs); the CLI removes its files afterwards.
+	Forget(ctx context.Context, app string) error
+}
