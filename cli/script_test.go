@@ -341,4 +341,3 @@ func processesWithCwd(prefix string) []int {
 	}
 	return pids
 }
-
