@@ -46,6 +46,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		args = parsed
+	} else {
+		// On a developer's machine, forward to the server named by the
+		// checkout's piku remote.
+		t, rest, err := clientTarget(args, os.Getenv, gitRemoteURL)
+		if err != nil {
+			fmt.Fprintln(stderr, "piku:", err)
+			return 1
+		}
+		if t != nil {
+			return runRemote(t, rest, stdin, stdout, stderr, os.Getenv)
+		}
+		args = rest
 	}
 	c := newCLI(stdin, stdout, stderr)
 	root := c.rootCommand()

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestClientTarget(t *testing.T) {
+	remotes := map[string]string{"piku": "piku@example.com:blog", "staging": "ssh://deploy@stage.example.com:2222/blog-staging.git"}
+	gitRemote := func(name string) (string, error) {
+		if u, ok := remotes[name]; ok {
+			return u, nil
+		}
+		return "", errors.New("no such remote")
+	}
+	noRemote := func(string) (string, error) { return "", errors.New("not a git repository") }
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		remote func(string) (string, error)
+		want   *target
+		rest   []string
+		err    bool
+	}{
+		{"config:set gets the app", []string{"config:set", "A=1"}, nil, gitRemote,
+			&target{host: "piku@example.com", app: "blog"}, []string{"config:set", "blog", "A=1"}, false},
+		{"apps takes no app", []string{"apps"}, nil, gitRemote,
+			&target{host: "piku@example.com", app: "blog"}, []string{"apps"}, false},
+		{"--remote picks another", []string{"--remote", "staging", "ps"}, nil, gitRemote,
+			&target{host: "deploy@stage.example.com", port: "2222", app: "blog-staging"}, []string{"ps", "blog-staging"}, false},
+		{"unknown --remote", []string{"--remote", "prod", "ps"}, nil, gitRemote, nil, nil, true},
+		{"PIKU_SERVER wins", []string{"logs", "-f"}, map[string]string{"PIKU_SERVER": "piku@h", "PIKU_APP": "x"}, noRemote,
+			&target{host: "piku@h", app: "x"}, []string{"logs", "x", "-f"}, false},
+		{"no remote: local", []string{"ps", "blog"}, nil, noRemote, nil, []string{"ps", "blog"}, false},
+		{"--local forces local", []string{"--local", "ps", "blog"}, nil, gitRemote, nil, []string{"--local", "ps", "blog"}, false},
+		{"daemon is local", []string{"daemon"}, nil, gitRemote, nil, []string{"daemon"}, false},
+		{"run keeps its words", []string{"run", "--", "ls", "--remote", "x"}, nil, gitRemote,
+			&target{host: "piku@example.com", app: "blog"}, []string{"run", "blog", "--", "ls", "--remote", "x"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, rest, err := clientTarget(tt.args, env(tt.env), tt.remote)
+			if (err != nil) != tt.err {
+				t.Fatalf("err = %v", err)
+			}
+			if tt.err {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("target = %+v, want %+v", got, tt.want)
+			}
+			if tt.want != nil && !reflect.DeepEqual(rest, tt.rest) {
+				t.Errorf("args = %q, want %q", rest, tt.rest)
+			}
+		})
+	}
+}
+
+func TestShellQuoteRoundTrips(t *testing.T) {
+	for _, s := range []string{"plain", "two words", "it's", "$HOME", "a;b", "", "K=v w", `back\slash`} {
+		words, err := sshCommand("echo " + shellQuote(s))
+		if err != nil || len(words) != 2 || words[1] != s {
+			t.Errorf("quote(%q) -> %q, %v", s, words, err)
+		}
+	}
+}
