@@ -135,12 +135,12 @@ func LoadEnv(root layout.Root, app string) (env, overrides *procfile.Env, err er
 	if err != nil {
 		return nil, nil, fmt.Errorf("app %q: %w", app, err)
 	}
-	merge(env, appEnv)
+	env.Merge(appEnv)
 	overrides, err = ReadOverrides(root, app)
 	if err != nil {
 		return nil, nil, err
 	}
-	merge(env, overrides)
+	env.Merge(overrides)
 	return env, overrides, nil
 }
 
@@ -190,13 +190,6 @@ func readEnvFile(path, name string, base *procfile.Env) (*procfile.Env, error) {
 		lookup = base.Get
 	}
 	return procfile.ParseEnv(bytes.NewReader(b), name, lookup)
-}
-
-func merge(dst, src *procfile.Env) {
-	for _, k := range src.Keys() {
-		v, _ := src.Get(k)
-		dst.Set(k, v)
-	}
 }
 
 // ReadScaling reads envs/APP/SCALING (empty when missing).

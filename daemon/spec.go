@@ -73,7 +73,8 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		}
 		pinned = n
 	}
-	base := env.Clone()
+	base := procfile.NewEnv()
+	base.Merge(env)
 	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
 
 	for _, e := range a.Procfile.Entries {
