@@ -1,0 +1,8 @@
+//go:build unix && !linux
+
+package cron
+
+import "syscall"
+
+// sysProcAttr puts a run in its own process group.
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
