@@ -116,14 +116,14 @@ func ValidKey(key string) bool {
 //     backslash is kept as is);
 //   - after a closing quote only spaces and a "# comment" may follow;
 //   - in unquoted and double-quoted values $VAR and ${VAR} expand to a key
-//     defined earlier in the file, else to lookup's value, else to the
-//     empty string; \$ is a literal dollar, and a '$' not followed by a
-//     name is kept as is.
+//     defined earlier in the file, else to lookup's value; a reference to
+//     an unknown variable is kept as written, as in piku (so a password
+//     like pa$word survives); \$ is a literal dollar, and a '$' not
+//     followed by a name is kept as is.
 //
-// Differences from Python piku, which split each line at the first '=' and
-// did nothing else: quotes there were part of the value, and a reference
-// to an unknown variable was kept literally ("$FOO") where it expands to
-// nothing here. Use single quotes or \$ for a literal dollar.
+// The difference from Python piku, which split each line at the first '='
+// and expanded known variables: quotes there were part of the value. Use
+// single quotes or \$ for a literal dollar before a known name.
 //
 // A line that is not KEY=VALUE, a bad key, an unterminated quote or "${" is
 // an *Error.
@@ -300,6 +300,7 @@ func (p *envParser) afterQuote() error {
 
 // expand reads a $NAME or ${NAME} reference at p.pos and writes its value.
 func (p *envParser) expand(b *strings.Builder, start int) error {
+	start0 := p.pos
 	p.pos++ // '$'
 	if p.pos < len(p.src) && p.src[p.pos] == '{' {
 		end := strings.IndexByte(p.src[p.pos:], '}')
@@ -311,7 +312,11 @@ func (p *envParser) expand(b *strings.Builder, start int) error {
 			return p.errorf(start, "invalid variable name %q in \"${...}\"", name)
 		}
 		p.pos += end + 1
-		b.WriteString(p.resolve(name))
+		if v, ok := p.resolve(name); ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(p.src[start0:p.pos])
+		}
 		return nil
 	}
 	n := p.pos
@@ -323,21 +328,28 @@ func (p *envParser) expand(b *strings.Builder, start int) error {
 		b.WriteByte('$')
 		return nil
 	}
-	b.WriteString(p.resolve(p.src[p.pos:n]))
+	if v, ok := p.resolve(p.src[p.pos:n]); ok {
+		b.WriteString(v)
+	} else {
+		b.WriteString(p.src[start0:n])
+	}
 	p.pos = n
 	return nil
 }
 
-func (p *envParser) resolve(name string) string {
+// resolve looks name up in the keys read so far, then in the bootstrap
+// environment. An unknown name is reported as such and its reference is
+// kept as written, as piku does, so a value like pa$word survives.
+func (p *envParser) resolve(name string) (string, bool) {
 	if v, ok := p.env.Get(name); ok {
-		return v
+		return v, true
 	}
 	if p.lookup != nil {
 		if v, ok := p.lookup(name); ok {
-			return v
+			return v, true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // WriteEnv writes e in a form ParseEnv reads back to the same keys, order
