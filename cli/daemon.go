@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -36,6 +37,11 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 				return err
 			}
 			defer closeLog()
+			// Started by systemd: kardianos/service runs the daemon and
+			// stops it, within the unit's stop timeout, on SIGTERM.
+			if managed, err := runAsService(func(ctx context.Context) error { return daemon.Run(ctx, cfg) }); managed {
+				return err
+			}
 			ctx, cancel := twoSignalContext(cfg.Logger)
 			defer cancel()
 			return daemon.Run(ctx, cfg)

@@ -35,7 +35,6 @@ type Instance struct {
 type CronJob struct {
 	Name     string    `json:"name"`
 	Schedule string    `json:"schedule"`
-	Command  string    `json:"command"`
 	NextRun  time.Time `json:"next_run,omitzero"`
 	LastRun  time.Time `json:"last_run,omitzero"`
 	LastExit string    `json:"last_exit,omitempty"`

@@ -58,11 +58,13 @@ func (d *Daemon) status(app string) control.AppStatus {
 			st.Running = true
 		}
 	}
-	for _, j := range d.cron.Status(app) {
-		st.Cron = append(st.Cron, control.CronJob{
-			Name: j.Name, Schedule: j.Schedule, Command: j.Command, NextRun: j.NextRun,
-			LastRun: j.LastRun, LastExit: j.LastExit, Running: j.Running,
-		})
+	jobs, _ := d.cron.Status(app)
+	for _, j := range jobs {
+		cj := control.CronJob{Name: j.Name, Schedule: j.Schedule, NextRun: j.NextRun, LastRun: j.LastRun, Running: j.Running}
+		if !j.LastRun.IsZero() && !(j.Running && j.LastExit == 0) {
+			cj.LastExit = exitText(j.LastExit)
+		}
+		st.Cron = append(st.Cron, cj)
 	}
 	if len(st.Cron) > 0 && !st.Stopped {
 		st.Running = true
@@ -150,7 +152,9 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	if err := d.sup.Apply(ctx, p.spec); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	d.cron.Set(app, p.jobs)
+	if err := d.cron.Set(app, p.jobs); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
 	d.mu.Lock()
 	st := d.apps[app]
 	st.revision, st.hosts = p.spec.Revision, route.Hosts
@@ -213,7 +217,9 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	}
 	unlock := d.lock(app)
 	defer unlock()
-	d.cron.Remove(app)
+	if err := d.cron.Remove(app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
 	if err := d.sup.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -234,7 +240,9 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 func (d *Daemon) Forget(ctx context.Context, app string) error {
 	unlock := d.lock(app)
 	defer unlock()
-	d.cron.Remove(app)
+	if err := d.cron.Remove(app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
 	if err := d.sup.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -248,3 +256,11 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 }
 
 var _ control.Backend = (*Daemon)(nil)
+
+// exitText renders an exit status: "exit 0", "exit 3", or "killed" for -1.
+func exitText(code int) string {
+	if code < 0 {
+		return "killed"
+	}
+	return fmt.Sprintf("exit %d", code)
+}

@@ -41,7 +41,7 @@ func (d *Daemon) build() error {
 		TLSConfig: d.certs.TLSConfig(),
 		HTTPWrap:  d.certs.HTTPHandler,
 	})
-	d.cron = cron.NewRunner(cron.Options{Logger: d.log.With("part", "cron")})
+	d.cron = cron.New(cron.Options{})
 	return nil
 }
 

@@ -88,7 +88,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 				Command:  e.Command,
 				Dir:      a.Dir,
 				Env:      base.Environ(),
-				LogPath:  filepath.Join(d.root.Logs(a.Name), e.Kind+".log"),
+				Log:      filepath.Join(d.root.Logs(a.Name), e.Kind+".log"),
 			})
 		}
 	}

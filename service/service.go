@@ -321,3 +321,9 @@ func (p *program) result() error {
 }
 
 var _ kservice.Interface = (*program)(nil)
+
+// Managed reports whether systemd started this process as a service (and
+// not a terminal, a script or another supervisor).
+func Managed() bool {
+	return kservice.Platform() == "linux-systemd" && !kservice.Interactive()
+}
