@@ -105,28 +105,29 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 			ps.Web = true
 			ps.FixedPort = pinned
 			ps.HealthPath, ps.HealthHost = healthPath, healthHost
-		case uwsgi.Handles(e.Kind):
-			if err := uwsgi.Check(e.Kind, env.Map()); err != nil {
+		case procfile.IsUWSGI(e.Kind):
+			if err := uwsgi.Check(e.Kind, env); err != nil {
 				return nil, fmt.Errorf("app %q: %s: %w", a.Name, e.Kind, err)
 			}
 			ini, err := uwsgi.Vassal(uwsgi.Options{
-				App:    a.Name,
-				Kind:   e.Kind,
-				Entry:  e.Command,
-				AppDir: a.Dir,
-				EnvDir: d.root.Env(a.Name),
-				Env:    base,
-				Bind:   d.cfg.Bind,
+				App:        a.Name,
+				Kind:       e.Kind,
+				Command:    e.Command,
+				AppDir:     a.Dir,
+				VirtualEnv: d.root.Env(a.Name),
+				Env:        base,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("app %q: %s: %w", a.Name, e.Kind, err)
 			}
-			path := d.root.VassalAvailable(a.Name, e.Kind, 1)
-			p.vassals[path] = ini
-			ps.Command = uwsgi.Command(path)
+			// One vassal per instance, named as piku names them; the
+			// files are alike, uWSGI takes the port from PORT.
+			for n := 1; n <= count; n++ {
+				p.vassals[d.root.VassalAvailable(a.Name, e.Kind, n)] = ini
+			}
+			ps.Command = uwsgi.InstanceCommand(d.root.UwsgiAvailableDir(), a.Name, e.Kind)
 			ps.Web = true
 			ps.HealthPath, ps.HealthHost = healthPath, healthHost
-		}
 		p.spec.Processes = append(p.spec.Processes, ps)
 	}
 	return p, nil

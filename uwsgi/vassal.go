@@ -340,6 +340,18 @@ func Args(ini string) []string { return []string{"uwsgi", "--ini", ini} }
 // Command is Args as one shell command line, the ini path quoted.
 func Command(ini string) string { return "exec uwsgi --ini " + shellQuote(ini) }
 
+// InstanceEnv is the variable the supervisor sets to each instance's
+// ordinal (1, 2, ...).
+const InstanceEnv = "PIKU_INSTANCE"
+
+// InstanceCommand runs the vassal of whichever instance starts it: the
+// supervisor sets InstanceEnv, so instance N runs dir/APP_KIND.N.ini, the
+// file piku named for it.
+func InstanceCommand(dir, app, kind string) string {
+	prefix := filepath.Join(dir, app+"_"+kind+".")
+	return "exec uwsgi --ini " + shellQuote(prefix) + `"$` + InstanceEnv + `"` + shellQuote(".ini")
+}
+
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./+:@,") == "" {
 		return s

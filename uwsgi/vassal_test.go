@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,6 +156,32 @@ func TestCheck(t *testing.T) {
 		err := System{PluginDir: dir, LookPath: tt.look}.Check(tt.kind, tt.env)
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("Check(%s) = %v, want %q", tt.kind, err, tt.want)
+		}
+	}
+}
+
+// TestInstanceCommand runs the command through a real shell with uwsgi
+// replaced by echo: instance N must name its own vassal, whatever the
+// directory holds.
+func TestInstanceCommand(t *testing.T) {
+	tests := []struct {
+		dir, n, want string
+	}{
+		{"/srv/piku/uwsgi-available", "1", "--ini /srv/piku/uwsgi-available/app_wsgi.1.ini"},
+		{"/srv/piku/uwsgi-available", "3", "--ini /srv/piku/uwsgi-available/app_wsgi.3.ini"},
+		{"/tmp/it's $HOME", "2", "--ini /tmp/it's $HOME/app_wsgi.2.ini"},
+	}
+	for _, tt := range tests {
+		cmd := InstanceCommand(tt.dir, "app", "wsgi")
+		line := strings.Replace(cmd, "exec uwsgi", "exec echo", 1)
+		c := exec.Command("/bin/sh", "-c", line)
+		c.Env = []string{InstanceEnv + "=" + tt.n, "HOME=/nope"}
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got := strings.TrimSpace(string(out)); got != tt.want {
+			t.Errorf("instance %s of %q ran %q, want %q", tt.n, tt.dir, got, tt.want)
 		}
 	}
 }
