@@ -45,7 +45,7 @@ func TestLoadComposesEnvInPikuOrder(t *testing.T) {
 		"LOG_ROOT":     root.LogsDir(),
 		"VIRTUAL_ENV":  root.Env("blog"),
 		"PWD":          root.App("blog"),
-		"GREETING":     "override",                // envs/APP/ENV wins over the app's ENV
+		"GREETING":     "override",               // envs/APP/ENV wins over the app's ENV
 		"URL":          "http://blog.example/hi", // expanded while the app's ENV was read
 		"BIND_ADDRESS": "0.0.0.0",                // the app's ENV wins over piku's default
 	}

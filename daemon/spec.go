@@ -128,6 +128,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 			ps.Command = uwsgi.InstanceCommand(d.root.UwsgiAvailableDir(), a.Name, e.Kind)
 			ps.Web = true
 			ps.HealthPath, ps.HealthHost = healthPath, healthHost
+		}
 		p.spec.Processes = append(p.spec.Processes, ps)
 	}
 	return p, nil
