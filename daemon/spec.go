@@ -32,7 +32,6 @@ const (
 	keyLogMaxSize   = "PIKU_LOG_MAX_SIZE"     // MB per log file before rotation; default 10
 	keyLogBackups   = "PIKU_LOG_BACKUPS"      // rotated files kept; default 5
 	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"      // days rotated files are kept; default 0 (no limit)
-	keyAutoRestart  = "PIKU_AUTO_RESTART"
 	keyServerName   = "NGINX_SERVER_NAME"
 	keyPinnedPort   = "PORT"
 )
@@ -209,20 +208,4 @@ func intKey(env *procfile.Env, key string) (int, error) {
 		return 0, fmt.Errorf("%s=%q: want a whole number", key, v)
 	}
 	return n, nil
-}
-
-// boolKey reads a boolean setting the way piku does: "false", "0", "no"
-// and "off" (any case) are false.
-func boolKey(env *procfile.Env, key string, def bool) bool {
-	v, ok := env.Get(key)
-	if !ok {
-		return def
-	}
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "false", "0", "no", "off":
-		return false
-	case "":
-		return def
-	}
-	return true
 }
