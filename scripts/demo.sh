@@ -26,7 +26,7 @@ trap cleanup EXIT
 say "PIKU_ROOT is $PIKU_ROOT"
 "$BIN" setup | head -1
 
-say "Pushing the example app with git (the same hook a push over SSH runs)"
+say "Committing the example app (examples/hello) to a fresh git repository"
 git init -q -b main "$DEMO/hello"
 cp -r examples/hello/. "$DEMO/hello/"
 git -C "$DEMO/hello" add -A
@@ -37,14 +37,18 @@ say "Starting the daemon: proxy on http://127.0.0.1:$HTTP_PORT and https://127.0
 DAEMON=$!
 for _ in $(seq 100); do "$BIN" apps >/dev/null 2>&1 && break; sleep 0.1; done
 
-if "$BIN" help git-receive-pack >/dev/null 2>&1; then
-	git -C "$DEMO/hello" push -q "ext::$BIN git-receive-pack hello" main 2>&1 ||
-		git -C "$DEMO/hello" -c protocol.ext.allow=always push "ext::$BIN git-receive-pack hello" main
-else
-	mkdir -p "$PIKU_ROOT/apps"
-	cp -r "$DEMO/hello" "$PIKU_ROOT/apps/hello"
-	"$BIN" deploy hello
-fi
+say "git push piku main   (over an ssh stand-in that runs piku's forced command)"
+
+# ssh stand-in: runs what sshd's forced command would run for piku's key,
+# so the push goes through the same git-receive-pack and hooks as over SSH.
+cat >"$DEMO/ssh" <<EOF2
+#!/bin/sh
+while [ \$# -gt 1 ]; do shift; done
+SSH_ORIGINAL_COMMAND="\$1" exec "$BIN"
+EOF2
+chmod +x "$DEMO/ssh"
+git -C "$DEMO/hello" remote add piku piku@demo:hello
+GIT_SSH_COMMAND="$DEMO/ssh" git -C "$DEMO/hello" push piku main
 
 say "piku ps hello"
 for _ in $(seq 100); do "$BIN" ps hello 2>/dev/null | grep -q 'web.1 *running' && break; sleep 0.1; done
