@@ -68,6 +68,8 @@ func TestScripts(t *testing.T) {
 			"alive":      cmdAlive,
 			"groupgone":  cmdGroupGone,
 			"procs":      cmdProcs,
+			"loadstart":  cmdLoadStart,
+			"loadcheck":  cmdLoadCheck,
 		},
 	})
 }
