@@ -68,6 +68,7 @@ func TestScripts(t *testing.T) {
 			"alive":      cmdAlive,
 			"groupgone":  cmdGroupGone,
 			"procs":      cmdProcs,
+			"waitfiles":  cmdWaitFiles,
 			"loadstart":  cmdLoadStart,
 			"loadcheck":  cmdLoadCheck,
 		},
@@ -342,4 +343,29 @@ func processesWithCwd(prefix string) []int {
 		}
 	}
 	return pids
+}
+
+// waitfiles DIR REGEXP N: wait until exactly N files in DIR have names
+// matching REGEXP (the whole name).
+func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: waitfiles DIR REGEXP N")
+	}
+	re := regexp.MustCompile("^(?:" + args[1] + ")$")
+	want, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	var names []string
+	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		ents, _ := os.ReadDir(ts.MkAbs(args[0]))
+		names = names[:0]
+		for _, e := range ents {
+			if re.MatchString(e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) == want {
+			return
+		}
+	}
+	ts.Fatalf("waitfiles %s %q: want %d, have %q", args[0], args[1], want, names)
 }
