@@ -243,7 +243,11 @@ func acmeEligible(h string) bool {
 }
 
 // hostPolicy is autocert's HostPolicy: only the hosts of apps with ACME on.
+// autocert's HTTP-01 handler passes the Host header, which may carry a port.
 func (m *Manager) hostPolicy(_ context.Context, host string) error {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
 	m.mu.RLock()
 	ok := m.acmeHosts[normalize(host)]
 	m.mu.RUnlock()
