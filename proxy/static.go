@@ -76,13 +76,13 @@ func (rt *route) serveCatchAll(w http.ResponseWriter, r *http.Request) bool {
 // prefix itself or below it.
 func underPrefix(p, prefix string) (string, bool) {
 	if prefix == "/" {
-		return strings.TrimPrefix(p, "/"), true
+		return strings.TrimLeft(p, "/"), true
 	}
 	rest, ok := strings.CutPrefix(p, prefix)
 	if !ok || rest != "" && rest[0] != '/' {
 		return "", false
 	}
-	return strings.TrimPrefix(rest, "/"), true
+	return strings.TrimLeft(rest, "/"), true
 }
 
 func getOrHead(w http.ResponseWriter, r *http.Request) bool {
