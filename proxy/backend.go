@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// backend is the live state of one backend address. It outlives route
+// swaps, so in-flight counts stay right while old instances drain.
+type backend struct {
+	addr      string
+	s         *Server
+	inflight  atomic.Int64
+	downUntil atomic.Int64 // unix nanoseconds
+}
+
+func (b *backend) down(now time.Time) bool { return b.downUntil.Load() > now.UnixNano() }
+
+func (b *backend) markDown() {
+	b.downUntil.Store(time.Now().Add(b.s.o.DownFor).UnixNano())
+}
+
+// done ends one request to b and wakes Drain when b becomes idle.
+func (b *backend) done() {
+	if b.inflight.Add(-1) == 0 {
+		b.s.idleMu.Lock()
+		close(b.s.idle)
+		b.s.idle = make(chan struct{})
+		b.s.idleMu.Unlock()
+	}
+}
+
+// errNoBackend is returned when an app has no backend left to try.
+var errNoBackend = errors.New("no backend")
+
+// pick chooses the next backend of app round robin, skipping the ones in
+// tried and, while others remain, the ones marked down. The backend is
+// counted in flight before pick returns; should the route table change
+// meanwhile, the choice is made again from the new table, so that once
+// SetRoute has returned, Drain sees every request sent to an old backend.
+func (s *Server) pick(app string, tried []*backend) *backend {
+	for {
+		t := s.table.Load()
+		rt := t.apps[app]
+		if rt == nil || len(rt.backends) == 0 {
+			return nil
+		}
+		n := uint32(len(rt.backends))
+		start := rt.next.Add(1) - 1
+		now := time.Now()
+		var b, fallback *backend
+		for i := range n {
+			c := rt.backends[(start+i)%n]
+			if contains(tried, c) {
+				continue
+			}
+			if c.down(now) {
+				if fallback == nil {
+					fallback = c
+				}
+				continue
+			}
+			b = c
+			break
+		}
+		if b == nil {
+			b = fallback
+		}
+		if b == nil {
+			return nil
+		}
+		b.inflight.Add(1)
+		if s.table.Load() == t {
+			return b
+		}
+		b.done()
+	}
+}
+
+func contains(bs []*backend, b *backend) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Drain returns once no request is in flight to any of addrs, or when ctx
+// ends.
+func (s *Server) Drain(ctx context.Context, addrs []string) {
+	for {
+		s.idleMu.Lock()
+		ch := s.idle
+		s.idleMu.Unlock()
+		busy := false
+		s.mu.Lock()
+		for _, a := range addrs {
+			if b := s.backends[a]; b != nil && b.inflight.Load() > 0 {
+				busy = true
+				break
+			}
+		}
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// InFlight returns the number of requests in flight to addr.
+func (s *Server) InFlight(addr string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.backends[addr]; b != nil {
+		return b.inflight.Load()
+	}
+	return 0
+}
+
+func newTransport(o Options) *http.Transport {
+	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  1 * time.Second,
+		DisableCompression:     true, // pass the client's Accept-Encoding through
+		MaxResponseHeaderBytes: 64 << 10,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+	}
+}
+
+// balancer is the ReverseProxy's RoundTripper: it picks a backend of the
+// request's app, sends the request there and retries on another backend
+// when the connection is refused and no byte of the body was sent.
+type balancer struct{ s *Server }
+
+func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	s := bl.s
+	info := infoFrom(req.Context())
+	var body *sentBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &sentBody{rc: req.Body}
+	}
+	var tried []*backend
+	for {
+		b := s.pick(info.route.App, tried)
+		if b == nil {
+			if len(tried) > 0 {
+				return nil, lastErr(info)
+			}
+			return nil, errNoBackend
+		}
+		out := req.WithContext(req.Context())
+		u := *req.URL
+		u.Host = b.addr
+		out.URL = &u
+		if body != nil {
+			out.Body = body
+		}
+		res, err := s.transport.RoundTrip(out)
+		if err == nil {
+			res.Body = b.wrap(res.Body)
+			return res, nil
+		}
+		b.done()
+		if !isDialError(err) || req.Context().Err() != nil {
+			return nil, err
+		}
+		b.markDown()
+		s.log.Warn("backend refused the connection", "app", info.route.App, "backend", b.addr, "err", err)
+		info.err = err
+		tried = append(tried, b)
+		if body != nil && body.sent.Load() {
+			return nil, err
+		}
+	}
+}
+
+func lastErr(info *reqInfo) error {
+	if info.err != nil {
+		return info.err
+	}
+	return errNoBackend
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// sentBody tells whether any of the request body was read; it leaves
+// closing the body to the ReverseProxy, so that a retry can still send it.
+type sentBody struct {
+	rc   io.ReadCloser
+	sent atomic.Bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.sent.Store(true)
+	}
+	return n, err
+}
+
+func (b *sentBody) Close() error { return nil }
+
+// wrap returns body counting b in flight until it is closed. The body of
+// a 101 response is the backend connection, and stays writable.
+func (b *backend) wrap(body io.ReadCloser) io.ReadCloser {
+	if rwc, ok := body.(io.ReadWriteCloser); ok {
+		return &inflightRWC{inflightBody{ReadCloser: rwc, b: b}, rwc}
+	}
+	return &inflightBody{ReadCloser: body, b: b}
+}
+
+type inflightBody struct {
+	io.ReadCloser
+	b      *backend
+	closed atomic.Bool
+}
+
+func (ib *inflightBody) Close() error {
+	err := ib.ReadCloser.Close()
+	if ib.closed.CompareAndSwap(false, true) {
+		ib.b.done()
+	}
+	return err
+}
+
+type inflightRWC struct {
+	inflightBody
+	w io.Writer
+}
+
+func (r *inflightRWC) Write(p []byte) (int, error) { return r.w.Write(p) }

@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"runtime"
+	"testing"
+)
+
+// benchProxy measures GET requests for a body of size bytes, from 64
+// goroutines, sent straight to the backend and through the proxy.
+func benchProxy(b *testing.B, size int) {
+	body := bytes.Repeat([]byte("x"), size)
+	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	_, addr := startProxy(b, Options{}, Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
+	for _, tc := range []struct{ name, addr string }{{"direct", backend}, {"proxy", addr}} {
+		b.Run(tc.name, func(b *testing.B) {
+			tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			b.SetBytes(int64(size))
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0))) // 64 goroutines
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req, _ := http.NewRequest("GET", "http://"+tc.addr+"/", nil)
+				req.Host = "app.test"
+				for pb.Next() {
+					res, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 || n != int64(size) {
+						b.Errorf("%d, %d bytes", res.StatusCode, n)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkProxySmall(b *testing.B) { benchProxy(b, 13) }
+func BenchmarkProxy1MiB(b *testing.B)  { benchProxy(b, 1<<20) }

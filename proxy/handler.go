@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reqInfo travels in the request context from the handler to the
+// ReverseProxy's Rewrite, RoundTripper and ErrorHandler.
+type reqInfo struct {
+	route  *route
+	start  time.Time
+	client string // the client's address: the peer, or CF-Connecting-IP behind Cloudflare
+	peer   string // the TCP peer's address
+	secure bool
+	port   string // the port the request arrived on
+	err    error  // the last dial error, for the error page
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	info, _ := ctx.Value(infoKey{}).(*reqInfo)
+	if info == nil {
+		return &reqInfo{route: &route{}}
+	}
+	return info
+}
+
+// acmePrefix is the path of ACME HTTP-01 challenges, never redirected.
+const acmePrefix = "/.well-known/acme-challenge/"
+
+func (s *Server) handler(secure bool, port string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, secure, port)
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port string) {
+	start := time.Now()
+	w.Header().Set("X-Deployed-By", "Piku")
+	rt := s.table.Load().lookup(r.Host)
+	if rt == nil {
+		http.Error(w, "404 not found: no app answers this host name", http.StatusNotFound)
+		return
+	}
+	peer := hostOf(r.RemoteAddr)
+	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
+	if rt.log != nil {
+		lw := &logWriter{ResponseWriter: w}
+		w = lw
+		defer func() { rt.log.write(r, lw, info, time.Since(start)) }()
+	}
+	if rt.CloudflareACL {
+		ip := net.ParseIP(peer)
+		if !rt.allowed(ip) {
+			page(w, http.StatusForbidden)
+			return
+		}
+		if isCloudflare(ip) {
+			if cf := net.ParseIP(strings.TrimSpace(r.Header.Get("CF-Connecting-IP"))); cf != nil {
+				info.client = cf.String()
+			}
+		}
+	}
+	if rt.HTTPSOnly && !secure && !strings.HasPrefix(r.URL.Path, acmePrefix) {
+		http.Redirect(w, r, s.httpsURL(r), http.StatusMovedPermanently)
+		return
+	}
+	if !rt.AllowGit && hasGitSegment(r.URL.Path) {
+		page(w, http.StatusForbidden)
+		return
+	}
+	if rt.serveStatic(w, r) {
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	if rt.cache != nil && rt.cache.applies(r) {
+		rt.cache.serve(w, r, s.rp)
+		return
+	}
+	s.rp.ServeHTTP(w, r)
+}
+
+// httpsURL is r's URL on the HTTPS listener.
+func (s *Server) httpsURL(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	p := portOf(s.addrs[1])
+	if p == "" {
+		p = portOf(s.o.HTTPSAddr)
+	}
+	if p != "" && p != "443" {
+		host += ":" + p
+	}
+	return "https://" + host + r.URL.RequestURI()
+}
+
+// hasGitSegment reports whether p has a segment starting with ".git", as
+// nginx's `location ~ /\.git` matched.
+func hasGitSegment(p string) bool {
+	return strings.Contains(p, "/.git")
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// spoofable are request headers a client could forge to pose as another
+// address or scheme; they are dropped and set from what the proxy saw.
+var spoofable = []string{
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
+	"X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Real-Ip", "X-Remote-Address",
+	"X-Request-Start", "X-Client-Ip", "Forwarded",
+}
+
+// rewrite sets the outbound request's headers like piku's nginx did.
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+	info := infoFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = "backend" // the balancer sets the address
+	out.Host = pr.In.Host
+	h := out.Header
+	for _, k := range spoofable {
+		h.Del(k)
+	}
+	if info.client == info.peer {
+		h.Del("Cf-Connecting-Ip")
+		h.Set("X-Forwarded-For", info.client)
+	} else {
+		h.Set("X-Forwarded-For", info.client+", "+info.peer)
+	}
+	h.Set("X-Real-IP", info.client)
+	h.Set("X-Remote-Address", info.client)
+	if info.secure {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	h.Set("X-Forwarded-Host", pr.In.Host)
+	h.Set("X-Forwarded-Port", info.port)
+	h.Set("X-Request-Start", "t="+strconv.FormatInt(info.start.UnixMicro(), 10))
+}
+
+// StatusClientClosed is logged when the client went away before the
+// backend answered, as nginx does.
+const StatusClientClosed = 499
+
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	info := infoFrom(r.Context())
+	var ne net.Error
+	switch {
+	case r.Context().Err() != nil:
+		w.WriteHeader(StatusClientClosed)
+		return
+	case errors.Is(err, errNoBackend):
+		s.log.Warn("no backend", "app", info.route.App, "host", r.Host)
+		page(w, http.StatusBadGateway)
+	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
+		s.log.Warn("backend timed out", "app", info.route.App, "err", err)
+		page(w, http.StatusGatewayTimeout)
+	default:
+		s.log.Warn("backend failed", "app", info.route.App, "err", err)
+		page(w, http.StatusBadGateway)
+	}
+}
+
+// page writes a short HTML error page.
+func page(w http.ResponseWriter, code int) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(code)
+	text := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	fmt.Fprintf(w, "<!doctype html>\n<html><head><title>%s</title></head><body><h1>%s</h1><hr><p>piku</p></body></html>\n", text, text)
+}

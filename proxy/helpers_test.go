@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startProxy runs a Server on a loopback port until the test ends.
+func startProxy(t testing.TB, o Options, routes ...Route) (*Server, string) {
+	t.Helper()
+	o.HTTPAddr = "127.0.0.1:0"
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := New(o)
+	for _, r := range routes {
+		s.SetRoute(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	addr, _ := s.Addrs()
+	return s, addr
+}
+
+// backendServer starts an HTTP server answering with h and returns its
+// address.
+func backendServer(t testing.TB, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// named answers with its name.
+func named(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+type resp struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// do sends method path with Host host to the proxy at addr.
+func do(t testing.TB, c *http.Client, addr, method, host, path string, body io.Reader, hdr ...string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if c == nil {
+		c = &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		defer c.CloseIdleConnections()
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", method, host, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp{res.StatusCode, res.Header, string(b)}
+}
+
+// rawRequest writes req on a new connection to addr and returns the
+// status line and the rest of the response.
+func rawRequest(t testing.TB, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+func statusOf(raw string) string {
+	line, _, _ := strings.Cut(raw, "\r\n")
+	return line
+}

@@ -1,0 +1,246 @@
+// Package proxy is piku's HTTP front: it routes requests by Host to apps,
+// balances them over each app's web instances, serves static paths,
+// caches responses, applies the Cloudflare ACL, redirects to HTTPS and
+// writes access logs. It replaces the nginx configuration piku generated
+// from an app's NGINX_* keys.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Logger receives the proxy's own messages; nil discards them.
+	Logger *slog.Logger
+	// HTTPAddr and HTTPSAddr are the listen addresses; "" turns a
+	// listener off.
+	HTTPAddr, HTTPSAddr string
+	// TLSConfig serves HTTPS (with HTTP/2); nil turns HTTPS off.
+	TLSConfig *tls.Config
+	// HTTPWrap wraps the plain-HTTP handler, to answer ACME HTTP-01
+	// challenges; nil = none.
+	HTTPWrap func(http.Handler) http.Handler
+	// ResponseHeaderTimeout is how long a backend may take to start its
+	// response before the client gets a 504; default 60s.
+	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds connecting to a backend; default 5s.
+	DialTimeout time.Duration
+	// DownFor is how long a backend refusing connections is skipped;
+	// default 2s.
+	DownFor time.Duration
+	// ShutdownTimeout bounds the graceful shutdown at the end of Run;
+	// default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the reverse proxy. Its route table can be changed at any time
+// with SetRoute and RemoveRoute, while Run serves.
+type Server struct {
+	o         Options
+	log       *slog.Logger
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+
+	table atomic.Pointer[table]
+
+	mu       sync.Mutex // serialises table changes; guards the maps below
+	routes   map[string]Route
+	backends map[string]*backend // by address; kept so Drain sees old ones
+	caches   map[string]*cache   // by app
+	logs     map[string]*accessLog
+
+	idleMu sync.Mutex
+	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
+
+	ready chan struct{}
+	addrs [2]string
+}
+
+// New returns a Server; Run starts it.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.DownFor <= 0 {
+		o.DownFor = 2 * time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{
+		o:        o,
+		log:      o.Logger,
+		routes:   map[string]Route{},
+		backends: map[string]*backend{},
+		caches:   map[string]*cache{},
+		logs:     map[string]*accessLog{},
+		idle:     make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
+	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
+	s.transport = newTransport(o)
+	s.rp = &httputil.ReverseProxy{
+		Rewrite:       s.rewrite,
+		Transport:     balancer{s},
+		FlushInterval: -1,
+		BufferPool:    &bufferPool{},
+		ErrorHandler:  s.proxyError,
+		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Ready is closed once Run listens; Addrs then returns the bound addresses.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the addresses the HTTP and HTTPS listeners are bound to
+// ("" when off), valid once Ready is closed.
+func (s *Server) Addrs() (httpAddr, httpsAddr string) { return s.addrs[0], s.addrs[1] }
+
+// Run listens and serves until ctx ends, then shuts down gracefully:
+// requests in flight get up to Options.ShutdownTimeout to finish and
+// upgraded connections (WebSockets) are closed.
+func (s *Server) Run(ctx context.Context) error {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	type listener struct {
+		srv *http.Server
+		ln  net.Listener
+		tls bool
+	}
+	var ls []listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.ln.Close()
+		}
+	}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			BaseContext:       func(net.Listener) context.Context { return base },
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+	}
+	if s.o.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", s.o.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		var h http.Handler = s.handler(false, portOf(ln.Addr().String()))
+		if s.o.HTTPWrap != nil {
+			h = s.o.HTTPWrap(h)
+		}
+		ls = append(ls, listener{newServer(h), ln, false})
+		s.addrs[0] = ln.Addr().String()
+	}
+	if s.o.HTTPSAddr != "" && s.o.TLSConfig == nil {
+		s.log.Warn("HTTPS listener off: no TLS configuration", "addr", s.o.HTTPSAddr)
+	}
+	if s.o.HTTPSAddr != "" && s.o.TLSConfig != nil {
+		ln, err := net.Listen("tcp", s.o.HTTPSAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("proxy: %w", err)
+		}
+		srv := newServer(s.handler(true, portOf(ln.Addr().String())))
+		cfg := s.o.TLSConfig.Clone()
+		for _, p := range []string{"h2", "http/1.1"} {
+			if !slices.Contains(cfg.NextProtos, p) {
+				cfg.NextProtos = append(cfg.NextProtos, p)
+			}
+		}
+		srv.TLSConfig = cfg
+		ls = append(ls, listener{srv, ln, true})
+		s.addrs[1] = ln.Addr().String()
+	}
+	close(s.ready)
+	for _, l := range ls {
+		s.log.Info("listening", "addr", l.ln.Addr().String(), "tls", l.tls)
+	}
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() {
+			var err error
+			if l.tls {
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			errc <- err
+		}()
+	}
+	var err error
+	pending := len(ls)
+	select {
+	case <-ctx.Done():
+	case e := <-errc:
+		pending--
+		err = fmt.Errorf("proxy: %w", e)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() {
+			if e := l.srv.Shutdown(sctx); e != nil {
+				l.srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	cancelBase() // ends upgraded connections, which Shutdown leaves alone
+	for ; pending > 0; pending-- {
+		if e := <-errc; err == nil && !errors.Is(e, http.ErrServerClosed) {
+			err = fmt.Errorf("proxy: %w", e)
+		}
+	}
+	s.transport.CloseIdleConnections()
+	s.mu.Lock()
+	for p, l := range s.logs {
+		l.Close()
+		delete(s.logs, p)
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// bufferPool recycles the ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+var _ httputil.BufferPool = (*bufferPool)(nil)

@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Route is what the proxy knows about one app: the host names it answers,
+// the web instances behind them and the nginx-like settings piku reads from
+// the app's ENV (NGINX_* keys).
+type Route struct {
+	// App is the app's name; it identifies the route.
+	App string
+	// Hosts are the host names the app answers, lower case, from
+	// NGINX_SERVER_NAME. "*.example.com" matches every subdomain of
+	// example.com (not example.com itself).
+	Hosts []string
+	// Backends are the addresses of the app's web instances
+	// ("127.0.0.1:20001"), balanced round robin.
+	Backends []string
+	// StaticSite is the directory of the app's `static` Procfile entry:
+	// the whole site is served from it. "" = none.
+	StaticSite string
+	// StaticPaths map URL prefixes to directories (NGINX_STATIC_PATHS).
+	StaticPaths []StaticPath
+	// CatchAll is the URL path served when a static lookup finds nothing
+	// (NGINX_CATCH_ALL), such as "/index.html" for single-page apps.
+	CatchAll string
+	// HTTPSOnly redirects plain HTTP to HTTPS with a 301, except ACME
+	// HTTP-01 challenges (NGINX_HTTPS_ONLY).
+	HTTPSOnly bool
+	// CloudflareACL lets in only Cloudflare's addresses, loopback and
+	// AllowIPs (NGINX_CLOUDFLARE_ACL); the client address is then taken
+	// from CF-Connecting-IP.
+	CloudflareACL bool
+	// AllowIPs are further addresses or CIDR prefixes let in with
+	// CloudflareACL.
+	AllowIPs []string
+	// AllowGit serves paths containing "/.git" (NGINX_ALLOW_GIT_FOLDERS);
+	// by default they get 403.
+	AllowGit bool
+	// Cache is non-nil when NGINX_CACHE_PREFIXES is set.
+	Cache *CacheConfig
+	// AccessLog is the path of the app's access log; "" = none.
+	AccessLog string
+}
+
+// StaticPath maps the URL prefix Prefix ("/static") to the directory Dir.
+type StaticPath struct {
+	Prefix string
+	Dir    string
+}
+
+// CacheConfig configures the response cache of a route. The cache is kept
+// in memory; Path is accepted for compatibility with piku's
+// NGINX_CACHE_PATH and is not written to.
+type CacheConfig struct {
+	// Path is NGINX_CACHE_PATH; unused by the in-memory cache.
+	Path string
+	// Prefixes are the URL prefixes whose responses are cached, each
+	// starting with "/" (NGINX_CACHE_PREFIXES).
+	Prefixes []string
+	// Size bounds the bytes held (NGINX_CACHE_SIZE, in MiB; default 1 MiB).
+	Size int64
+	// Time is how long a 200 response is kept (NGINX_CACHE_TIME;
+	// default 3600s).
+	Time time.Duration
+	// Redirects is how long 301, 302, 303, 307 and 308 responses are kept
+	// (NGINX_CACHE_REDIRECTS); 0, the default, does not cache them.
+	Redirects time.Duration
+	// Any is how long responses with any other status are kept
+	// (NGINX_CACHE_ANY); 0, the default, does not cache them.
+	Any time.Duration
+	// Control is the max-age of the "Cache-Control: public, max-age=N"
+	// header added to cacheable responses that carry none
+	// (NGINX_CACHE_CONTROL; default 3600s; 0 adds nothing).
+	Control time.Duration
+	// Expiry drops entries not used for that long (NGINX_CACHE_EXPIRY;
+	// default 86400s).
+	Expiry time.Duration
+}
+
+// RouteFromEnv reads piku's NGINX_* keys of app, whose checkout is dir,
+// into a Route. Backends, StaticSite and AccessLog are left for the caller.
+// The error names the key at fault.
+func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
+	r := Route{App: app}
+	hosts, err := ParseHosts(env["NGINX_SERVER_NAME"])
+	if err != nil {
+		return Route{}, fmt.Errorf("NGINX_SERVER_NAME: %w", err)
+	}
+	r.Hosts = hosts
+	for key, dst := range map[string]*bool{
+		"NGINX_HTTPS_ONLY":        &r.HTTPSOnly,
+		"NGINX_CLOUDFLARE_ACL":    &r.CloudflareACL,
+		"NGINX_ALLOW_GIT_FOLDERS": &r.AllowGit,
+	} {
+		if *dst, err = parseBool(env[key]); err != nil {
+			return Route{}, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if r.StaticPaths, err = ParseStaticPaths(env["NGINX_STATIC_PATHS"], dir); err != nil {
+		return Route{}, fmt.Errorf("NGINX_STATIC_PATHS: %w", err)
+	}
+	if c := strings.TrimSpace(env["NGINX_CATCH_ALL"]); c != "" {
+		if strings.ContainsAny(c, " \t\n\x00") {
+			return Route{}, fmt.Errorf("NGINX_CATCH_ALL: %q is not a URL path", c)
+		}
+		r.CatchAll = path.Clean("/" + c)
+	}
+	if p := strings.TrimSpace(env["NGINX_CACHE_PREFIXES"]); p != "" {
+		c := &CacheConfig{Path: env["NGINX_CACHE_PATH"]}
+		for _, item := range strings.Split(p, ",") {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			if strings.ContainsAny(item, " \t\n\x00") {
+				return Route{}, fmt.Errorf("NGINX_CACHE_PREFIXES: %q is not a URL prefix", item)
+			}
+			c.Prefixes = append(c.Prefixes, "/"+strings.TrimPrefix(item, "/"))
+		}
+		mb, err := parseInt(env, "NGINX_CACHE_SIZE", 1)
+		if err != nil {
+			return Route{}, err
+		}
+		if mb == 0 {
+			return Route{}, fmt.Errorf("NGINX_CACHE_SIZE: must be at least 1")
+		}
+		c.Size = mb << 20
+		for _, d := range []struct {
+			key string
+			def int64
+			dst *time.Duration
+		}{
+			{"NGINX_CACHE_TIME", 3600, &c.Time},
+			{"NGINX_CACHE_REDIRECTS", 0, &c.Redirects},
+			{"NGINX_CACHE_ANY", 0, &c.Any},
+			{"NGINX_CACHE_CONTROL", 3600, &c.Control},
+			{"NGINX_CACHE_EXPIRY", 86400, &c.Expiry},
+		} {
+			n, err := parseInt(env, d.key, d.def)
+			if err != nil {
+				return Route{}, err
+			}
+			*d.dst = time.Duration(n) * time.Second
+		}
+		if len(c.Prefixes) > 0 {
+			r.Cache = c
+		}
+	}
+	return r, nil
+}
+
+// ParseHosts splits NGINX_SERVER_NAME on commas and spaces into lower-case
+// host names. A name may start with "*." to match every subdomain.
+func ParseHosts(s string) ([]string, error) {
+	var hosts []string
+	seen := map[string]bool{}
+	for _, h := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		h = strings.TrimSuffix(strings.ToLower(h), ".")
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || len(h) > 253 {
+			return nil, fmt.Errorf("%q is not a host name", h)
+		}
+		for _, label := range strings.Split(name, ".") {
+			if label == "" || len(label) > 63 {
+				return nil, fmt.Errorf("%q is not a host name", h)
+			}
+			for _, c := range label {
+				if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+					return nil, fmt.Errorf("%q is not a host name", h)
+				}
+			}
+		}
+		if !seen[h] {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts, nil
+}
+
+// ParseStaticPaths reads NGINX_STATIC_PATHS, "/url:path,/url2:path2", where
+// each path is relative to dir or absolute.
+func ParseStaticPaths(s, dir string) ([]StaticPath, error) {
+	var out []StaticPath
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		prefix, p, ok := strings.Cut(item, ":")
+		if !ok || p == "" {
+			return nil, fmt.Errorf("%q: want /url:path", item)
+		}
+		if !strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, " \t\x00") {
+			return nil, fmt.Errorf("%q: URL prefix must start with /", item)
+		}
+		if strings.ContainsRune(p, 0) {
+			return nil, fmt.Errorf("%q: bad path", item)
+		}
+		prefix = path.Clean(prefix)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		out = append(out, StaticPath{Prefix: prefix, Dir: filepath.Clean(p)})
+	}
+	return out, nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("%q is not true or false", s)
+}
+
+func parseInt(env map[string]string, key string, def int64) (int64, error) {
+	s := strings.TrimSpace(env[key])
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > 1<<31 {
+		return 0, fmt.Errorf("%s: %q is not a number of the right size", key, s)
+	}
+	return n, nil
+}

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRouteFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Route
+		wantErr string // a key the error must name
+	}{
+		{name: "empty", env: nil, want: Route{App: "a"}},
+		{
+			name: "full",
+			env: map[string]string{
+				"NGINX_SERVER_NAME":       "Example.com, www.example.com *.apps.example.com",
+				"NGINX_HTTPS_ONLY":        "true",
+				"NGINX_CLOUDFLARE_ACL":    "1",
+				"NGINX_ALLOW_GIT_FOLDERS": "no",
+				"NGINX_STATIC_PATHS":      "/static:public,/media:/srv/media/",
+				"NGINX_CATCH_ALL":         "index.html",
+				"NGINX_CACHE_PREFIXES":    "/api, static/",
+				"NGINX_CACHE_SIZE":        "2",
+				"NGINX_CACHE_TIME":        "60",
+				"NGINX_CACHE_REDIRECTS":   "30",
+			},
+			want: Route{
+				App:           "a",
+				Hosts:         []string{"example.com", "www.example.com", "*.apps.example.com"},
+				HTTPSOnly:     true,
+				CloudflareACL: true,
+				StaticPaths:   []StaticPath{{"/static", "/app/public"}, {"/media", "/srv/media"}},
+				CatchAll:      "/index.html",
+				Cache: &CacheConfig{Prefixes: []string{"/api", "/static/"}, Size: 2 << 20, Time: time.Minute,
+					Redirects: 30 * time.Second, Control: time.Hour, Expiry: 24 * time.Hour},
+			},
+		},
+		{name: "bad host", env: map[string]string{"NGINX_SERVER_NAME": "exa mple.com foo..bar"}, wantErr: "NGINX_SERVER_NAME"},
+		{name: "bad wildcard", env: map[string]string{"NGINX_SERVER_NAME": "foo.*.com"}, wantErr: "NGINX_SERVER_NAME"},
+		{name: "bad bool", env: map[string]string{"NGINX_HTTPS_ONLY": "sure"}, wantErr: "NGINX_HTTPS_ONLY"},
+		{name: "static without colon", env: map[string]string{"NGINX_STATIC_PATHS": "/static"}, wantErr: "NGINX_STATIC_PATHS"},
+		{name: "static without slash", env: map[string]string{"NGINX_STATIC_PATHS": "static:public"}, wantErr: "NGINX_STATIC_PATHS"},
+		{name: "cache size", env: map[string]string{"NGINX_CACHE_PREFIXES": "/a", "NGINX_CACHE_SIZE": "lots"}, wantErr: "NGINX_CACHE_SIZE"},
+		{name: "cache time", env: map[string]string{"NGINX_CACHE_PREFIXES": "/a", "NGINX_CACHE_TIME": "-1"}, wantErr: "NGINX_CACHE_TIME"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RouteFromEnv("a", "/app", tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+				if got.Cache != nil && tt.want.Cache != nil {
+					t.Errorf("cache %+v, want %+v", *got.Cache, *tt.want.Cache)
+				}
+			}
+		})
+	}
+}
+
+func FuzzRouteFromEnv(f *testing.F) {
+	f.Add("example.com *.example.org", "/static:public,/m:/srv/m", "/api,/x", "3", "index.html")
+	f.Add("", "", "", "", "")
+	f.Fuzz(func(t *testing.T, names, static, prefixes, size, catchAll string) {
+		env := map[string]string{"NGINX_SERVER_NAME": names, "NGINX_STATIC_PATHS": static,
+			"NGINX_CACHE_PREFIXES": prefixes, "NGINX_CACHE_SIZE": size, "NGINX_CATCH_ALL": catchAll}
+		r, err := RouteFromEnv("app", "/app", env)
+		if err != nil {
+			if !strings.Contains(err.Error(), "NGINX_") {
+				t.Fatalf("error names no key: %v", err)
+			}
+			return
+		}
+		for _, h := range r.Hosts {
+			if h == "" || h != strings.ToLower(h) || strings.ContainsAny(h, " ,") || strings.Count(h, "*") > 1 ||
+				strings.Contains(h, "*") && !strings.HasPrefix(h, "*.") {
+				t.Fatalf("bad host %q", h)
+			}
+		}
+		for _, sp := range r.StaticPaths {
+			if !strings.HasPrefix(sp.Prefix, "/") || !strings.HasPrefix(sp.Dir, "/") {
+				t.Fatalf("bad static path %+v", sp)
+			}
+		}
+		if r.Cache != nil {
+			if r.Cache.Size < 1<<20 || len(r.Cache.Prefixes) == 0 {
+				t.Fatalf("bad cache %+v", *r.Cache)
+			}
+			for _, p := range r.Cache.Prefixes {
+				if !strings.HasPrefix(p, "/") {
+					t.Fatalf("bad prefix %q", p)
+				}
+			}
+		}
+		if r.CatchAll != "" && !strings.HasPrefix(r.CatchAll, "/") {
+			t.Fatalf("bad catch-all %q", r.CatchAll)
+		}
+	})
+}
+
+func FuzzStaticLookup(f *testing.F) {
+	f.Add("/static/a.txt", "/static")
+	f.Add("/static/../etc/passwd", "/")
+	f.Add("/x%2e%2e/y", "/x")
+	f.Fuzz(func(t *testing.T, p, prefix string) {
+		rel, ok := underPrefix(p, prefix)
+		if !ok {
+			return
+		}
+		if prefix != "/" && !strings.HasPrefix(p, prefix) {
+			t.Fatalf("underPrefix(%q, %q) matched", p, prefix)
+		}
+		if strings.HasPrefix(rel, "/") {
+			t.Fatalf("rel %q starts with /", rel)
+		}
+	})
+}
