@@ -43,10 +43,21 @@ func (s *Server) handler(secure bool, port string) http.Handler {
 	})
 }
 
+// localIP is the address of piku the request arrived on.
+func localIP(r *http.Request) net.IP {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		return a.IP
+	}
+	return nil
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port string) {
 	start := time.Now()
 	w.Header().Set("X-Deployed-By", "Piku")
 	rt := s.table.Load().lookup(r.Host)
+	if rt != nil && !rt.servesOn(localIP(r)) {
+		rt = nil
+	}
 	if rt == nil {
 		http.Error(w, "404 not found: no app answers this host name", http.StatusNotFound)
 		return

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,46 @@ type Route struct {
 	Cache *CacheConfig
 	// AccessLog is the path of the app's access log; "" = none.
 	AccessLog string
+	// IPv4Address and IPv6Address restrict the local addresses the app is
+	// served on, as piku's nginx `listen` lines did (NGINX_IPV4_ADDRESS,
+	// NGINX_IPV6_ADDRESS). Unset or unspecified (0.0.0.0, ::) = any.
+	IPv4Address, IPv6Address net.IP
+	// DisableIPv6 stops serving the app to requests that reach piku over
+	// IPv6 (DISABLE_IPV6).
+	DisableIPv6 bool
+}
+
+// servesOn reports whether the route answers requests that arrived on the
+// local address local (nil: unknown, answered).
+func (r *Route) servesOn(local net.IP) bool {
+	if local == nil {
+		return true
+	}
+	if v4 := local.To4(); v4 != nil {
+		return r.IPv4Address == nil || r.IPv4Address.IsUnspecified() || r.IPv4Address.Equal(v4)
+	}
+	if r.DisableIPv6 {
+		return false
+	}
+	return r.IPv6Address == nil || r.IPv6Address.IsUnspecified() || r.IPv6Address.Equal(local)
+}
+
+// parseListenIP reads NGINX_IPV4_ADDRESS or NGINX_IPV6_ADDRESS: an address
+// of the family, IPv6 with or without brackets.
+func parseListenIP(env map[string]string, key string, v6 bool) (net.IP, error) {
+	v := strings.TrimSpace(env[key])
+	if v == "" {
+		return nil, nil
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(v, "["), "]"))
+	if ip == nil || (ip.To4() != nil) == v6 {
+		family := "an IPv4"
+		if v6 {
+			family = "an IPv6"
+		}
+		return nil, fmt.Errorf("%s: %q is not %s address", key, v, family)
+	}
+	return ip, nil
 }
 
 // StaticPath maps the URL prefix Prefix ("/static") to the directory Dir.
@@ -98,10 +139,17 @@ func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
 		"NGINX_HTTPS_ONLY":        &r.HTTPSOnly,
 		"NGINX_CLOUDFLARE_ACL":    &r.CloudflareACL,
 		"NGINX_ALLOW_GIT_FOLDERS": &r.AllowGit,
+		"DISABLE_IPV6":            &r.DisableIPv6,
 	} {
 		if *dst, err = parseBool(env[key]); err != nil {
 			return Route{}, fmt.Errorf("%s: %w", key, err)
 		}
+	}
+	if r.IPv4Address, err = parseListenIP(env, "NGINX_IPV4_ADDRESS", false); err != nil {
+		return Route{}, err
+	}
+	if r.IPv6Address, err = parseListenIP(env, "NGINX_IPV6_ADDRESS", true); err != nil {
+		return Route{}, err
 	}
 	if r.StaticPaths, err = ParseStaticPaths(env["NGINX_STATIC_PATHS"], dir); err != nil {
 		return Route{}, fmt.Errorf("NGINX_STATIC_PATHS: %w", err)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"net"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -126,4 +128,56 @@ func FuzzStaticLookup(f *testing.F) {
 			t.Fatalf("rel %q starts with /", rel)
 		}
 	})
+}
+
+// TestListenAddresses: NGINX_IPV4_ADDRESS, NGINX_IPV6_ADDRESS and
+// DISABLE_IPV6 restrict the local addresses an app answers on; elsewhere
+// its host is unknown.
+func TestListenAddresses(t *testing.T) {
+	back := backendServer(t, named("app"))
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"any", map[string]string{}, http.StatusOK},
+		{"this address", map[string]string{"NGINX_IPV4_ADDRESS": "127.0.0.1"}, http.StatusOK},
+		{"unspecified", map[string]string{"NGINX_IPV4_ADDRESS": "0.0.0.0"}, http.StatusOK},
+		{"another address", map[string]string{"NGINX_IPV4_ADDRESS": "192.0.2.1"}, http.StatusNotFound},
+		{"ipv6 off, ipv4 request", map[string]string{"DISABLE_IPV6": "true"}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"NGINX_SERVER_NAME": "app.test"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			rt, err := RouteFromEnv("app", t.TempDir(), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rt.Backends = []string{back}
+			_, addr := startProxy(t, Options{}, rt)
+			if got := do(t, http.DefaultClient, addr, "GET", "app.test", "/", nil); got.code != tt.want {
+				t.Errorf("status %d, want %d (%s)", got.code, tt.want, got.body)
+			}
+		})
+	}
+	for _, env := range []map[string]string{
+		{"NGINX_IPV4_ADDRESS": "::1"},
+		{"NGINX_IPV6_ADDRESS": "127.0.0.1"},
+		{"NGINX_IPV4_ADDRESS": "nope"},
+	} {
+		if _, err := RouteFromEnv("app", "/srv", env); err == nil {
+			t.Errorf("RouteFromEnv(%v) accepted a bad address", env)
+		}
+	}
+	r := Route{DisableIPv6: true}
+	if r.servesOn(net.ParseIP("::1")) {
+		t.Error("DISABLE_IPV6 route answers on ::1")
+	}
+	r = Route{IPv6Address: net.ParseIP("2001:db8::1")}
+	if r.servesOn(net.ParseIP("::1")) || !r.servesOn(net.ParseIP("2001:db8::1")) {
+		t.Error("NGINX_IPV6_ADDRESS not honoured")
+	}
 }
