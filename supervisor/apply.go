@@ -35,8 +35,8 @@ type change struct {
 //
 // New instances of every kind must be ready within the boot timeout: a web
 // instance when it accepts TCP connections (or answers the health path
-// below 500), any other when it is still up after a second (or exited
-// cleanly). If one exits or times out, every new instance is stopped, the
+// below 500), any other when it is still up after a second or the boot
+// timeout, whichever comes first (or has exited cleanly). If one exits or times out, every new instance is stopped, the
 // old ones keep running and routed, and Apply returns why, with the last
 // lines of the instance's log. Kinds that spec no longer has are stopped.
 //
@@ -221,6 +221,15 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) err
 			case <-tctx.Done():
 				if bctx.Err() != nil {
 					return
+				}
+				if !in.spec.Web {
+					// A worker still up at the deadline has started, unless
+					// it has just reported otherwise.
+					select {
+					case err = <-in.boot:
+					default:
+					}
+					break
 				}
 				err = fmt.Errorf("%s was not ready within %s", in.name(), timeout)
 				if tail := lastLines(in.logPath, 10); tail != "" {

@@ -165,8 +165,8 @@ func (in *instance) watch(p *proc, bootResult func(error)) (exit error, stopped 
 			}
 		})
 	} else {
-		// Workers have no readiness signal: one still up after a moment
-		// counts as started.
+		// Workers have no readiness signal: one still up after a second
+		// (or the boot timeout, if shorter) counts as started.
 		probes.Go(func() {
 			t := time.NewTimer(min(time.Second, in.policy.BootTimeout))
 			defer t.Stop()
