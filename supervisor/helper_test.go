@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +202,3 @@ func pids(st []InstanceStatus) map[string]int {
 }
 
 func gone(pgid int) bool { return len(groupMembers(pgid)) == 0 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

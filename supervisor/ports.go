@@ -64,13 +64,6 @@ func (p *ports) take(fixed int) (int, error) {
 	return 0, fmt.Errorf("no free port in %s:%d-%d", p.bind, p.min, p.max)
 }
 
-// inUse reports whether port is held by a live instance.
-func (p *ports) inUse(port int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.used[port]
-}
-
 // release returns port to the range.
 func (p *ports) release(port int) {
 	if port == 0 {

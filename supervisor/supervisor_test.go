@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -455,7 +456,7 @@ func TestStateFileRecovery(t *testing.T) {
 
 func TestRunStopsEverything(t *testing.T) {
 	r := newFakeRouter()
-	s, err := New(Options{Router: r, Ports: PortRange{Min: 22000, Max: 22999}})
+	s, err := New(Options{Router: r, Ports: PortRange{Min: 22000, Max: 22999}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
