@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -455,6 +456,7 @@ func TestStateFileRecovery(t *testing.T) {
 }
 
 func TestRunStopsEverything(t *testing.T) {
+	baseline := runtime.NumGoroutine()
 	r := newFakeRouter()
 	s, err := New(Options{Router: r, Ports: PortRange{Min: 22000, Max: 22999}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -483,6 +485,8 @@ func TestRunStopsEverything(t *testing.T) {
 	for _, g := range groups {
 		eventually(t, "every group gone", func() bool { return gone(g) })
 	}
+	// Every goroutine the supervisor started has ended.
+	eventually(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 	if err := s.Apply(context.Background(), AppSpec{App: "late"}); err == nil {
 		t.Error("Apply after Run returned succeeded")
 	}
