@@ -221,7 +221,6 @@ func TestReplaceWithoutDowntime(t *testing.T) {
 	web := webSpec(2, "1")
 	web.HealthPath, web.HealthHost = "/health", "app.example"
 	spec := ts.spec("replacy", web, ProcessSpec{Kind: "worker", Count: 1, Command: "sleep 1000"})
-	spec.Policy.BootTimeout = 100 * time.Millisecond // worker readiness
 	if err := ts.Apply(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
