@@ -1,0 +1,317 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// instance is one ordinal of one kind of one app, in one generation. Its
+// owner goroutine (run) holds the process and decides everything about it;
+// others read a snapshot of its status and ask it to stop.
+type instance struct {
+	s        *Supervisor
+	log      *slog.Logger
+	app      string
+	spec     ProcessSpec
+	n        int
+	gen      int
+	revision string
+	dir      string
+	policy   Policy
+	logPath  string
+	port     int
+	addr     string
+
+	boot chan error    // gets the outcome of the first start: nil when ready
+	quit chan struct{} // closed to ask for a graceful stop
+	kill chan struct{} // closed to skip the rest of the grace period
+	done chan struct{} // closed when the process is gone and everything released
+
+	quitOnce, killOnce sync.Once
+
+	mu     sync.Mutex
+	status InstanceStatus
+}
+
+func (in *instance) name() string { return in.spec.Kind + "." + strconv.Itoa(in.n) }
+
+func (in *instance) snapshot() InstanceStatus {
+	in.mu.Lock()
+	st := in.status
+	in.mu.Unlock()
+	if st.PID != 0 {
+		st.RSS = rss(st.PID)
+	}
+	return st
+}
+
+func (in *instance) update(f func(st *InstanceStatus)) {
+	in.mu.Lock()
+	f(&in.status)
+	in.mu.Unlock()
+}
+
+// stop asks the instance to stop gracefully and waits until it is gone. If
+// ctx ends first, the process group is killed at once.
+func (in *instance) stop(ctx context.Context) {
+	in.quitOnce.Do(func() { close(in.quit) })
+	select {
+	case <-in.done:
+		return
+	case <-ctx.Done():
+	}
+	in.killOnce.Do(func() { close(in.kill) })
+	<-in.done
+}
+
+// proc is one running process of an instance.
+type proc struct {
+	cmd     *exec.Cmd
+	pgid    int
+	started time.Time
+	exited  chan error    // cmd.Wait's result
+	copied  chan struct{} // closed when the output copier is done
+	out     *os.File      // read end of the output pipe
+}
+
+// run is the owner goroutine: start, watch, restart with backoff, stop.
+func (in *instance) run() {
+	defer close(in.done)
+	defer in.s.ports.release(in.port)
+	defer in.s.logs.close(in.logPath)
+
+	bo := newBackoff(in.policy.BackoffInitial, in.policy.BackoffMax, in.s.healthyRun)
+	booted := false
+	bootResult := func(err error) {
+		if !booted {
+			booted = true
+			in.boot <- err
+		}
+	}
+	for {
+		select {
+		case <-in.quit:
+			bootResult(fmt.Errorf("%s was stopped before it was ready", in.name()))
+			in.update(func(st *InstanceStatus) { st.State, st.NextRetry = StateStopped, time.Time{} })
+			return
+		default:
+		}
+		var ran time.Duration
+		p, err := in.start()
+		if err != nil {
+			in.log.Error("starting", "err", err)
+			in.update(func(st *InstanceStatus) { st.LastExit = err.Error() })
+			bootResult(fmt.Errorf("%s did not start: %w", in.name(), err))
+		} else {
+			exit, stopped := in.watch(p, bootResult)
+			if stopped {
+				return
+			}
+			ran = time.Since(p.started)
+			last := exitText(p.cmd.ProcessState, exit)
+			in.log.Info("exited", "pid", p.cmd.Process.Pid, "status", last, "ran", ran.Round(time.Millisecond))
+			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit = StateExited, 0, last })
+			if !booted && (in.spec.Web || !p.cmd.ProcessState.Success()) {
+				msg := fmt.Sprintf("%s exited (%s) before it was ready", in.name(), last)
+				if tail := lastLines(in.logPath, 10); tail != "" {
+					msg += "; last log lines:\n" + tail
+				}
+				bootResult(errors.New(msg))
+			}
+			bootResult(nil) // a worker that finished its job cleanly
+		}
+		delay, looping := bo.exited(ran)
+		state := StateBackoff
+		if looping {
+			state = StateCrashLoop
+			in.log.Warn("crash loop: retrying at a slow pace", "every", in.policy.BackoffMax)
+		}
+		next := time.Now().Add(delay)
+		in.update(func(st *InstanceStatus) { st.State, st.NextRetry = state, next })
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+			in.update(func(st *InstanceStatus) { st.Restarts++; st.NextRetry = time.Time{} })
+		case <-in.quit:
+			t.Stop()
+			in.update(func(st *InstanceStatus) { st.State, st.NextRetry = StateStopped, time.Time{} })
+			return
+		}
+	}
+}
+
+// watch waits for p to exit, become ready, or be asked to stop. It returns
+// the exit error and whether the instance was stopped (then the owner is
+// done).
+func (in *instance) watch(p *proc, bootResult func(error)) (exit error, stopped bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var probes sync.WaitGroup
+	ready := make(chan struct{}, 1)
+	if in.spec.Web {
+		probes.Go(func() {
+			if probeUntilReady(ctx, in.addr, in.spec.HealthPath, in.spec.HealthHost) {
+				ready <- struct{}{}
+			}
+		})
+	} else {
+		// Workers have no readiness signal: one still up after a second
+		// (or the boot timeout, if shorter) counts as started.
+		probes.Go(func() {
+			t := time.NewTimer(min(time.Second, in.policy.BootTimeout))
+			defer t.Stop()
+			select {
+			case <-t.C:
+				ready <- struct{}{}
+			case <-ctx.Done():
+			}
+		})
+	}
+	defer func() {
+		cancel()
+		probes.Wait()
+	}()
+	for {
+		select {
+		case <-ready:
+			in.update(func(st *InstanceStatus) { st.State = StateRunning })
+			bootResult(nil)
+		case err := <-p.exited:
+			in.finish(p)
+			return err, false
+		case <-in.quit:
+			in.terminate(p)
+			bootResult(fmt.Errorf("%s was stopped before it was ready", in.name()))
+			return nil, true
+		}
+	}
+}
+
+// start spawns the process.
+func (in *instance) start() (*proc, error) {
+	name, args := "/bin/sh", []string{"-c", shellCommand(in.spec.Command)}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = in.dir
+	env := append([]string(nil), in.spec.Env...)
+	if in.spec.Web {
+		env = append(env, "PORT="+strconv.Itoa(in.port))
+	}
+	env = append(env, "PROC_TYPE="+in.spec.Kind, "PIKU_INSTANCE="+strconv.Itoa(in.n))
+	cmd.Env = env
+	cmd.SysProcAttr = sysProcAttr()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		return nil, err
+	}
+	_ = w.Close()
+	p := &proc{cmd: cmd, pgid: cmd.Process.Pid, started: time.Now(), exited: make(chan error, 1), copied: make(chan struct{}), out: r}
+	pid := cmd.Process.Pid
+	_, st, _ := procStat(pid)
+	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.pgid, Start: st})
+	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
+	go func() {
+		defer close(p.copied)
+		_, _ = io.Copy(w2, r)
+		_ = r.Close()
+		in.s.logs.close(in.logPath)
+	}()
+	go func() { p.exited <- cmd.Wait() }()
+	state := StateStarting
+	in.update(func(s *InstanceStatus) {
+		s.State, s.PID, s.StartedAt = state, pid, p.started
+	})
+	in.log.Info("started", "pid", pid)
+	return p, nil
+}
+
+// finish cleans up after the process leader exited: what is left of its
+// group is killed (no orphans), the output copier is awaited and the
+// process leaves the state file.
+func (in *instance) finish(p *proc) {
+	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	// A process that left the group may still hold the pipe: give the
+	// copier a moment, then cut it off.
+	_ = p.out.SetReadDeadline(time.Now().Add(2 * time.Second))
+	<-p.copied
+	in.s.state.remove(p.cmd.Process.Pid)
+}
+
+// terminate stops p: SIGTERM to the group, SIGKILL after the stop timeout
+// (or at once when asked to), and waits for it.
+func (in *instance) terminate(p *proc) {
+	in.update(func(st *InstanceStatus) { st.State = StateStopping })
+	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+	t := time.NewTimer(in.policy.StopTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-p.exited:
+	case <-t.C:
+		in.log.Warn("did not stop in time, killing", "pid", p.cmd.Process.Pid, "timeout", in.policy.StopTimeout)
+		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		err = <-p.exited
+	case <-in.kill:
+		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		err = <-p.exited
+	}
+	in.finish(p)
+	last := exitText(p.cmd.ProcessState, err)
+	in.log.Info("stopped", "pid", p.cmd.Process.Pid, "status", last)
+	in.update(func(st *InstanceStatus) {
+		st.State, st.PID, st.LastExit, st.NextRetry = StateStopped, 0, last, time.Time{}
+	})
+}
+
+// exitText renders how a process ended: "exit 3", "signal: killed".
+func exitText(ps *os.ProcessState, err error) string {
+	if ps == nil {
+		if err != nil {
+			return err.Error()
+		}
+		return "unknown"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return "exit " + strconv.Itoa(ps.ExitCode())
+}
+
+// shellCommand returns what /bin/sh -c runs for command: a simple command
+// (no shell syntax beyond words and quotes) is prefixed with exec, so the
+// program replaces the shell and gets signals itself.
+func shellCommand(command string) string {
+	c := strings.TrimSpace(command)
+	if c == "" || strings.ContainsAny(c, ";&|`$()<>\n\\{}!#") {
+		return command
+	}
+	first, _, _ := strings.Cut(c, " ")
+	if strings.Contains(first, "=") {
+		return command // FOO=bar cmd: an assignment, exec would take it for the program
+	}
+	switch first {
+	case "exec", "if", "for", "while", "until", "case", "cd", "export", ".", "source", "set", "eval", "trap", "ulimit", "umask":
+		return command
+	}
+	return "exec " + c
+}
+
+// logPath returns where instance n of kind writes.
+func logPath(dir, kind string, n int) string {
+	return filepath.Join(dir, kind+"."+strconv.Itoa(n)+".log")
+}

@@ -1,0 +1,126 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/piku/piku/layout"
+)
+
+// liveProc is one process recorded in the state file.
+type liveProc struct {
+	App   string `json:"app"`
+	Kind  string `json:"kind"`
+	N     int    `json:"n"`
+	PID   int    `json:"pid"`
+	PGID  int    `json:"pgid"`
+	Start uint64 `json:"start"` // /proc/PID/stat starttime, to tell a reused pid apart
+}
+
+// stateFile keeps the list of live processes on disk, so that a daemon
+// killed with SIGKILL leaves enough behind for the next one to clean up.
+type stateFile struct {
+	path string
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	procs map[int]liveProc // by pid
+}
+
+func (f *stateFile) add(p liveProc) {
+	if f.path == "" {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.procs[p.PID] = p
+	f.writeLocked()
+}
+
+func (f *stateFile) remove(pid int) {
+	if f.path == "" {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.procs, pid)
+	f.writeLocked()
+}
+
+func (f *stateFile) writeLocked() {
+	list := make([]liveProc, 0, len(f.procs))
+	for _, p := range f.procs {
+		list = append(list, p)
+	}
+	slices.SortFunc(list, func(a, b liveProc) int { return a.PID - b.PID })
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err == nil {
+		err = layout.WriteFile(f.path, append(b, '\n'), 0o600)
+	}
+	if err != nil {
+		f.log.Error("writing the process state file", "err", err)
+	}
+}
+
+// readState reads a state file; a missing file is an empty list.
+func readState(path string) ([]liveProc, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []liveProc
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return list, nil
+}
+
+// reapLeftovers stops the process groups recorded by a previous daemon:
+// SIGTERM to each group that is still ours, then SIGKILL to what is left
+// after grace. A group is ours if its leader is the recorded process (same
+// start time), or if the leader is gone and the group still has members.
+// These processes are not our children, so their end can only be seen in
+// /proc; this is the one place that polls, for at most grace.
+func reapLeftovers(log *slog.Logger, list []liveProc, grace time.Duration) {
+	var groups []liveProc
+	for _, p := range list {
+		if p.PGID <= 1 {
+			continue
+		}
+		if _, start, err := procStat(p.PID); err == nil && start != p.Start {
+			continue // the pid was reused by another process
+		}
+		if len(groupMembers(p.PGID)) == 0 {
+			continue
+		}
+		log.Info("stopping a process left by a previous daemon", "app", p.App, "kind", p.Kind, "n", p.N, "pid", p.PID)
+		_ = syscall.Kill(-p.PGID, syscall.SIGTERM)
+		groups = append(groups, p)
+	}
+	deadline := time.Now().Add(grace)
+	for len(groups) > 0 {
+		groups = slices.DeleteFunc(groups, func(p liveProc) bool { return len(groupMembers(p.PGID)) == 0 })
+		if len(groups) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range groups {
+				log.Warn("killing a process group left by a previous daemon", "app", p.App, "kind", p.Kind, "pgid", p.PGID)
+				_ = syscall.Kill(-p.PGID, syscall.SIGKILL)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,233 @@
+package supervisor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Options configure a Supervisor.
+type Options struct {
+	Logger    *slog.Logger // default: slog.Default()
+	Router    Router       // told about every change of an app's web addresses; required
+	Ports     PortRange    // where web instances listen
+	StateFile string       // the live processes are recorded here; "" records nothing
+}
+
+// Supervisor runs the processes of every app.
+type Supervisor struct {
+	log        *slog.Logger
+	router     Router
+	ports      *ports
+	state      *stateFile
+	logs       *logFiles
+	healthyRun time.Duration
+
+	wg sync.WaitGroup // every instance owner
+
+	mu     sync.Mutex
+	apps   map[string]*app
+	live   map[*instance]struct{} // every instance whose owner runs, routed or not
+	closed bool
+}
+
+// app is the running formation of one app. Its lock serialises Apply and
+// Stop for the app; kinds is guarded by Supervisor.mu.
+type app struct {
+	lock  sync.Mutex
+	gone  bool // stopped and forgotten; Apply must look it up again
+	kinds map[string]*kind
+}
+
+// kind is the current generation of one process kind.
+type kind struct {
+	spec     ProcessSpec
+	revision string
+	dir      string
+	gen      int
+	insts    map[int]*instance // by ordinal
+}
+
+// New returns a Supervisor. It first stops the processes that a previous
+// daemon recorded in the state file and left running.
+func New(o Options) (*Supervisor, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Router == nil {
+		return nil, errors.New("supervisor: a Router is required")
+	}
+	p, err := newPorts(o.Ports)
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{
+		log:        o.Logger,
+		router:     o.Router,
+		ports:      p,
+		state:      &stateFile{path: o.StateFile, log: o.Logger, procs: map[int]liveProc{}},
+		logs:       &logFiles{files: map[string]*logFile{}},
+		healthyRun: healthyRun,
+		apps:       map[string]*app{},
+		live:       map[*instance]struct{}{},
+	}
+	if o.StateFile != "" {
+		left, err := readState(o.StateFile)
+		if err != nil {
+			s.log.Error("reading the process state file", "err", err)
+		}
+		reapLeftovers(s.log, left, 5*time.Second)
+		s.state.mu.Lock()
+		s.state.writeLocked()
+		s.state.mu.Unlock()
+	}
+	return s, nil
+}
+
+// Run waits for ctx to end, then stops every process gracefully (all at
+// once) and returns when they are gone.
+func (s *Supervisor) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closed = true
+	all := slices.Collect(maps.Keys(s.live))
+	s.mu.Unlock()
+	stopAll(context.Background(), all)
+	s.wg.Wait()
+	return nil
+}
+
+// Status returns the instances of app, sorted by kind and ordinal.
+func (s *Supervisor) Status(appName string) []InstanceStatus {
+	s.mu.Lock()
+	var insts []*instance
+	if a := s.apps[appName]; a != nil {
+		for _, k := range a.kinds {
+			insts = slices.AppendSeq(insts, maps.Values(k.insts))
+		}
+	}
+	s.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(insts))
+	for _, in := range insts {
+		out = append(out, in.snapshot())
+	}
+	slices.SortFunc(out, func(a, b InstanceStatus) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.N, b.N), cmp.Compare(a.Generation, b.Generation))
+	})
+	return out
+}
+
+// lockApp returns name's app, locked; create makes it if missing.
+func (s *Supervisor) lockApp(name string, create bool) (*app, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errors.New("the supervisor is shutting down")
+		}
+		a := s.apps[name]
+		if a == nil {
+			if !create {
+				s.mu.Unlock()
+				return nil, nil
+			}
+			a = &app{kinds: map[string]*kind{}}
+			s.apps[name] = a
+		}
+		s.mu.Unlock()
+		a.lock.Lock()
+		if !a.gone {
+			return a, nil
+		}
+		a.lock.Unlock()
+	}
+}
+
+// Stop stops every process of app gracefully and forgets the app. Its web
+// addresses are routed away and drained first.
+func (s *Supervisor) Stop(ctx context.Context, appName string) error {
+	a, err := s.lockApp(appName, false)
+	if err != nil || a == nil {
+		return err
+	}
+	defer a.lock.Unlock()
+	s.mu.Lock()
+	var all []*instance
+	for _, k := range a.kinds {
+		all = slices.AppendSeq(all, maps.Values(k.insts))
+	}
+	a.kinds = map[string]*kind{}
+	a.gone = true
+	delete(s.apps, appName)
+	s.mu.Unlock()
+	s.router.Route(appName, []string{})
+	s.router.Drain(ctx, webAddrs(all))
+	stopAll(ctx, all)
+	return nil
+}
+
+// stopAll stops insts in parallel.
+func stopAll(ctx context.Context, insts []*instance) {
+	var wg sync.WaitGroup
+	for _, in := range insts {
+		wg.Go(func() { in.stop(ctx) })
+	}
+	wg.Wait()
+}
+
+func webAddrs(insts []*instance) []string {
+	var out []string
+	for _, in := range insts {
+		if in.spec.Web {
+			out = append(out, in.addr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// spawn creates instance n of ps and starts its owner goroutine.
+func (s *Supervisor) spawn(spec *AppSpec, ps ProcessSpec, n, gen, fixed int) (*instance, error) {
+	in := &instance{
+		s: s, app: spec.App, spec: ps, n: n, gen: gen, revision: spec.Revision, dir: spec.Dir,
+		policy: spec.Policy, logPath: logPath(spec.Logs.Dir, ps.Kind, n),
+		boot: make(chan error, 1), quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}),
+	}
+	in.log = s.log.With("app", spec.App, "process", in.name(), "generation", gen)
+	if ps.Web {
+		port, err := s.ports.take(fixed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.name(), err)
+		}
+		in.port, in.addr = port, s.ports.addr(port)
+	}
+	if err := os.MkdirAll(spec.Logs.Dir, 0o755); err != nil {
+		s.ports.release(in.port)
+		return nil, fmt.Errorf("%s: %w", in.name(), err)
+	}
+	in.status = InstanceStatus{Kind: ps.Kind, N: n, State: StateStarting, Port: in.port, Addr: in.addr,
+		Revision: spec.Revision, Generation: gen}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.ports.release(in.port)
+		return nil, errors.New("the supervisor is shutting down")
+	}
+	s.logs.open(in.logPath, spec.Logs)
+	s.live[in] = struct{}{}
+	s.wg.Go(func() {
+		in.run()
+		s.mu.Lock()
+		delete(s.live, in)
+		s.mu.Unlock()
+	})
+	s.mu.Unlock()
+	return in, nil
+}

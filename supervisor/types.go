@@ -1,0 +1,140 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+)
+
+// PortRange is where web instances get their ports: Bind:Min..Bind:Max.
+// Zero values mean 127.0.0.1 and 5000..5999.
+type PortRange struct {
+	Bind     string
+	Min, Max int
+}
+
+// Router is told which addresses serve an app. The daemon implements it
+// over the proxy.
+type Router interface {
+	// Route makes addrs the web backends of app. It returns once new
+	// requests go only to addrs.
+	Route(app string, addrs []string)
+	// Drain returns once no request is in flight to any of addrs, or ctx ends.
+	Drain(ctx context.Context, addrs []string)
+}
+
+// State is where an instance is in its life.
+type State string
+
+// The states of an instance; see the package documentation.
+const (
+	StateStarting  State = "starting"
+	StateRunning   State = "running"
+	StateBackoff   State = "backoff"
+	StateCrashLoop State = "crashloop"
+	StateStopping  State = "stopping"
+	StateStopped   State = "stopped"
+	StateExited    State = "exited"
+)
+
+// InstanceStatus is a snapshot of one instance (one ordinal of one kind).
+type InstanceStatus struct {
+	Kind       string
+	N          int
+	State      State
+	PID        int // 0 while no process runs
+	Port       int // 0 for non-web kinds
+	Addr       string
+	StartedAt  time.Time // when the current (or last) process started
+	Restarts   int       // processes started after the first one
+	LastExit   string    // "exit 3", "signal: killed"; "" before the first exit
+	NextRetry  time.Time // in backoff or crashloop: when the next start is due
+	RSS        int64     // resident memory in bytes, from /proc/PID/statm
+	Revision   string
+	Generation int
+}
+
+// AppSpec is the desired formation of one app.
+type AppSpec struct {
+	App      string
+	Revision string // the checked-out revision; a change replaces every kind
+	Dir      string // working directory of every process; a change replaces every kind
+	// Processes are the kinds to run; kinds not listed are stopped.
+	Processes []ProcessSpec
+	// Restart lists kinds to replace even if unchanged; "*" means all.
+	Restart []string
+	Policy  Policy
+	Logs    LogPolicy
+}
+
+// Policy holds the timings of an app's processes. A zero field takes its
+// default.
+type Policy struct {
+	StopTimeout    time.Duration // SIGTERM to SIGKILL; default 10s
+	BootTimeout    time.Duration // how long a new web instance may take to be ready; default 60s
+	BackoffInitial time.Duration // first restart delay; default 100ms
+	BackoffMax     time.Duration // restart delay cap, and the crash-loop retry period; default 30s
+}
+
+// LogPolicy says where instance logs go and how they rotate.
+type LogPolicy struct {
+	Dir        string // KIND.N.log files are written here
+	MaxSizeMB  int    // rotate beyond this size; default 10
+	MaxBackups int    // rotated files kept; default 5
+	MaxAgeDays int    // rotated files older than this are removed; default 0, no limit
+}
+
+// ProcessSpec is one process kind of an app.
+type ProcessSpec struct {
+	Kind    string
+	Command string // run with /bin/sh -c
+	Count   int    // instances, ordinals 1..Count
+	Env     []string
+	// Web instances get PORT and are routed; they are ready when they
+	// accept TCP connections on it, or answer HealthPath below 500.
+	Web        bool
+	FixedPort  int // pins the first instance's port (0: allocate)
+	HealthPath string
+	HealthHost string // Host header of the health check
+}
+
+// Defaults of Policy and LogPolicy.
+const (
+	DefaultStopTimeout    = 10 * time.Second
+	DefaultBootTimeout    = 60 * time.Second
+	DefaultBackoffInitial = 100 * time.Millisecond
+	DefaultBackoffMax     = 30 * time.Second
+	DefaultLogMaxSizeMB   = 10
+	DefaultLogMaxBackups  = 5
+)
+
+func (p Policy) withDefaults() Policy {
+	if p.StopTimeout <= 0 {
+		p.StopTimeout = DefaultStopTimeout
+	}
+	if p.BootTimeout <= 0 {
+		p.BootTimeout = DefaultBootTimeout
+	}
+	if p.BackoffInitial <= 0 {
+		p.BackoffInitial = DefaultBackoffInitial
+	}
+	if p.BackoffMax <= 0 {
+		p.BackoffMax = DefaultBackoffMax
+	}
+	if p.BackoffMax < p.BackoffInitial {
+		p.BackoffMax = p.BackoffInitial
+	}
+	return p
+}
+
+func (l LogPolicy) withDefaults() LogPolicy {
+	if l.MaxSizeMB <= 0 {
+		l.MaxSizeMB = DefaultLogMaxSizeMB
+	}
+	if l.MaxBackups <= 0 {
+		l.MaxBackups = DefaultLogMaxBackups
+	}
+	if l.MaxAgeDays < 0 {
+		l.MaxAgeDays = 0
+	}
+	return l
+}
