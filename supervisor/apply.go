@@ -36,9 +36,12 @@ type change struct {
 // New instances of every kind must be ready within the boot timeout: a web
 // instance when it accepts TCP connections (or answers the health path
 // below 500), any other when it is still up after a second or the boot
-// timeout, whichever comes first (or has exited cleanly). If one exits or times out, every new instance is stopped, the
-// old ones keep running and routed, and Apply returns why, with the last
-// lines of the instance's log. Kinds that spec no longer has are stopped.
+// timeout, whichever comes first (or has exited cleanly). If one exits or
+// times out, the new instances are stopped, the old ones keep running and
+// routed, and Apply returns why, with the last lines of the instance's
+// log; new instances of kinds that had nothing running stay supervised
+// (there is nothing to fall back to), restarting with backoff. Kinds that
+// spec no longer has are stopped.
 //
 // A web kind with a fixed port cannot run two generations at once: its old
 // instance on that port is stopped before the new one starts.
@@ -84,7 +87,32 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	// Start the new instances.
 	var fresh []*instance
 	fail := func(err error) error {
-		stopAll(context.WithoutCancel(ctx), fresh)
+		// Kinds that had nothing running keep their new instances under
+		// supervision (restarted with backoff): there is no older version
+		// to fall back to, and a process that fails at boot, say while its
+		// database comes up, should be retried rather than dropped.
+		var drop []*instance
+		kept := false
+		s.mu.Lock()
+		for _, c := range changes {
+			if c.replace && (c.old == nil || len(c.old.insts) == 0) && len(c.started) > 0 {
+				k := &kind{spec: c.ps, revision: spec.Revision, dir: spec.Dir, gen: c.gen, insts: map[int]*instance{}}
+				for _, in := range c.started {
+					k.insts[in.n] = in
+				}
+				a.kinds[c.ps.Kind] = k
+				kept = true
+				continue
+			}
+			drop = append(drop, c.started...)
+		}
+		addrs := a.webAddrs()
+		s.mu.Unlock()
+		if kept {
+			s.router.Route(spec.App, addrs)
+			err = fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", err)
+		}
+		stopAll(context.WithoutCancel(ctx), drop)
 		return fmt.Errorf("rolling out %s: %w", spec.App, err)
 	}
 	for _, c := range changes {

@@ -340,6 +340,28 @@ func TestFailedBootKeepsOldGeneration(t *testing.T) {
 	}
 }
 
+// TestFailedFirstBootStaysSupervised: with nothing older to fall back to,
+// a process that fails at boot is kept and retried with backoff, and Apply
+// still reports the failure.
+func TestFailedFirstBootStaysSupervised(t *testing.T) {
+	ts := startSup(t, "")
+	spec := ts.spec("fresh", ProcessSpec{Kind: "worker", Count: 1, Command: "echo failing; exit 3"})
+	err := ts.Apply(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "exit 3") || !strings.Contains(err.Error(), "retried with backoff") {
+		t.Fatalf("Apply: %v", err)
+	}
+	eventually(t, "restarts", func() bool {
+		st := ts.Status("fresh")
+		return len(st) == 1 && st[0].Restarts >= 2
+	})
+	if err := ts.Stop(context.Background(), "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if st := ts.Status("fresh"); len(st) != 0 {
+		t.Errorf("after Stop: %v", st)
+	}
+}
+
 func pidList(st []InstanceStatus) []int {
 	var out []int
 	for _, in := range st {

@@ -11,6 +11,7 @@ import sys
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body leave at once
     def do_GET(self):
         if self.path == "/env":
             body = json.dumps(dict(os.environ), sort_keys=True, indent=1) + "\n"
