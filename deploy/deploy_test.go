@@ -472,4 +472,9 @@ func TestHookDeploysBranchesOnly(t *testing.T) {
 	if len(rels) != 1 || rels[0].Fingerprint != "SHA256:k" || rels[0].Revision != rev {
 		t.Errorf("releases = %+v", rels)
 	}
+	// The new repository's HEAD now names the deployed branch, so clones
+	// check it out.
+	if got := g.git(root.Repo("app"), "symbolic-ref", "HEAD"); got != "refs/heads/main" {
+		t.Errorf("HEAD = %q", got)
+	}
 }

@@ -46,5 +46,8 @@ func (d *Deployer) Hook(ctx context.Context, app string, in io.Reader, getenv fu
 	if err != nil {
 		return fmt.Errorf("%w\npush rejected: the server's %s branch stays where it was", err, deploy.Branch())
 	}
+	if err := pointHead(d.Root.Repo(app), deploy.Branch()); err != nil {
+		d.step("Warning: could not point the repository's HEAD at %s: %v", deploy.Branch(), err)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/piku/piku/layout"
 )
@@ -71,4 +72,24 @@ func PrepareRepo(root layout.Root, app, self string) (created bool, err error) {
 		}
 	}
 	return created, nil
+}
+
+// pointHead makes the bare repository's HEAD name branch when the branch
+// it names does not exist (a new repository's HEAD names master), so that
+// clones check the deployed branch out.
+func pointHead(repoDir, branch string) error {
+	repo, err := git.PlainOpen(repoDir)
+	if err != nil {
+		return err
+	}
+	head, err := repo.Storer.Reference(plumbing.HEAD)
+	if err != nil {
+		return err
+	}
+	if head.Type() == plumbing.SymbolicReference {
+		if _, err := repo.Storer.Reference(head.Target()); err == nil {
+			return nil
+		}
+	}
+	return repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(branch)))
 }
