@@ -187,7 +187,7 @@ func buildPythonProject(b *build) error {
 	case b.has("uv"):
 		tool = "uv"
 	default:
-		return errors.New("Python app detected (pyproject.toml), but neither poetry nor uv is installed on the server: install one with `apt-get install python3-poetry` (or install uv)")
+		return errors.New("pyproject.toml found (Python), but neither poetry nor uv is installed on the server: install one with `apt-get install python3-poetry` (or install uv)")
 	}
 	if err := b.pythonVenv(); err != nil {
 		return err
