@@ -49,7 +49,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		c.appsCommand(), c.configCommand(), c.configGetCommand(), c.configSetCommand(),
 		c.configUnsetCommand(), c.configLiveCommand(), c.deployCommand(), c.destroyCommand(),
 		c.logsCommand(), c.psCommand(), c.psScaleCommand(), c.restartCommand(), c.stopCommand(),
-		c.startCommand(), c.runCommand(),
+		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(),
 	} {
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
@@ -58,6 +58,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
+	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand())
 	return root
 }
 

@@ -7,7 +7,8 @@
 // taken over as is:
 //
 //	PIKU_ROOT/
-//	  apps/APP/            the deployed checkout (Procfile, ENV, code)
+//	  apps/APP/            the deployed checkout (Procfile, ENV, code); a
+//	                       symlink to releases/APP/ID when pushed with this piku
 //	  repos/APP/           the bare git repository users push to
 //	  envs/APP/            the app's build environment (virtualenv, node_modules, bin/)
 //	  envs/APP/ENV         config:set overrides (0600)
@@ -19,7 +20,8 @@
 //	  uwsgi-available/     uWSGI vassal .ini files piku writes
 //	  uwsgi-enabled/       the vassals that are switched on
 //	  certs/               TLS certificates (ACME and self-signed)
-//	  releases/APP/        kept releases, newest last
+//	  releases/APP/ID/     a kept release (apps/APP links to the live one)
+//	  releases/APP/ID.json the release's revision, time, key and config
 //	  run/                 the daemon's socket and pid file
 package layout
 
@@ -167,6 +169,18 @@ func (r Root) Cache(app string) string { return filepath.Join(r.CacheDir(), app)
 // Releases is releases/APP.
 func (r Root) Releases(app string) string { return filepath.Join(r.ReleasesDir(), app) }
 
+// Release is releases/APP/ID, one release's checkout; apps/APP is a symlink
+// to the live one.
+func (r Root) Release(app, id string) string { return filepath.Join(r.Releases(app), id) }
+
+// ReleaseMeta is releases/APP/ID.json, what a release was made from (0600:
+// it holds the config snapshot).
+func (r Root) ReleaseMeta(app, id string) string { return filepath.Join(r.Releases(app), id+".json") }
+
+// DeployLock is the file locked while app is deployed or rolled back, so
+// that pushes to one app run one after the other.
+func (r Root) DeployLock(app string) string { return filepath.Join(r.Releases(app), ".lock") }
+
 // VassalName is the file name of an instance's uWSGI vassal, APP_KIND.N.ini
 // as piku names it.
 func VassalName(app, kind string, n int) string {
@@ -209,7 +223,8 @@ func (r Root) Apps() ([]string, error) {
 	}
 	var apps []string
 	for _, e := range entries {
-		if e.IsDir() && ValidateApp(e.Name()) == nil {
+		// apps/APP is a symlink to the live release (see Release).
+		if ValidateApp(e.Name()) == nil && r.Exists(e.Name()) {
 			apps = append(apps, e.Name())
 		}
 	}

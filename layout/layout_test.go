@@ -101,12 +101,23 @@ func TestAppsListsOnlyValidDirs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.AppsDir(), "file"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A released app is a symlink to its live release; a dangling link is
+	// not an app.
+	if err := os.MkdirAll(r.Release("c", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(r.Release("c", "1"), r.App("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(r.Release("d", "1"), r.App("d")); err != nil {
+		t.Fatal(err)
+	}
 	apps, err := r.Apps()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(apps) != 2 || apps[0] != "a" || apps[1] != "b" {
-		t.Fatalf("Apps() = %v, want [a b]", apps)
+	if len(apps) != 3 || apps[0] != "a" || apps[1] != "b" || apps[2] != "c" {
+		t.Fatalf("Apps() = %v, want [a b c]", apps)
 	}
 }
 

@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/deploy"
+)
+
+func (c *cli) gitHookCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "git-hook APP",
+		Short:  "The pre-receive hook of an app's repository: deploys the pushed branch",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, app, err := c.appArg(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			d := &deploy.Deployer{Root: root, Daemon: c.client(root), Out: c.stdout}
+			return d.Hook(ctx, app, c.stdin, os.Getenv)
+		},
+	}
+}

@@ -1,0 +1,133 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/piku/piku/internal/testdeps"
+)
+
+func TestBuildPythonReinstallsOnlyOnChange(t *testing.T) {
+	testdeps.Require(t, "python3", "apt-get install python3 python3-venv")
+	root := newRoot(t)
+	g := newGitRepo(t, root, "py")
+	fd := &fakeDaemon{root: root}
+	d, out := newDeployer(root, fd)
+	rev := g.commit(map[string]string{
+		"requirements.txt": "# stdlib only\n",
+		"Procfile":         "web: python3 -m http.server $PORT\nrelease: python -c 'import sys; print(sys.prefix)' > prefix.out\n",
+	})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"Python app detected", "Creating the virtualenv", "Installing requirements.txt"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("first deploy output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(root.App("py"), "prefix.out"))); got != root.Env("py") {
+		t.Errorf("release ran python from %q, want the virtualenv %s", got, root.Env("py"))
+	}
+	out.Reset()
+	rev = g.commit(map[string]string{"app.py": "print('v2')\n"})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "requirements.txt unchanged") || strings.Contains(out.String(), "Installing requirements") {
+		t.Errorf("second deploy reinstalled:\n%s", out)
+	}
+	out.Reset()
+	rev = g.commit(map[string]string{"requirements.txt": "# still stdlib only\n"})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "Installing requirements.txt") {
+		t.Errorf("a changed requirements.txt was not installed:\n%s", out)
+	}
+}
+
+func TestBuildGoKeepsBinariesPerRelease(t *testing.T) {
+	testdeps.Require(t, "go", "apt-get install golang")
+	root := newRoot(t)
+	g := newGitRepo(t, root, "gogo")
+	fd := &fakeDaemon{root: root}
+	d, out := newDeployer(root, fd)
+	mainGo := func(v string) string {
+		return "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"" + v + "\") }\n"
+	}
+	files := map[string]string{
+		"go.mod":            "module example.com/gogo\n\ngo 1.22\n",
+		"cmd/hello/main.go": mainGo("v1"),
+		"Procfile":          "web: hello\nrelease: hello > release.out\n",
+	}
+	rev := g.commit(files)
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := readFile(t, filepath.Join(root.App("gogo"), "release.out")); got != "v1\n" {
+		t.Errorf("release ran %q", got)
+	}
+	run := func() string {
+		t.Helper()
+		b, err := exec.Command(filepath.Join(root.EnvBin("gogo"), "hello")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := run(); got != "v1\n" {
+		t.Errorf("envs/gogo/bin/hello says %q", got)
+	}
+	rev = g.commit(map[string]string{"cmd/hello/main.go": mainGo("v2")})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := run(); got != "v2\n" {
+		t.Errorf("after redeploy hello says %q", got)
+	}
+	if err := d.Rollback(context.Background(), "gogo", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); got != "v1\n" {
+		t.Errorf("after rollback hello says %q, want the old binary", got)
+	}
+	// A compile error fails the deploy.
+	rev = g.commit(map[string]string{"cmd/hello/main.go": "package main\nfunc main() { nope }\n"})
+	if err := d.Deploy(context.Background(), g.push(rev)); err == nil || !strings.Contains(err.Error(), "build failed") {
+		t.Errorf("broken Go code: err = %v", err)
+	}
+	if got := run(); got != "v1\n" {
+		t.Errorf("after a failed build hello says %q", got)
+	}
+}
+
+func TestDetectMissingToolchainNamesPackage(t *testing.T) {
+	tests := []struct{ file, pkg string }{
+		{"requirements.txt", "apt-get install python3"},
+		{"Gemfile", "apt-get install ruby"},
+		{"package.json", "apt-get install nodejs"},
+		{"pom.xml", "apt-get install default-jdk"},
+		{"go.mod", "apt-get install golang"},
+		{"Cargo.toml", "apt-get install cargo"},
+		{"pyproject.toml", "python3-poetry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			root := newRoot(t)
+			g := newGitRepo(t, root, "app")
+			d, out := newDeployer(root, &fakeDaemon{root: root})
+			rev := g.commit(map[string]string{tt.file: "\n", "Procfile": "web: x\n", "ENV": "PATH=" + t.TempDir() + "\n"})
+			err := d.Deploy(context.Background(), g.push(rev))
+			if err == nil || !strings.Contains(err.Error(), tt.pkg) {
+				t.Errorf("err = %v, want %q\n%s", err, tt.pkg, out)
+			}
+			if _, err := os.Lstat(root.App("app")); err == nil {
+				t.Error("a failed first deploy left apps/app")
+			}
+		})
+	}
+}
