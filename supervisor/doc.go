@@ -17,7 +17,7 @@
 //	starting  --ready-->  running        (web: accepts TCP or health path < 500;
 //	    |                    |            others: up for a second)
 //	    +------exit----------+--> exited --> backoff --timer--> starting
-//	                                     \-> crashloop --BackoffMax--> starting
+//	                                     \-> crash-looping --BackoffMax--> starting
 //	any state --Stop/Apply--> stopping (SIGTERM, StopTimeout, SIGKILL) --> stopped
 //
 // # Restarts
@@ -26,7 +26,7 @@
 // (100ms) at first, doubled after each short run up to BackoffMax (30s),
 // with ±20% jitter. A run of 10s or more counts as healthy and resets the
 // delay. Five short runs in a row are a crash loop: the instance is then
-// retried only every BackoffMax, and its status says "crashloop".
+// retried only every BackoffMax, and its status says "crash-looping".
 // An instance is never given up for good, since piku has no operator at
 // hand to restart it; the crash loop keeps the cost of a broken app low.
 //

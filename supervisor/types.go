@@ -30,7 +30,7 @@ const (
 	StateStarting  State = "starting"
 	StateRunning   State = "running"
 	StateBackoff   State = "backoff"
-	StateCrashLoop State = "crashloop"
+	StateCrashLoop State = "crash-looping"
 	StateStopping  State = "stopping"
 	StateStopped   State = "stopped"
 	StateExited    State = "exited"
@@ -47,7 +47,7 @@ type InstanceStatus struct {
 	StartedAt  time.Time // when the current (or last) process started
 	Restarts   int       // processes started after the first one
 	LastExit   string    // "exit 3", "signal: killed"; "" before the first exit
-	NextRetry  time.Time // in backoff or crashloop: when the next start is due
+	NextRetry  time.Time // in backoff or crash-looping: when the next start is due
 	RSS        int64     // resident memory in bytes, from /proc/PID/statm
 	Revision   string
 	Generation int
