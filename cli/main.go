@@ -62,7 +62,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := newCLI(stdin, stdout, stderr)
 	root := c.rootCommand()
 	root.SetArgs(args)
-	err := root.Execute()
+	return exitCode(root.Execute(), stderr)
+}
+
+// exitCode prints err, if it has something to say, and returns the exit
+// code for it.
+func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
@@ -73,8 +78,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return ee.Code
 	}
-	var xe *exec.ExitError
-	if errors.As(err, &xe) {
+	// A command whose child failed (git, a build tool) says why in its
+	// error; only `piku run` and forwarded commands exit silently, through
+	// ExitError.
+	if xe, ok := err.(*exec.ExitError); ok {
 		return xe.ExitCode()
 	}
 	fmt.Fprintln(stderr, "piku:", err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -237,10 +238,10 @@ func (c *checkout) mustPush(refspec string) string {
 }
 
 // waitBody waits until app's web.1 answers with a body matching re.
-func (e *pushEnv) waitBody(app, re string) {
-	e.t.Helper()
+func (e *pushEnv) waitBody(t *testing.T, app, re string) {
+	t.Helper()
 	rx := regexp.MustCompile(re)
-	waitFor(e.t, app+" answering "+re, 60*time.Second, func() (bool, string) {
+	waitFor(t, app+" answering "+re, 60*time.Second, func() (bool, string) {
 		st, err := control.NewClient(e.root.Socket()).Status(context.Background(), app)
 		if err != nil {
 			return false, err.Error()
@@ -297,12 +298,12 @@ func TestSSHPushEndToEnd(t *testing.T) {
 				t.Errorf("push output lacks %q:\n%s", want, out)
 			}
 		}
-		e.waitBody("hello", "version 1")
+		e.waitBody(t, "hello", "version 1")
 	})
 	t.Run("redeploy", func(t *testing.T) {
 		hello.commit(staticApp("2", nil))
 		hello.mustPush("main")
-		e.waitBody("hello", "version 2")
+		e.waitBody(t, "hello", "version 2")
 		out := e.piku(nil).run("releases", "hello")
 		if n := strings.Count(out, "\n"); n != 3 || !strings.Contains(out, "* ") {
 			t.Errorf("releases:\n%s", out)
@@ -315,7 +316,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 	}{
 		{"failing build", "build failed", map[string]string{"go.mod": "module x\n\ngo 1.22\n", "main.go": "package main\nfunc main() { nope }\n"}},
 		{"failing release", "release failed", map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: exit 7\n"}},
-		{"app that never answers", "rollout", map[string]string{"Procfile": "web: sleep 1000\n"}},
+		{"app that never answers", "not ready within 3s", map[string]string{"Procfile": "web: sleep 1000\n", "ENV": "PIKU_BOOT_TIMEOUT=3\n"}},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
 			c := e.newCheckout("hello")
@@ -325,7 +326,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			if err == nil || !strings.Contains(out, "pre-receive hook declined") || !strings.Contains(out, bad.want) {
 				t.Errorf("push: err %v, output:\n%s", err, out)
 			}
-			e.waitBody("hello", "version 2")
+			e.waitBody(t, "hello", "version 2")
 			remote := strings.Fields(c.git().run("ls-remote", "piku", "refs/heads/main"))
 			if len(remote) == 0 || remote[0] != live {
 				t.Errorf("server branch = %v, want the live %s", remote, live)
@@ -343,7 +344,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		if out := hello.mustPush("v1"); !strings.Contains(out, "tags are not deployed") {
 			t.Errorf("tag output:\n%s", out)
 		}
-		e.waitBody("hello", "version 2")
+		e.waitBody(t, "hello", "version 2")
 	})
 	t.Run("clone back", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "clone")
@@ -358,11 +359,32 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("rollback", func(t *testing.T) {
+		// Releases, newest first: main again through the extra branch,
+		// main (version 2), the first deploy (version 1).
+		var rels []struct {
+			ID       string `json:"id"`
+			Revision string `json:"revision"`
+			Live     bool   `json:"live"`
+		}
+		if err := json.Unmarshal([]byte(e.piku(nil).run("releases", "hello", "--json")), &rels); err != nil {
+			t.Fatal(err)
+		}
+		if len(rels) != 3 || !rels[0].Live {
+			t.Fatalf("releases: %+v", rels)
+		}
 		out := e.piku(nil).run("rollback", "hello")
+		if !strings.Contains(out, "is live") || !strings.Contains(out, rels[1].ID) {
+			t.Errorf("rollback output:\n%s", out)
+		}
+		e.waitBody(t, "hello", "version 2")
+		out = e.piku(nil).run("rollback", "hello", rels[2].ID)
 		if !strings.Contains(out, "is live") {
 			t.Errorf("rollback output:\n%s", out)
 		}
-		e.waitBody("hello", "version 1")
+		e.waitBody(t, "hello", "version 1")
+		if out, err := e.piku(nil).output("rollback", "hello", "nope"); err == nil || !strings.Contains(out, "no release") {
+			t.Errorf("rollback to a missing release: %v\n%s", err, out)
+		}
 	})
 	t.Run("two apps at once", func(t *testing.T) {
 		apps := []*checkout{e.newCheckout("one"), e.newCheckout("two")}
@@ -384,8 +406,8 @@ func TestSSHPushEndToEnd(t *testing.T) {
 				t.Fatalf("push of %s: %s", apps[i].app, s)
 			}
 		}
-		e.waitBody("one", "version one")
-		e.waitBody("two", "version two")
+		e.waitBody(t, "one", "version one")
+		e.waitBody(t, "two", "version two")
 	})
 	t.Run("same app twice at once", func(t *testing.T) {
 		a, b := e.newCheckout("twice"), e.newCheckout("twice")
@@ -436,7 +458,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 		if !strings.Contains(out, "Python app detected") {
 			t.Errorf("output:\n%s", out)
 		}
-		e.waitBody("py", "python from "+regexp.QuoteMeta(e.root.Env("py")))
+		e.waitBody(t, "py", "python from "+regexp.QuoteMeta(e.root.Env("py")))
 	})
 	t.Run("node", func(t *testing.T) {
 		testdeps.Require(t, "npm", "apt-get install npm")
@@ -452,7 +474,7 @@ http.createServer((q, r) => r.end("node says " + ms(60000))).listen(+process.env
 		if !strings.Contains(out, "Node app detected") {
 			t.Errorf("output:\n%s", out)
 		}
-		e.waitBody("nodeapp", "node says 1m")
+		e.waitBody(t, "nodeapp", "node says 1m")
 	})
 	t.Run("go", func(t *testing.T) {
 		testdeps.Require(t, "go", "apt-get install golang")
@@ -478,6 +500,6 @@ func main() {
 		if !strings.Contains(out, "Go app detected") {
 			t.Errorf("output:\n%s", out)
 		}
-		e.waitBody("goapp", "go says hi")
+		e.waitBody(t, "goapp", "go says hi")
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,7 +298,10 @@ func exitText(ps *os.ProcessState, err error) string {
 // program replaces the shell and gets signals itself.
 func shellCommand(command string) string {
 	c := strings.TrimSpace(command)
-	if c == "" || strings.ContainsAny(c, ";&|`$()<>\n\\{}!#") {
+	// Variable references ($PORT, ${PORT}) are plain words to exec; any
+	// other shell syntax needs the shell to stay.
+	words := varRef.ReplaceAllString(c, "")
+	if c == "" || strings.ContainsAny(words, ";&|`$()<>\n\\{}!#") {
 		return command
 	}
 	first, _, _ := strings.Cut(c, " ")
@@ -310,6 +314,9 @@ func shellCommand(command string) string {
 	}
 	return "exec " + c
 }
+
+// varRef matches $NAME and ${NAME}.
+var varRef = regexp.MustCompile(`\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})`)
 
 // logPath returns where instance n of kind writes.
 func logPath(dir, kind string, n int) string {

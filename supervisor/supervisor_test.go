@@ -408,7 +408,12 @@ func TestPorts(t *testing.T) {
 func TestShellCommand(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"python app.py", "exec python app.py"},
-		{"gunicorn -b 0.0.0.0:$PORT app:app", "gunicorn -b 0.0.0.0:$PORT app:app"},
+		{"gunicorn -b 0.0.0.0:$PORT app:app", "exec gunicorn -b 0.0.0.0:$PORT app:app"},
+		{"python3 -m http.server ${PORT}", "exec python3 -m http.server ${PORT}"},
+		{"echo $(date)", "echo $(date)"},
+		{"echo $((1+2))", "echo $((1+2))"},
+		{"echo ${X:-default}", "echo ${X:-default}"},
+		{"run $1", "run $1"},
 		{"a && b", "a && b"},
 		{"sleep 1000 & sleep 1000", "sleep 1000 & sleep 1000"},
 		{"FOO=bar node x.js", "FOO=bar node x.js"},
