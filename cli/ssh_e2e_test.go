@@ -299,6 +299,10 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			}
 		}
 		e.waitBody(t, "hello", "version 1")
+		// The pushing client's address is let through NGINX_CLOUDFLARE_ACL.
+		if b, err := os.ReadFile(e.root.DeployedFromFile("hello")); err != nil || strings.TrimSpace(string(b)) != "127.0.0.1" {
+			t.Errorf("DEPLOYED_FROM = %q, %v", b, err)
+		}
 	})
 	t.Run("redeploy", func(t *testing.T) {
 		hello.commit(staticApp("2", nil))

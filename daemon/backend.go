@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -127,6 +128,11 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return fmt.Errorf("app %q: %w", app, err)
 	}
 	route.AccessLog = d.root.AccessLog(app)
+	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
+		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
+			route.AllowIPs = []string{ip.String()}
+		}
+	}
 	if route.Cache != nil && route.Cache.Path == "" {
 		route.Cache.Path = d.root.Cache(app)
 	}

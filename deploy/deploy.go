@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ type Push struct {
 	Revision    string
 	Branch      string
 	Fingerprint string // the pushing key, FINGERPRINT from the forced command
+	ClientIP    string // the pushing SSH client's address, from SSH_CLIENT
 	Source      Source
 }
 
@@ -147,6 +149,11 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 		// The release being left keeps the config it ran with until now,
 		// so rolling back to it later restores that.
 		refreshSnapshot(root, app, prev)
+	}
+	if ip := net.ParseIP(p.ClientIP); ip != nil {
+		if err := layout.WriteFile(root.DeployedFromFile(app), []byte(ip.String()+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	if err := Switch(root, app, id); err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 )
 
 // Hook runs piku's pre-receive hook for app: it reads the ref updates git
@@ -41,6 +43,7 @@ func (d *Deployer) Hook(ctx context.Context, app string, in io.Reader, getenv fu
 		Revision:    deploy.New,
 		Branch:      deploy.Branch(),
 		Fingerprint: getenv("FINGERPRINT"),
+		ClientIP:    clientIP(getenv("SSH_CLIENT")),
 		Source:      SourceFromEnv(d.Root.Repo(app), getenv),
 	})
 	if err != nil {
@@ -50,4 +53,13 @@ func (d *Deployer) Hook(ctx context.Context, app string, in io.Reader, getenv fu
 		d.step("Warning: could not point the repository's HEAD at %s: %v", deploy.Branch(), err)
 	}
 	return nil
+}
+
+// clientIP is the address in SSH_CLIENT ("ADDR PORT LOCALPORT"), or "".
+func clientIP(sshClient string) string {
+	f := strings.Fields(sshClient)
+	if len(f) == 0 || net.ParseIP(f[0]) == nil {
+		return ""
+	}
+	return f[0]
 }

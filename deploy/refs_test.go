@@ -75,3 +75,17 @@ func TestSourceFromEnv(t *testing.T) {
 		t.Errorf("the repository's own objects are not a quarantine: %q", s.Quarantine)
 	}
 }
+
+func TestClientIP(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"203.0.113.7 52311 22", "203.0.113.7"},
+		{"2001:db8::1 52311 22", "2001:db8::1"},
+		{"", ""},
+		{"not-an-ip 1 22", ""},
+	}
+	for _, tt := range tests {
+		if got := clientIP(tt.in); got != tt.want {
+			t.Errorf("clientIP(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -143,6 +143,11 @@ func (r Root) ScalingFile(app string) string { return filepath.Join(r.Env(app), 
 // not bring it up until `piku start` or a deploy removes the mark.
 func (r Root) StoppedFile(app string) string { return filepath.Join(r.Env(app), "STOPPED") }
 
+// DeployedFromFile is envs/APP/DEPLOYED_FROM: the address of the SSH
+// client that pushed the live release, let through NGINX_CLOUDFLARE_ACL as
+// piku did.
+func (r Root) DeployedFromFile(app string) string { return filepath.Join(r.Env(app), "DEPLOYED_FROM") }
+
 // AppProcfile is the Procfile of the deployed checkout.
 func (r Root) AppProcfile(app string) string { return filepath.Join(r.App(app), "Procfile") }
 
