@@ -218,14 +218,20 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "%d\n%s", code, body)
 }
 
-// waitfile PATH REGEXP: wait until the file exists and matches.
+// waitfile [-t DURATION] PATH REGEXP: wait until the file exists and matches.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	wait := deadline
+	if len(args) > 2 && args[0] == "-t" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		wait, args = d, args[2:]
+	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: waitfile PATH REGEXP")
+		ts.Fatalf("usage: waitfile [-t DURATION] PATH REGEXP")
 	}
 	re := regexp.MustCompile("(?m)" + args[1])
 	path := ts.MkAbs(args[0])
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(wait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		b, err := os.ReadFile(path)
 		if (err == nil && re.Match(b)) != neg {
 			return
