@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,8 @@ import (
 // the scripts' expected output.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"piku": func() { os.Exit(Main(os.Args[1:])) },
+		"piku":          func() { os.Exit(Main(os.Args[1:])) },
+		"wsecho-server": func() { os.Exit(wsEchoServer()) },
 	})
 }
 
@@ -69,6 +71,7 @@ func TestScripts(t *testing.T) {
 			"groupgone":  cmdGroupGone,
 			"procs":      cmdProcs,
 			"waitfiles":  cmdWaitFiles,
+			"wsecho":     cmdWSEcho,
 			"loadstart":  cmdLoadStart,
 			"loadcheck":  cmdLoadCheck,
 		},
@@ -170,14 +173,32 @@ func httpGet(url, host string) (int, string, error) {
 	if host != "" {
 		req.Host = host
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if loc := resp.Header.Get("Location"); loc != "" {
+		b = append([]byte("Location: "+loc+"\n"), b...)
+	}
+	if proto := resp.Proto; resp.TLS != nil {
+		b = append([]byte("Proto: "+proto+"\n"), b...)
+	}
 	return resp.StatusCode, string(b), err
+}
+
+// testClient does not follow redirects (scripts check them) and takes
+// the proxy's self-signed certificates.
+var testClient = &http.Client{
+	Timeout: 5 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+	Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: true,
+	},
 }
 
 // waithttp [-host H] URL REGEXP: wait until GET URL answers 2xx with a body
