@@ -31,6 +31,8 @@ type pushEnv struct {
 	sshCmd  string // GIT_SSH_COMMAND
 	sshPort int
 	user    string
+	// httpPort is where the daemon's proxy serves HTTP.
+	httpPort int
 }
 
 func freePort(t *testing.T) int {
@@ -119,7 +121,9 @@ SetEnv PATH=%s
 	})
 
 	http, https := freePort(t), freePort(t)
-	lo := freePort(t)
+	e.httpPort = http
+	// App ports stay below the kernel's ephemeral range (32768-60999), so
+	// no outgoing connection of the tests can hold one.
 	daemonLog, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +131,7 @@ SetEnv PATH=%s
 	d := exec.Command(bin, "daemon")
 	d.Env = append(os.Environ(), "PIKU_ROOT="+e.root.Dir(), "HOME="+home,
 		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
-		"PIKU_ACME=false", fmt.Sprintf("PIKU_PORTS=%d-%d", lo+1000, lo+1400), "PIKU_SHUTDOWN_TIMEOUT=20s")
+		"PIKU_ACME=false", "PIKU_PORTS=30000-30999", "PIKU_SHUTDOWN_TIMEOUT=20s")
 	d.Stdout, d.Stderr = daemonLog, daemonLog
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
@@ -390,6 +394,32 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			t.Errorf("rollback to a missing release: %v\n%s", err, out)
 		}
 	})
+	t.Run("redeploy under load", func(t *testing.T) {
+		c := e.newCheckout("loaded")
+		env := map[string]string{"ENV": "NGINX_SERVER_NAME=loaded.test\n"}
+		c.commit(staticApp("A", env))
+		c.mustPush("main")
+		url := fmt.Sprintf("http://127.0.0.1:%d/", e.httpPort)
+		waitFor(t, "loaded.test through the proxy", 60*time.Second, func() (bool, string) {
+			code, body, err := httpGet(url, "loaded.test")
+			return err == nil && code == 200 && strings.Contains(body, "version A"), fmt.Sprint(code, body, err)
+		})
+		stop := steadyLoad(url, "loaded.test")
+		c.commit(staticApp("B", env))
+		c.mustPush("main")
+		waitFor(t, "version B through the proxy", 60*time.Second, func() (bool, string) {
+			code, body, err := httpGet(url, "loaded.test")
+			return err == nil && code == 200 && strings.Contains(body, "version B"), fmt.Sprint(code, body, err)
+		})
+		total, failures := stop()
+		t.Logf("%d requests during the redeploy, %d failed", total, len(failures))
+		if len(failures) > 0 {
+			t.Errorf("%d of %d requests failed during the redeploy; first: %q", len(failures), total, failures[0])
+		}
+		if total < 100 {
+			t.Errorf("only %d requests were sent", total)
+		}
+	})
 	t.Run("two apps at once", func(t *testing.T) {
 		apps := []*checkout{e.newCheckout("one"), e.newCheckout("two")}
 		var wg sync.WaitGroup
@@ -506,4 +536,42 @@ func main() {
 		}
 		e.waitBody(t, "goapp", "go says hi")
 	})
+}
+
+// steadyLoad sends GET url with Host host every 5 ms from two clients
+// until the returned stop is called, which reports how many requests were
+// sent and the failures.
+func steadyLoad(url, host string) (stop func() (int, []string)) {
+	done := make(chan struct{})
+	var (
+		mu       sync.Mutex
+		total    int
+		failures []string
+		wg       sync.WaitGroup
+	)
+	for range 2 {
+		wg.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				code, body, err := httpGet(url, host)
+				mu.Lock()
+				total++
+				if err != nil || code != 200 {
+					failures = append(failures, fmt.Sprintf("%s: %d %q %v", time.Now().Format("15:04:05.000"), code, body, err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	return func() (int, []string) {
+		close(done)
+		wg.Wait()
+		return total, failures
+	}
 }

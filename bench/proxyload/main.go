@@ -1,63 +1,95 @@
 // Command proxyload measures requests per second and latency percentiles
 // of a small and a 1 MiB response served by a backend directly, through
-// piku's proxy and, when nginx is installed, through nginx with a
-// keepalive upstream. It prints a markdown table.
+// piku's proxy, through a plain net/http/httputil.ReverseProxy (the naive
+// NewSingleHostReverseProxy with the default transport, and the same with
+// an idle pool as large as the number of connections) and, when nginx is
+// installed, through nginx with a keepalive upstream. It prints a markdown
+// table.
 //
 //	go run ./bench/proxyload -duration 10s -conns 64
+//
+// The load generator is closed-loop: each of -conns workers owns one
+// keep-alive connection and sends its next request when the previous
+// response has been read. Each row first runs for -warmup, unmeasured, on
+// the same connections, then for -duration. Latencies are those of the
+// requests sent during -duration; req/s counts them over the time until
+// the last one finished. "dials" is the number of connections the
+// generator opened for the row: -conns means every connection was kept
+// alive throughout.
+//
+// The generator, the backend, piku's proxy and the ReverseProxy share this
+// process and its CPUs; nginx runs its own worker processes on the same
+// CPUs. Other load on the machine shows in the load average printed above
+// the table.
 package main
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/piku/piku/proxy"
 )
 
 func main() {
-	duration := flag.Duration("duration", 10*time.Second, "how long each measurement runs")
-	conns := flag.Int("conns", 64, "concurrent connections")
-	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx")
+	duration := flag.Duration("duration", 10*time.Second, "how long each row is measured")
+	warmup := flag.Duration("warmup", time.Second, "unmeasured load before each row")
+	conns := flag.Int("conns", 64, "concurrent keep-alive connections")
+	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx; \"none\" skips nginx")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*duration, *conns, *nginxBin); err != nil {
+	if *conns < 1 || *duration <= 0 || *warmup < 0 {
+		log.Fatal("proxyload: -conns and -duration must be positive, -warmup not negative")
+	}
+	if err := run(*duration, *warmup, *conns, *nginxBin); err != nil {
 		log.Fatal(err)
 	}
 }
 
 type target struct{ name, addr string }
 
-func run(duration time.Duration, conns int, nginxBin string) error {
+type response struct {
+	label, path string
+	size        int
+}
+
+func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	backend, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go http.Serve(backend, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	responses := []response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}}
+	backend, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
 			w.Write(big)
 			return
 		}
 		w.Write(small)
 	}))
+	if err != nil {
+		return err
+	}
+	backendURL := &url.URL{Scheme: "http", Host: backend}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
-	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend.Addr().String()}})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
@@ -66,8 +98,30 @@ func run(duration time.Duration, conns int, nginxBin string) error {
 		return err
 	}
 	pikuAddr, _ := p.Addrs()
-	targets := []target{{"backend direct", backend.Addr().String()}, {"piku proxy", pikuAddr}}
 
+	// What a user might write first: the default transport keeps at most
+	// two idle connections per backend, so most requests under
+	// concurrency dial a new one.
+	naive, err := serve(httputil.NewSingleHostReverseProxy(backendURL))
+	if err != nil {
+		return err
+	}
+	// The same with an idle pool that fits every connection.
+	pooled := httputil.NewSingleHostReverseProxy(backendURL)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = conns
+	pooled.Transport = tr
+	pooledAddr, err := serve(pooled)
+	if err != nil {
+		return err
+	}
+
+	targets := []target{
+		{"backend direct", backend},
+		{"piku proxy", pikuAddr},
+		{"httputil.ReverseProxy (default transport)", naive},
+		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr},
+	}
 	if nginxBin == "" {
 		for _, c := range []string{"nginx", "/usr/sbin/nginx"} {
 			if p, err := exec.LookPath(c); err == nil {
@@ -76,8 +130,8 @@ func run(duration time.Duration, conns int, nginxBin string) error {
 			}
 		}
 	}
-	if nginxBin != "" {
-		addr, stop, err := startNginx(nginxBin, backend.Addr().String())
+	if nginxBin != "" && nginxBin != "none" {
+		addr, stop, err := startNginx(nginxBin, backend, conns)
 		if err != nil {
 			log.Printf("nginx skipped: %v", err)
 		} else {
@@ -86,83 +140,150 @@ func run(duration time.Duration, conns int, nginxBin string) error {
 		}
 	}
 
-	fmt.Printf("%d connections, %s per row, GOMAXPROCS=%d\n\n", conns, duration, runtime.GOMAXPROCS(0))
-	fmt.Println("| target | response | req/s | p50 | p99 |")
-	fmt.Println("|---|---|---:|---:|---:|")
-	for _, path := range []string{"/small", "/big"} {
+	fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
+		conns, warmup, duration, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | dials |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, resp := range responses {
 		for _, t := range targets {
-			rps, p50, p99, err := load(t.addr, path, conns, duration)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", t.name, path, err)
+			runtime.GC()
+			r := load(t.addr, resp, conns, warmup, duration)
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d |\n",
+				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials)
+			if r.firstErr != nil {
+				log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
 			}
-			label := "13 B"
-			if path == "/big" {
-				label = "1 MiB"
-			}
-			fmt.Printf("| %s | %s | %.0f | %s | %s |\n", t.name, label, rps, p50.Round(time.Microsecond), p99.Round(time.Microsecond))
 		}
 	}
 	return nil
 }
 
-// load sends GET path to addr from conns goroutines, each on its own
-// keepalive connection, for d.
-func load(addr, path string, conns int, d time.Duration) (float64, time.Duration, time.Duration, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+// serve serves h on a free loopback port and returns its address.
+func serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go (&http.Server{Handler: h}).Serve(ln)
+	return ln.Addr().String(), nil
+}
+
+type result struct {
+	rps            float64
+	p50, p99, p999 time.Duration
+	errors, dials  int64
+	firstErr       error
+	firstErrOnce   sync.Once
+}
+
+// load runs conns workers against addr, each on its own keep-alive
+// connection, for warmup and then for d, and measures the requests sent
+// during d.
+func load(addr string, resp response, conns int, warmup, d time.Duration) *result {
 	var (
-		mu   sync.Mutex
-		lats []time.Duration
-		errs []error
-		wg   sync.WaitGroup
+		r     result
+		dials atomic.Int64
+		errs  atomic.Int64
+		wg    sync.WaitGroup
+		lats  = make([][]time.Duration, conns)
 	)
-	deadline := time.Now().Add(d)
+	dialer := &net.Dialer{}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return dialer.DialContext(ctx, network, addr)
+	}
 	start := time.Now()
-	for range conns {
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(d)
+	for i := range conns {
 		wg.Go(func() {
-			var mine []time.Duration
-			req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+			// A transport per worker: one connection each, no sharing of
+			// a pool between workers.
+			tr := &http.Transport{
+				DialContext:         dial,
+				MaxConnsPerHost:     1,
+				MaxIdleConnsPerHost: 1,
+				DisableCompression:  true,
+			}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			req, _ := http.NewRequest("GET", "http://"+addr+resp.path, nil)
 			req.Host = "app.test"
-			for time.Now().Before(deadline) {
+			mine := make([]time.Duration, 0, 1024)
+			for {
 				t0 := time.Now()
-				res, err := client.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if err == nil && res.StatusCode != 200 {
-						err = fmt.Errorf("status %d", res.StatusCode)
-					}
+				if !t0.Before(end) {
+					break
+				}
+				err := get(client, req, resp.size)
+				if t0.Before(measureFrom) {
+					continue
 				}
 				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
+					errs.Add(1)
+					r.firstErrOnce.Do(func() { r.firstErr = err })
+					continue
 				}
 				mine = append(mine, time.Since(t0))
 			}
-			mu.Lock()
-			lats = append(lats, mine...)
-			mu.Unlock()
+			lats[i] = mine
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if len(errs) > 0 {
-		return 0, 0, 0, errs[0]
+	elapsed := time.Since(measureFrom)
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	r.errors, r.dials = errs.Load(), dials.Load()
+	if len(all) > 0 {
+		pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+		r.rps = float64(len(all)) / elapsed.Seconds()
+		r.p50, r.p99, r.p999 = pct(0.50), pct(0.99), pct(0.999)
 	}
-	if len(lats) == 0 {
-		return 0, 0, 0, fmt.Errorf("no request completed")
+	return &r
+}
+
+// get sends req and reads the whole response, which must be a 200 of size
+// bytes.
+func get(client *http.Client, req *http.Request, size int) error {
+	res, err := client.Do(req)
+	if err != nil {
+		return err
 	}
-	slices.Sort(lats)
-	pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(float64(len(lats))*p))] }
-	return float64(len(lats)) / elapsed.Seconds(), pct(0.50), pct(0.99), nil
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	switch {
+	case err != nil:
+		return err
+	case res.StatusCode != http.StatusOK:
+		return fmt.Errorf("status %d", res.StatusCode)
+	case n != int64(size):
+		return fmt.Errorf("%d bytes, want %d", n, size)
+	}
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
 // upstream, the way piku configured it, on a free loopback port.
-func startNginx(bin, backend string) (string, func(), error) {
+func startNginx(bin, backend string, keepalive int) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
 		return "", nil, err
@@ -180,12 +301,13 @@ error_log stderr error;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
-  upstream app { server %[2]s; keepalive 64; }
+  upstream app { server %[2]s; keepalive %[4]d; keepalive_requests 1000000; }
   server {
     listen %[3]s;
     server_name app.test;
@@ -199,7 +321,7 @@ http {
     }
   }
 }
-`, dir, backend, addr)
+`, dir, backend, addr, keepalive)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return "", nil, err
@@ -222,5 +344,5 @@ http {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, fmt.Errorf("nginx did not start listening on %s", addr)
+	return "", nil, errors.New("nginx did not start listening on " + addr)
 }

@@ -152,7 +152,7 @@ func run(ctx context.Context, pikuBin string, runs int, timeout time.Duration) e
 		"PIKU_HTTP="+b.proxy,
 		"PIKU_HTTPS=",
 		"PIKU_ACME=false",
-		"PIKU_PORTS=46000-46999",
+		"PIKU_PORTS=28000-28999",
 	)
 	// What sshd's forced command runs for piku's key, with the client's
 	// command in SSH_ORIGINAL_COMMAND, as scripts/demo.sh does.

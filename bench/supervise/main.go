@@ -82,7 +82,7 @@ func run(bin string, n, kills int, loop time.Duration) error {
 
 	cmd := exec.Command(bin, "daemon")
 	cmd.Env = append(os.Environ(), "PIKU_ROOT="+root.Dir(), "PIKU_HTTP=", "PIKU_HTTPS=", "PIKU_ACME=false",
-		"PIKU_PORTS=41000-41999", "PIKU_LOG_LEVEL=warn")
+		"PIKU_PORTS=29000-29999", "PIKU_LOG_LEVEL=warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
