@@ -214,10 +214,7 @@ func buildPythonProject(b *build) error {
 // Ruby
 
 func buildRuby(b *build) error {
-	if err := b.need("Ruby", "ruby", "ruby"); err != nil {
-		return err
-	}
-	if err := b.need("Ruby", "bundle", "ruby-bundler"); err != nil {
+	if err := b.needs("Ruby", "ruby", "ruby", "bundle", "ruby-bundler"); err != nil {
 		return err
 	}
 	// The bundle path is recorded in the release's .bundle/config, so
@@ -311,13 +308,21 @@ func buildNode(b *build) error {
 	return nil
 }
 
+// needs is need for several tools: program, Debian package, program,
+// package...
+func (b *build) needs(lang string, programAndPackage ...string) error {
+	for i := 0; i+1 < len(programAndPackage); i += 2 {
+		if err := b.need(lang, programAndPackage[i], programAndPackage[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Java
 
 func buildMaven(b *build) error {
-	if err := b.need("Java", "java", "default-jdk"); err != nil {
-		return err
-	}
-	if err := b.need("Java", "mvn", "maven"); err != nil {
+	if err := b.needs("Java", "java", "default-jdk", "mvn", "maven"); err != nil {
 		return err
 	}
 	b.step("Building with Maven")
@@ -325,10 +330,7 @@ func buildMaven(b *build) error {
 }
 
 func buildGradle(b *build) error {
-	if err := b.need("Java", "java", "default-jdk"); err != nil {
-		return err
-	}
-	if err := b.need("Java", "gradle", "gradle"); err != nil {
+	if err := b.needs("Java", "java", "default-jdk", "gradle", "gradle"); err != nil {
 		return err
 	}
 	b.step("Building with Gradle")
@@ -338,10 +340,7 @@ func buildGradle(b *build) error {
 // Clojure
 
 func buildClojureCLI(b *build) error {
-	if err := b.need("Clojure", "java", "default-jdk"); err != nil {
-		return err
-	}
-	if err := b.need("Clojure", "clojure", "clojure"); err != nil {
+	if err := b.needs("Clojure", "java", "default-jdk", "clojure", "clojure"); err != nil {
 		return err
 	}
 	b.step("Building with the Clojure CLI")
@@ -349,10 +348,7 @@ func buildClojureCLI(b *build) error {
 }
 
 func buildLein(b *build) error {
-	if err := b.need("Clojure", "java", "default-jdk"); err != nil {
-		return err
-	}
-	if err := b.need("Clojure", "lein", "leiningen"); err != nil {
+	if err := b.needs("Clojure", "java", "default-jdk", "lein", "leiningen"); err != nil {
 		return err
 	}
 	b.step("Building with Leiningen")
