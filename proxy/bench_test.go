@@ -4,17 +4,27 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"testing"
 )
 
 // benchProxy measures GET requests for a body of size bytes, from 64
-// goroutines, sent straight to the backend and through the proxy.
+// goroutines, sent straight to the backend, through the proxy and, as a
+// baseline, through a plain httputil.ReverseProxy whose transport keeps 64
+// idle connections.
 func benchProxy(b *testing.B, size int) {
 	body := bytes.Repeat([]byte("x"), size)
 	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	_, addr := startProxy(b, Options{}, Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
-	for _, tc := range []struct{ name, addr string }{{"direct", backend}, {"proxy", addr}} {
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
+	rpTransport := http.DefaultTransport.(*http.Transport).Clone()
+	rpTransport.MaxIdleConnsPerHost = 64
+	defer rpTransport.CloseIdleConnections()
+	rp.Transport = rpTransport
+	rpAddr := backendServer(b, rp.ServeHTTP)
+	for _, tc := range []struct{ name, addr string }{{"direct", backend}, {"proxy", addr}, {"reverseproxy", rpAddr}} {
 		b.Run(tc.name, func(b *testing.B) {
 			tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 			defer tr.CloseIdleConnections()

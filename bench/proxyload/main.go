@@ -13,9 +13,12 @@
 // response has been read. Each row first runs for -warmup, unmeasured, on
 // the same connections, then for -duration. Latencies are those of the
 // requests sent during -duration; req/s counts them over the time until
-// the last one finished. "dials" is the number of connections the
-// generator opened for the row: -conns means every connection was kept
-// alive throughout.
+// the last one finished. "client conns" is the number of connections the
+// generator opened for the row, warm-up included: -conns means every one
+// was kept alive throughout. "backend conns" is the number of connections
+// the backend accepted meanwhile, which shows whether the proxy reuses its
+// upstream connections (a proxy reusing connections from an earlier row
+// shows 0).
 //
 // The generator, the backend, piku's proxy and the ReverseProxy share this
 // process and its CPUs; nginx runs its own worker processes on the same
@@ -74,7 +77,8 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	responses := []response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}}
-	backend, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backendConns := new(atomic.Int64)
+	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
 			w.Write(big)
 			return
@@ -142,14 +146,16 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 
 	fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
 		conns, warmup, duration, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
-	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | dials |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | client conns | backend conns |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, resp := range responses {
 		for _, t := range targets {
 			runtime.GC()
+			before := backendConns.Load()
 			r := load(t.addr, resp, conns, warmup, duration)
-			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d |\n",
-				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials)
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d | %d |\n",
+				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials,
+				backendConns.Load()-before)
 			if r.firstErr != nil {
 				log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
 			}
@@ -159,13 +165,33 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 }
 
 // serve serves h on a free loopback port and returns its address.
-func serve(h http.Handler) (string, error) {
+func serve(h http.Handler) (string, error) { return serveCounting(nil, h) }
+
+// serveCounting is serve that adds each accepted connection to accepted,
+// unless it is nil.
+func serveCounting(accepted *atomic.Int64, h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
+	if accepted != nil {
+		ln = countingListener{ln, accepted}
+	}
 	go (&http.Server{Handler: h}).Serve(ln)
 	return ln.Addr().String(), nil
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 type result struct {
