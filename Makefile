@@ -30,9 +30,13 @@ lint:
 demo: build
 	@bash scripts/demo.sh
 
-## bench: the benchmarks behind docs/PERFORMANCE.md
+## bench: the measurements behind docs/PERFORMANCE.md
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./supervisor/ ./proxy/
+	$(GO) run ./bench/supervise -piku ./bin/piku
+	$(GO) run ./bench/push -piku ./bin/piku -runs 5
+	$(GO) run ./bench/proxyload -duration 5s -conns 64
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
+	$(GO) test -run '^$$' -bench Proxy -benchtime 2s ./proxy/
 
 ## fuzz: run every fuzzer for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s

@@ -170,8 +170,8 @@ type cmdRunner struct {
 }
 
 // piku runs the built binary locally against the test root.
-func (e *pushEnv) piku(_ []string, env ...string) cmdRunner {
-	return cmdRunner{t: e.t, name: filepath.Join(e.dir, "piku"), args: []string{"--root", e.root.Dir()}, env: env}
+func (e *pushEnv) piku(t *testing.T, env ...string) cmdRunner {
+	return cmdRunner{t: t, name: filepath.Join(e.dir, "piku"), args: []string{"--root", e.root.Dir()}, env: env}
 }
 
 func (r cmdRunner) output(args ...string) (string, error) {
@@ -312,7 +312,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		hello.commit(staticApp("2", nil))
 		hello.mustPush("main")
 		e.waitBody(t, "hello", "version 2")
-		out := e.piku(nil).run("releases", "hello")
+		out := e.piku(t).run("releases", "hello")
 		if n := strings.Count(out, "\n"); n != 3 || !strings.Contains(out, "* ") {
 			t.Errorf("releases:\n%s", out)
 		}
@@ -374,23 +374,23 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			Revision string `json:"revision"`
 			Live     bool   `json:"live"`
 		}
-		if err := json.Unmarshal([]byte(e.piku(nil).run("releases", "hello", "--json")), &rels); err != nil {
+		if err := json.Unmarshal([]byte(e.piku(t).run("releases", "hello", "--json")), &rels); err != nil {
 			t.Fatal(err)
 		}
 		if len(rels) != 3 || !rels[0].Live {
 			t.Fatalf("releases: %+v", rels)
 		}
-		out := e.piku(nil).run("rollback", "hello")
+		out := e.piku(t).run("rollback", "hello")
 		if !strings.Contains(out, "is live") || !strings.Contains(out, rels[1].ID) {
 			t.Errorf("rollback output:\n%s", out)
 		}
 		e.waitBody(t, "hello", "version 2")
-		out = e.piku(nil).run("rollback", "hello", rels[2].ID)
+		out = e.piku(t).run("rollback", "hello", rels[2].ID)
 		if !strings.Contains(out, "is live") {
 			t.Errorf("rollback output:\n%s", out)
 		}
 		e.waitBody(t, "hello", "version 1")
-		if out, err := e.piku(nil).output("rollback", "hello", "nope"); err == nil || !strings.Contains(out, "no release") {
+		if out, err := e.piku(t).output("rollback", "hello", "nope"); err == nil || !strings.Contains(out, "no release") {
 			t.Errorf("rollback to a missing release: %v\n%s", err, out)
 		}
 	})
@@ -470,7 +470,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		if !strings.Contains(outs[0]+outs[1], "Another deploy of 'twice' is running") {
 			t.Errorf("the pushes were not serialised:\n%s\n%s", outs[0], outs[1])
 		}
-		rels := e.piku(nil).run("releases", "twice", "--json")
+		rels := e.piku(t).run("releases", "twice", "--json")
 		if strings.Count(rels, `"id"`) != 2 {
 			t.Errorf("releases:\n%s", rels)
 		}
@@ -533,6 +533,18 @@ func main() {
 		out := c.mustPush("main")
 		if !strings.Contains(out, "Go app detected") {
 			t.Errorf("output:\n%s", out)
+		}
+		e.waitBody(t, "goapp", "go says hi")
+
+		// piku deploy rebuilds the live revision into a new release.
+		out = e.piku(t).run("deploy", "goapp")
+		for _, want := range []string{"Go app detected", "is live"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("piku deploy output lacks %q:\n%s", want, out)
+			}
+		}
+		if n := strings.Count(e.piku(t).run("releases", "goapp", "--json"), `"id"`); n != 2 {
+			t.Errorf("%d releases after piku deploy, want 2", n)
 		}
 		e.waitBody(t, "goapp", "go says hi")
 	})

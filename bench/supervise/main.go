@@ -2,7 +2,8 @@
 // starts `piku daemon` on a throwaway PIKU_ROOT, rolls out an app with 100
 // worker processes and reports the numbers docs/PERFORMANCE.md quotes:
 //
-//   - the time from the deploy request until all 100 processes run;
+//   - the time from the deploy request until all 100 processes are
+//     spawned, and until they count as running;
 //   - the daemon's RSS and how many processes it has besides the apps';
 //   - the respawn latency after kill -9 of one process (median, max);
 //   - the daemon's CPU use while another app crash-loops.
@@ -100,8 +101,16 @@ func run(bin string, n, kills int, loop time.Duration) error {
 	rss0 := rss(pid)
 
 	// 1. Start n processes.
+	// Status shows a new generation only once it is live, so the spawn
+	// time is read off /proc: the daemon's children.
 	t0 := time.Now()
-	if err := c.Deploy(ctx, "many", control.DeployRequest{}, io.Discard); err != nil {
+	deployed := make(chan error, 1)
+	go func() { deployed <- c.Deploy(ctx, "many", control.DeployRequest{}, io.Discard) }()
+	if err := waitFor(30*time.Second, func() bool { return childCount(pid) >= n }); err != nil {
+		return fmt.Errorf("%d processes did not start: %w", n, err)
+	}
+	spawnAll := time.Since(t0)
+	if err := <-deployed; err != nil {
 		return err
 	}
 	if err := waitFor(30*time.Second, func() bool { return running(c, "many") == n }); err != nil {
@@ -131,7 +140,7 @@ func run(bin string, n, kills int, loop time.Duration) error {
 			}
 			for _, x := range st.Instances {
 				if x.Kind == in.Kind && x.N == in.N {
-					return x.PID != 0 && x.PID != in.PID && x.State == "running"
+					return x.PID != 0 && x.PID != in.PID
 				}
 			}
 			return false
@@ -161,10 +170,11 @@ func run(bin string, n, kills int, loop time.Duration) error {
 	}
 
 	fmt.Printf("| measure | value |\n|---|---|\n")
-	fmt.Printf("| start %d processes (deploy request to all running) | %s |\n", n, startAll.Round(time.Millisecond))
+	fmt.Printf("| start %d processes: deploy request to all spawned | %s |\n", n, spawnAll.Round(time.Millisecond))
+	fmt.Printf("| start %d processes: deploy request to all running (a worker counts as running after 1 s up) | %s |\n", n, startAll.Round(time.Millisecond))
 	fmt.Printf("| daemon RSS, idle / supervising %d | %.1f MiB / %.1f MiB |\n", n, float64(rss0)/(1<<20), float64(rssN)/(1<<20))
 	fmt.Printf("| daemon's child processes for %d supervised | %d |\n", n, children)
-	fmt.Printf("| respawn after kill -9, median / max of %d | %s / %s |\n", len(lat), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	fmt.Printf("| respawn after kill -9 (new process started), median / max of %d | %s / %s |\n", len(lat), lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	fmt.Printf("| daemon CPU during a crash loop (%s, state %s, %d restarts) | %.2f %% of a core |\n", loop, state, restarts, cpu)
 	return nil
 }
