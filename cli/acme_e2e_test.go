@@ -83,7 +83,7 @@ func TestACMEEndToEnd(t *testing.T) {
 		"PIKU_SHUTDOWN_TIMEOUT=20s",
 		"PIKU_LOG_LEVEL=debug",
 		// the daemon trusts pebble's API through the system roots
-		"SSL_CERT_FILE=/dev/null",
+		"SSL_CERT_FILE="+pb.CAFile,
 	)
 	d.Stdout, d.Stderr = daemonLog, daemonLog
 	if err := d.Start(); err != nil {
