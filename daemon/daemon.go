@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -130,7 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunning()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -144,6 +145,9 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("proxy", d.proxy.Run)
 	goRun("cron", d.cron.Run)
 	goRun("certificates", d.certs.Run)
+	goRun("cloudflare ranges", func(ctx context.Context) error {
+		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})
+	})
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
 	ctlCtx, stopControl := context.WithCancel(context.Background())

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 )
 
@@ -16,24 +19,43 @@ var cloudflareRanges = []string{
 	"2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
 }
 
-var cloudflareNets = sync.OnceValue(func() []*net.IPNet {
-	nets := make([]*net.IPNet, 0, len(cloudflareRanges))
-	for _, c := range cloudflareRanges {
-		_, n, err := net.ParseCIDR(c)
-		if err != nil {
-			panic(err)
-		}
-		nets = append(nets, n)
+// builtinCloudflare is cloudflareRanges parsed.
+var builtinCloudflare = sync.OnceValue(func() []*net.IPNet {
+	nets, err := parseCIDRs(cloudflareRanges)
+	if err != nil {
+		panic(err)
 	}
 	return nets
 })
 
+// parseCIDRs parses address ranges ("192.0.2.0/24").
+func parseCIDRs(cidrs []string) ([]*net.IPNet, error) {
+	nets := make([]*net.IPNet, 0, len(cidrs))
+	for _, c := range cidrs {
+		_, n, err := net.ParseCIDR(strings.TrimSpace(c))
+		if err != nil {
+			return nil, err
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// cloudflareNets are the ranges in use: the built-in list until
+// SetCloudflareRanges replaces it.
+func (s *Server) cloudflareNets() []*net.IPNet {
+	if p := s.cloudflare.Load(); p != nil {
+		return *p
+	}
+	return builtinCloudflare()
+}
+
 // isCloudflare reports whether ip belongs to Cloudflare.
-func isCloudflare(ip net.IP) bool {
+func (s *Server) isCloudflare(ip net.IP) bool {
 	if ip == nil {
 		return false
 	}
-	for _, n := range cloudflareNets() {
+	for _, n := range s.cloudflareNets() {
 		if n.Contains(ip) {
 			return true
 		}
@@ -41,13 +63,28 @@ func isCloudflare(ip net.IP) bool {
 	return false
 }
 
+// SetCloudflareRanges replaces the built-in list of Cloudflare's address
+// ranges, for NGINX_CLOUDFLARE_ACL. Nothing changes if a range is bad or
+// the list is empty.
+func (s *Server) SetCloudflareRanges(cidrs []string) error {
+	nets, err := parseCIDRs(cidrs)
+	if err != nil {
+		return fmt.Errorf("cloudflare ranges: %w", err)
+	}
+	if len(nets) == 0 {
+		return errors.New("cloudflare ranges: the list is empty")
+	}
+	s.cloudflare.Store(&nets)
+	return nil
+}
+
 // allowed reports whether the Cloudflare ACL of rt lets ip in: Cloudflare,
 // loopback and the route's AllowIPs.
-func (rt *route) allowed(ip net.IP) bool {
+func (rt *route) allowed(ip net.IP, cloudflare func(net.IP) bool) bool {
 	if ip == nil {
 		return false
 	}
-	if ip.IsLoopback() || isCloudflare(ip) {
+	if ip.IsLoopback() || cloudflare(ip) {
 		return true
 	}
 	for _, n := range rt.allow {

@@ -71,11 +71,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	if rt.CloudflareACL {
 		ip := net.ParseIP(peer)
-		if !rt.allowed(ip) {
+		if !rt.allowed(ip, s.isCloudflare) {
 			page(w, http.StatusForbidden)
 			return
 		}
-		if isCloudflare(ip) {
+		if s.isCloudflare(ip) {
 			if cf := net.ParseIP(strings.TrimSpace(r.Header.Get("CF-Connecting-IP"))); cf != nil {
 				info.client = cf.String()
 			}

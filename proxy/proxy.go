@@ -54,7 +54,8 @@ type Server struct {
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 
-	table atomic.Pointer[table]
+	table      atomic.Pointer[table]
+	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
 
 	mu       sync.Mutex // serialises table changes; guards the maps below
 	routes   map[string]Route
