@@ -81,7 +81,7 @@ func startPushEnv(t *testing.T) *pushEnv {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
 	}
-	e.piku(nil, "HOME="+home).run("setup:ssh", filepath.Join(dir, "userkey.pub"))
+	e.piku(t, "HOME="+home).run("setup:ssh", filepath.Join(dir, "userkey.pub"))
 
 	e.sshPort = freePort(t)
 	cfg := fmt.Sprintf(`Port %d

@@ -131,3 +131,30 @@ func TestDetectMissingToolchainNamesPackage(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildRust builds a crate without dependencies (nothing to download)
+// and runs the binary it makes, on PATH, in the release phase.
+func TestBuildRust(t *testing.T) {
+	if _, err := exec.LookPath("cargo"); err != nil {
+		t.Skip("cargo is not installed (apt-get install cargo): the Rust builder is tested where it is; " +
+			"TestDetectMissingToolchainNamesPackage covers its absence")
+	}
+	root := newRoot(t)
+	g := newGitRepo(t, root, "rusty")
+	fd := &fakeDaemon{root: root}
+	d, out := newDeployer(root, fd)
+	rev := g.commit(map[string]string{
+		"Cargo.toml":  "[package]\nname = \"rusty-hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+		"src/main.rs": "fn main() { println!(\"rust v1\"); }\n",
+		"Procfile":    "web: rusty-hello\nrelease: rusty-hello > release.out\n",
+	})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "Rust app detected") {
+		t.Errorf("output:\n%s", out)
+	}
+	if got := readFile(t, filepath.Join(root.App("rusty"), "release.out")); got != "rust v1\n" {
+		t.Errorf("release ran %q", got)
+	}
+}
