@@ -38,11 +38,12 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
 	$(GO) test -run '^$$' -bench Proxy -benchtime 2s ./proxy/
 
-## fuzz: run every fuzzer for FUZZTIME each (default 30s)
+## fuzz: run every fuzzer for FUZZTIME each (default 30s); corpora live in each package's testdata/fuzz
 FUZZTIME ?= 30s
+FUZZPKGS := ./procfile/ ./proxy/ ./layout/ ./deploy/ ./cli/
 fuzz:
-	@for f in $$($(GO) test -list 'Fuzz.*' ./procfile/ | grep ^Fuzz); do \
-	  echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./procfile/ || exit 1; done
+	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+	  echo "== $$p $$f"; $(GO) test -run "^$$f$$" -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 clean:
 	rm -rf bin .demo
