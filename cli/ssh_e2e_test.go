@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -315,6 +316,22 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		out := e.piku(t).run("releases", "hello")
 		if n := strings.Count(out, "\n"); n != 3 || !strings.Contains(out, "* ") {
 			t.Errorf("releases:\n%s", out)
+		}
+	})
+	t.Run("client commands", func(t *testing.T) {
+		// On a developer's machine, inside the checkout, piku runs the
+		// command on the server its piku remote names, for that app.
+		cl := cmdRunner{t: t, name: filepath.Join(e.dir, "piku"), dir: hello.dir, env: []string{"GIT_SSH_COMMAND=" + e.sshCmd}}
+		if out := cl.run("ps"); !regexp.MustCompile(`(?m)^web\.1 +running`).MatchString(out) {
+			t.Errorf("piku ps through the remote:\n%s", out)
+		}
+		if out := cl.run("releases"); strings.Count(out, "\n") != 3 {
+			t.Errorf("piku releases through the remote:\n%s", out)
+		}
+		out, err := cl.output("config:get", "NOT_SET")
+		var xe *exec.ExitError
+		if !errors.As(err, &xe) || xe.ExitCode() != 1 || !strings.Contains(out, "NOT_SET is not set") {
+			t.Errorf("config:get of a missing key: %v\n%s", err, out)
 		}
 	})
 	live := strings.TrimSpace(hello.git().run("rev-parse", "HEAD"))
