@@ -27,6 +27,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -40,12 +41,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/piku/piku/proxy"
@@ -56,8 +59,15 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured load before each row")
 	conns := flag.Int("conns", 64, "concurrent keep-alive connections")
 	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx; \"none\" skips nginx")
+	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
 	flag.Parse()
 	log.SetFlags(0)
+	if *serveProxy != "" {
+		if err := proxyOnly(*serveProxy); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *conns < 1 || *duration <= 0 || *warmup < 0 {
 		log.Fatal("proxyload: -conns and -duration must be positive, -warmup not negative")
 	}
@@ -120,9 +130,31 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 		return err
 	}
 
+	// piku's proxy in a process of its own, as in the daemon and as nginx
+	// runs: it does not share a Go runtime with the load generator.
+	own := exec.Command(os.Args[0], "-serve-proxy", backend)
+	own.Stderr = os.Stderr
+	out, err := own.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := own.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = own.Process.Signal(syscall.SIGTERM)
+		_ = own.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("piku proxy process: %w", err)
+	}
+	ownAddr := strings.TrimSpace(line)
+
 	targets := []target{
 		{"backend direct", backend},
-		{"piku proxy", pikuAddr},
+		{"piku proxy (own process)", ownAddr},
+		{"piku proxy (in the load generator's process)", pikuAddr},
 		{"httputil.ReverseProxy (default transport)", naive},
 		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr},
 	}
@@ -162,6 +194,25 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 		}
 	}
 	return nil
+}
+
+// proxyOnly serves piku's proxy in front of backend until SIGTERM, after
+// printing its address on stdout.
+func proxyOnly(backend string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		return err
+	}
+	addr, _ := p.Addrs()
+	fmt.Println(addr)
+	return <-done
 }
 
 // serve serves h on a free loopback port and returns its address.
