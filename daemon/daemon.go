@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -98,10 +99,19 @@ type appState struct {
 	lastErr  string
 }
 
+// GCPercent is the daemon's garbage collection target (GOGC), unless GOGC
+// is set in its environment. The proxy makes short-lived garbage on every
+// request; collecting it a quarter as often measured about 20 % more small
+// requests per second, for a few MiB more heap.
+const GCPercent = 400
+
 // Run runs the daemon until ctx ends, then stops every app gracefully and
 // returns.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
 	root := cfg.Root
 	if err := root.Init(); err != nil {
 		return err

@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/piku/piku/daemon"
 	"github.com/piku/piku/proxy"
 )
 
@@ -199,6 +201,9 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
 func proxyOnly(backend string) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
