@@ -44,6 +44,15 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful shutdown at the end of Run;
 	// default 10s.
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// headers (slow-loris clients are cut off after it); default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle that long; default
+	// 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
+	// 64 KiB.
+	MaxHeaderBytes int
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
@@ -86,6 +95,15 @@ func New(o Options) *Server {
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
 	}
 	s := &Server{
 		o:        o,
@@ -141,9 +159,9 @@ func (s *Server) Run(ctx context.Context) error {
 	newServer := func(h http.Handler) *http.Server {
 		return &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
+			IdleTimeout:       s.o.IdleTimeout,
+			MaxHeaderBytes:    s.o.MaxHeaderBytes,
 			BaseContext:       func(net.Listener) context.Context { return base },
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}

@@ -374,3 +374,36 @@ func TestRemoveRoute(t *testing.T) {
 		t.Fatalf("after: %d", r.code)
 	}
 }
+
+// TestSlowAndOversizedClients: a client that never finishes its headers is
+// cut off after ReadHeaderTimeout while others are served, and oversized
+// headers get 431.
+func TestSlowAndOversizedClients(t *testing.T) {
+	back := backendServer(t, named("app"))
+	_, addr := startProxy(t, Options{ReadHeaderTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4 << 10},
+		Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{back}})
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.Write([]byte("GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: ")); err != nil {
+		t.Fatal(err)
+	}
+	// Others are served while it hangs.
+	if got := do(t, http.DefaultClient, addr, "GET", "app.test", "/", nil); got.code != 200 || got.body != "app" {
+		t.Errorf("while a slow client hangs: %d %q", got.code, got.body)
+	}
+	// The proxy closes the slow connection by itself; the generous
+	// deadline only keeps a broken proxy from hanging the test.
+	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(slow); err != nil {
+		t.Errorf("the slow connection was not closed by the proxy: %v", err)
+	}
+
+	big := strings.Repeat("x", 32<<10) // well past the limit (net/http allows 4 KiB of slack)
+	if got := do(t, http.DefaultClient, addr, "GET", "app.test", "/", nil, "X-Big", big); got.code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized headers: %d, want 431", got.code)
+	}
+}
