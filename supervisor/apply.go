@@ -94,6 +94,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		var drop []*instance
 		kept := false
 		s.mu.Lock()
+		a.pending = nil
 		for _, c := range changes {
 			if c.replace && (c.old == nil || len(c.old.insts) == 0) && len(c.started) > 0 {
 				k := &kind{spec: c.ps, revision: spec.Revision, dir: spec.Dir, gen: c.gen, insts: map[int]*instance{}}
@@ -139,6 +140,9 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			}
 			c.started = append(c.started, in)
 			fresh = append(fresh, in)
+			s.mu.Lock()
+			a.pending = append(a.pending, in)
+			s.mu.Unlock()
 		}
 	}
 	if err := waitBoot(ctx, fresh, spec.Policy.BootTimeout); err != nil {
@@ -148,6 +152,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	// Commit: route to the new set, drain and stop what it replaced.
 	var retired []*instance
 	s.mu.Lock()
+	a.pending = nil
 	for _, c := range changes {
 		if c.replace {
 			if c.old != nil {

@@ -44,6 +44,9 @@ type app struct {
 	lock  sync.Mutex
 	gone  bool // stopped and forgotten; Apply must look it up again
 	kinds map[string]*kind
+	// pending are the instances a rollout in progress started and has not
+	// made live yet; Status shows them beside the live ones.
+	pending []*instance
 }
 
 // kind is the current generation of one process kind.
@@ -104,7 +107,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return nil
 }
 
-// Status returns the instances of app, sorted by kind and ordinal.
+// Status returns the instances of app, sorted by kind, ordinal and
+// generation: the live ones and, while a rollout is in progress, the new
+// ones it is starting.
 func (s *Supervisor) Status(appName string) []InstanceStatus {
 	s.mu.Lock()
 	var insts []*instance
@@ -112,6 +117,7 @@ func (s *Supervisor) Status(appName string) []InstanceStatus {
 		for _, k := range a.kinds {
 			insts = slices.AppendSeq(insts, maps.Values(k.insts))
 		}
+		insts = append(insts, a.pending...)
 	}
 	s.mu.Unlock()
 	out := make([]InstanceStatus, 0, len(insts))

@@ -535,3 +535,38 @@ func BenchmarkSpawn(b *testing.B) {
 		})
 	}
 }
+
+// TestStatusShowsRolloutInProgress: while new instances boot, Status shows
+// them (starting, next generation) beside the live ones.
+func TestStatusShowsRolloutInProgress(t *testing.T) {
+	ts := startSup(t, "")
+	ctx := context.Background()
+	spec := ts.spec("roll", ProcessSpec{Kind: "worker", Count: 1, Command: "sleep 1000"})
+	if err := ts.Apply(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Restart = []string{"*"}
+	done := make(chan error, 1)
+	go func() { done <- ts.Apply(ctx, spec) }()
+	// A worker counts as started after a second up, so the new one stays
+	// "starting" for about that long.
+	for saw := false; !saw; time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("the rollout ended (%v) before Status showed both generations", err)
+		default:
+		}
+		st := ts.Status("roll")
+		saw = len(st) == 2 && st[0].Generation == 1 && st[0].State == StateRunning &&
+			st[1].Generation == 2 && st[1].State == StateStarting
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := ts.Status("roll"); len(st) != 1 || st[0].Generation != 2 || st[0].State != StateRunning {
+		t.Errorf("after the rollout: %+v", st)
+	}
+	if err := ts.Stop(ctx, "roll"); err != nil {
+		t.Fatal(err)
+	}
+}
