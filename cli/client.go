@@ -110,13 +110,25 @@ func parseRemote(s string) (target, error) {
 		if u.User != nil {
 			host = u.User.Username() + "@" + host
 		}
-		return target{host: host, port: u.Port(), app: appFromPath(u.Path)}, nil
+		return checkTarget(s, target{host: host, port: u.Port(), app: appFromPath(u.Path)})
 	}
 	host, path, ok := strings.Cut(s, ":")
 	if !ok || host == "" || strings.Contains(host, "/") {
 		return target{}, fmt.Errorf("%q is not an SSH remote like piku@server:app", s)
 	}
-	return target{host: host, app: appFromPath(path)}, nil
+	return checkTarget(s, target{host: host, app: appFromPath(path)})
+}
+
+// checkTarget refuses what ssh would take for something else than a host
+// and port, as git does: a host starting with '-' would be an option.
+func checkTarget(remote string, t target) (target, error) {
+	if t.host == "" || strings.HasPrefix(t.host, "-") || strings.ContainsAny(t.host, " \t\n\r\x00") {
+		return target{}, fmt.Errorf("remote %q: %q is not a host name ssh can be given", remote, t.host)
+	}
+	if strings.Trim(t.port, "0123456789") != "" {
+		return target{}, fmt.Errorf("remote %q: port %q is not a number", remote, t.port)
+	}
+	return t, nil
 }
 
 func appFromPath(p string) string {

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +66,37 @@ func TestShellQuoteRoundTrips(t *testing.T) {
 		words, err := sshCommand("echo " + shellQuote(s))
 		if err != nil || len(words) != 2 || words[1] != s {
 			t.Errorf("quote(%q) -> %q, %v", s, words, err)
+		}
+	}
+}
+
+// FuzzParseRemote: whatever a remote URL holds, what reaches ssh is a host
+// that cannot pass for an option and a numeric port.
+func FuzzParseRemote(f *testing.F) {
+	for _, s := range []string{
+		"piku@server:app", "ssh://piku@server:2222/app.git", "server:~/app", "-oProxyCommand=x:app",
+		"ssh://-oProxyCommand=x/app", "ssh://piku@[::1]:22/app", "a b:app", "nohost", ":app",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, remote string) {
+		tg, err := parseRemote(remote)
+		if err != nil {
+			return
+		}
+		if tg.host == "" || strings.HasPrefix(tg.host, "-") || strings.ContainsAny(tg.host, " \t\n\r\x00") {
+			t.Fatalf("%q: host %q", remote, tg.host)
+		}
+		if strings.Trim(tg.port, "0123456789") != "" {
+			t.Fatalf("%q: port %q", remote, tg.port)
+		}
+	})
+}
+
+func TestParseRemoteRefusesOptions(t *testing.T) {
+	for _, remote := range []string{"-oProxyCommand=touch /tmp/x:app", "ssh://-oProxyCommand=x/app", "ssh://piku@server:22x/app"} {
+		if tg, err := parseRemote(remote); err == nil {
+			t.Errorf("parseRemote(%q) = %+v, want an error", remote, tg)
 		}
 	}
 }
