@@ -67,8 +67,10 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 	}
 	var t target
 	if s := getenv("PIKU_SERVER"); s != "" && remote == "" {
-		t.host = s
-		t.app = getenv("PIKU_APP")
+		var err error
+		if t, err = checkTarget("PIKU_SERVER", target{host: s, app: getenv("PIKU_APP")}); err != nil {
+			return nil, nil, err
+		}
 	} else {
 		name := remote
 		if name == "" {
