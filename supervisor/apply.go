@@ -107,10 +107,9 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			}
 			drop = append(drop, c.started...)
 		}
-		addrs := a.webAddrs()
 		s.mu.Unlock()
 		if kept {
-			s.router.Route(spec.App, addrs)
+			s.route(spec.App, a)
 			err = fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", err)
 		}
 		stopAll(context.WithoutCancel(ctx), drop)
@@ -180,10 +179,9 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			delete(a.kinds, name)
 		}
 	}
-	addrs := a.webAddrs()
 	s.mu.Unlock()
 
-	s.router.Route(spec.App, addrs)
+	s.route(spec.App, a)
 	// Highest ordinals first, as a scale-down promises.
 	slices.SortFunc(retired, func(x, y *instance) int { return y.n - x.n })
 	if old := webAddrs(retired); len(old) > 0 {
@@ -202,7 +200,7 @@ func differs(k *kind, ps ProcessSpec, spec *AppSpec) bool {
 }
 
 // webAddrs returns the addresses of every web instance of a, sorted. The
-// caller holds Supervisor.mu.
+// caller holds Supervisor.mu (under which instances change address).
 func (a *app) webAddrs() []string {
 	out := []string{}
 	for _, k := range a.kinds {
@@ -227,13 +225,12 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 			delete(k.insts, n)
 		}
 	}
-	addrs := a.webAddrs()
 	s.mu.Unlock()
 	if holder == nil {
 		return
 	}
-	s.router.Route(appName, addrs)
-	s.router.Drain(ctx, []string{holder.addr})
+	s.route(appName, a)
+	s.router.Drain(ctx, []string{holder.address()})
 	holder.stop(context.WithoutCancel(ctx))
 }
 

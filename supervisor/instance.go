@@ -31,8 +31,11 @@ type instance struct {
 	dir      string
 	policy   Policy
 	logPath  string
-	port     int
-	addr     string
+	// port and addr change only under Supervisor.mu and mu together (when
+	// a restart finds the port taken); fixed ports never change.
+	port  int
+	addr  string
+	fixed bool
 
 	boot chan error    // gets the outcome of the first start: nil when ready
 	quit chan struct{} // closed to ask for a graceful stop
@@ -46,6 +49,43 @@ type instance struct {
 }
 
 func (in *instance) name() string { return in.spec.Kind + "." + strconv.Itoa(in.n) }
+
+// address is addr for readers that hold neither lock.
+func (in *instance) address() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.addr
+}
+
+// movePort gives a web instance a new port when something else took its
+// own while it was down, so that its restart does not fail on it for
+// ever, and routes the app to the new address. A pinned port stays.
+func (in *instance) movePort() {
+	if !in.spec.Web || in.fixed || canListen(in.address()) {
+		return
+	}
+	s := in.s
+	port, err := s.ports.take(0)
+	if err != nil {
+		in.log.Error("its port is taken and no other is free", "port", in.port, "err", err)
+		return
+	}
+	old := in.port
+	s.mu.Lock()
+	in.mu.Lock()
+	in.port, in.addr = port, s.ports.addr(port)
+	in.status.Port, in.status.Addr = in.port, in.addr
+	in.mu.Unlock()
+	s.mu.Unlock()
+	s.ports.release(old)
+	in.log.Warn("its port was taken while it was down: moved", "from", old, "to", port)
+	s.mu.Lock()
+	a := s.apps[in.app]
+	s.mu.Unlock()
+	if a != nil {
+		s.route(in.app, a)
+	}
+}
 
 func (in *instance) snapshot() InstanceStatus {
 	in.mu.Lock()
@@ -89,7 +129,7 @@ type proc struct {
 // run is the owner goroutine: start, watch, restart with backoff, stop.
 func (in *instance) run() {
 	defer close(in.done)
-	defer in.s.ports.release(in.port)
+	defer func() { in.s.ports.release(in.port) }() // the port in use at the end
 	defer in.s.logs.close(in.logPath)
 
 	bo := newBackoff(in.policy.BackoffInitial, in.policy.BackoffMax, in.s.healthyRun)
@@ -144,6 +184,7 @@ func (in *instance) run() {
 		select {
 		case <-t.C:
 			in.update(func(st *InstanceStatus) { st.Restarts++; st.NextRetry = time.Time{} })
+			in.movePort()
 		case <-in.quit:
 			t.Stop()
 			in.update(func(st *InstanceStatus) { st.State, st.NextRetry = StateStopped, time.Time{} })

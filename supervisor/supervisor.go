@@ -47,6 +47,23 @@ type app struct {
 	// pending are the instances a rollout in progress started and has not
 	// made live yet; Status shows them beside the live ones.
 	pending []*instance
+	// routeMu orders the Router.Route calls for the app, so that the last
+	// call always carries the latest addresses.
+	routeMu sync.Mutex
+}
+
+// route tells the router the app's current web addresses (none once the
+// app is stopped).
+func (s *Supervisor) route(appName string, a *app) {
+	a.routeMu.Lock()
+	defer a.routeMu.Unlock()
+	s.mu.Lock()
+	addrs := []string{}
+	if !a.gone {
+		addrs = a.webAddrs()
+	}
+	s.mu.Unlock()
+	s.router.Route(appName, addrs)
 }
 
 // kind is the current generation of one process kind.
@@ -173,7 +190,7 @@ func (s *Supervisor) Stop(ctx context.Context, appName string) error {
 	a.gone = true
 	delete(s.apps, appName)
 	s.mu.Unlock()
-	s.router.Route(appName, []string{})
+	s.route(appName, a)
 	s.router.Drain(ctx, webAddrs(all))
 	stopAll(ctx, all)
 	return nil
@@ -192,7 +209,7 @@ func webAddrs(insts []*instance) []string {
 	var out []string
 	for _, in := range insts {
 		if in.spec.Web {
-			out = append(out, in.addr)
+			out = append(out, in.address())
 		}
 	}
 	slices.Sort(out)
@@ -213,6 +230,7 @@ func (s *Supervisor) spawn(spec *AppSpec, ps ProcessSpec, n, gen, fixed int) (*i
 			return nil, fmt.Errorf("%s: %w", in.name(), err)
 		}
 		in.port, in.addr = port, s.ports.addr(port)
+		in.fixed = fixed != 0
 	}
 	if err := os.MkdirAll(spec.Logs.Dir, 0o755); err != nil {
 		s.ports.release(in.port)

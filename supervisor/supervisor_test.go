@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -567,6 +568,44 @@ func TestStatusShowsRolloutInProgress(t *testing.T) {
 		t.Errorf("after the rollout: %+v", st)
 	}
 	if err := ts.Stop(ctx, "roll"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestartMovesOffATakenPort: when something else took a web
+// instance's port while it was down, the restart moves it to a free port
+// and routes the app there, instead of failing on the taken one for ever.
+func TestRestartMovesOffATakenPort(t *testing.T) {
+	ts := startSup(t, "")
+	ctx := context.Background()
+	spec := ts.spec("mover", webSpec(1, "1"))
+	spec.Policy.BackoffInitial = time.Second // time to take the port while it is down
+	if err := ts.Apply(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	before := ts.Status("mover")[0]
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var squatter net.Listener
+	eventually(t, "the port to be free to take", func() bool {
+		l, err := net.Listen("tcp", before.Addr)
+		squatter = l
+		return err == nil
+	})
+	defer squatter.Close()
+	var after InstanceStatus
+	eventually(t, "the instance to run on another port", func() bool {
+		after = ts.Status("mover")[0]
+		return after.State == StateRunning && after.PID != before.PID && after.Port != before.Port
+	})
+	if got := ts.router.lastRoute(); !slices.Equal(got, []string{after.Addr}) {
+		t.Errorf("routed %v, want %v", got, after.Addr)
+	}
+	if body, err := ts.router.do(); err != nil || body != "gen=1" {
+		t.Errorf("through the router: %q, %v", body, err)
+	}
+	if err := ts.Stop(ctx, "mover"); err != nil {
 		t.Fatal(err)
 	}
 }
