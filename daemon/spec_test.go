@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/appconfig"
+	"github.com/piku/piku/internal/testdeps"
 	"github.com/piku/piku/layout"
 	"github.com/piku/piku/procfile"
 	"github.com/piku/piku/supervisor"
@@ -112,15 +113,13 @@ func TestPlan(t *testing.T) {
 // TestPlanVassals: a wsgi entry runs uWSGI with one vassal per instance,
 // named as piku names them.
 func TestPlanVassals(t *testing.T) {
+	testdeps.Require(t, "uwsgi", "apt-get install uwsgi-core uwsgi-plugin-python3")
 	p, root, err := planFor(t, map[string]string{
 		"Procfile":         "wsgi: app:application\n",
 		"ENV":              "UWSGI_PROCESSES=2\n",
 		"envs/app/SCALING": "wsgi:2\n",
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "apt-get install") {
-			t.Skipf("uWSGI is not installed here (the daemon refuses wsgi entries without it, as tested by TestPlanErrors): %v", err)
-		}
 		t.Fatal(err)
 	}
 	ps := process(t, p, "wsgi")
