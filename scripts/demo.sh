@@ -65,6 +65,9 @@ say "piku ps:scale hello web=2"
 "$BIN" ps:scale hello web=2
 "$BIN" ps hello
 
+say "piku releases hello   (each push is a release; piku rollback puts an older one back)"
+"$BIN" releases hello
+
 say "piku logs hello -n 5"
 sleep 1
 "$BIN" logs hello -n 5
