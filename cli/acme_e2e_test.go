@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/piku/piku/control"
 	"github.com/piku/piku/internal/pebbletest"
 	"github.com/piku/piku/internal/testdeps"
 	"github.com/piku/piku/layout"
@@ -51,12 +49,7 @@ func TestACMEEndToEnd(t *testing.T) {
 		}
 	}
 
-	bin := filepath.Join(dir, "piku")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/piku")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building piku: %v\n%s", err, out)
-	}
+	bin := buildPiku(t, dir)
 
 	// pebble validates HTTP-01 and TLS-ALPN-01 on the daemon's listeners
 	httpPort, httpsPort := freePort(t), freePort(t)
@@ -65,15 +58,7 @@ func TestACMEEndToEnd(t *testing.T) {
 	}
 	pb := pebbletest.Start(t, httpPort, httpsPort)
 
-	logFile := filepath.Join(dir, "daemon.log")
-	daemonLog, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer daemonLog.Close()
-	d := exec.Command(bin, "daemon")
-	d.Env = append(os.Environ(),
-		"PIKU_ROOT="+root.Dir(),
+	startDaemon(t, bin, root, dir,
 		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(httpPort),
 		"PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(httpsPort),
 		"PIKU_ACME=true",
@@ -85,33 +70,6 @@ func TestACMEEndToEnd(t *testing.T) {
 		// the daemon trusts pebble's API through the system roots
 		"SSL_CERT_FILE="+pb.CAFile,
 	)
-	d.Stdout, d.Stderr = daemonLog, daemonLog
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = d.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- d.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the daemon did not exit cleanly: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = d.Process.Kill()
-			<-done
-			t.Error("the daemon did not stop within 30s")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	waitFor(t, "daemon answering", 30*time.Second, func() (bool, string) {
-		_, err := control.NewClient(root.Socket()).Ping(context.Background())
-		return err == nil, fmt.Sprint(err)
-	})
 
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
 	waitFor(t, host+" over HTTP", 60*time.Second, func() (bool, string) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,49 +11,38 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// load is a steady stream of requests a script runs while it changes the
-// app, to show that no request fails during rollouts.
-type load struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu       sync.Mutex
+// loadResult is what a steady load saw.
+type loadResult struct {
 	total    int
-	failures []string
-	bodies   map[string]int
+	failures []string       // when and how each failed request failed
+	bodies   map[string]int // the bodies of the requests that succeeded
 }
 
-var (
-	loadsMu sync.Mutex
-	loads   = map[*testscript.TestScript]map[string]*load{}
-)
-
-// loadstart NAME URL HOST: start 2 clients sending GET URL with Host HOST
-// every 5 ms each (about 400 requests per second), until loadcheck NAME.
-func cmdLoadStart(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 3 || neg {
-		ts.Fatalf("usage: loadstart NAME URL HOST")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel, bodies: map[string]int{}}
-	client := &http.Client{Timeout: 10 * time.Second}
+// steadyLoad sends GET url with Host host every 5 ms from each of two
+// clients (about 400 requests per second) until the returned stop is
+// called, which reports what the requests saw. A request fails on an error
+// or any status but 200.
+func steadyLoad(client *http.Client, url, host string) (stop func() loadResult) {
+	done := make(chan struct{})
+	var (
+		mu  sync.Mutex
+		res = loadResult{bodies: map[string]int{}}
+		wg  sync.WaitGroup
+	)
 	for range 2 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		wg.Go(func() {
 			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			for {
 				select {
-				case <-ctx.Done():
+				case <-done:
 					return
 				case <-tick.C:
 				}
-				req, _ := http.NewRequest(http.MethodGet, args[1], nil)
-				req.Host = args[2]
+				msg, body := "", []byte(nil)
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Host = host
 				resp, err := client.Do(req)
-				msg := ""
-				var body []byte
 				if err == nil {
 					body, err = io.ReadAll(resp.Body)
 					resp.Body.Close()
@@ -65,24 +53,45 @@ func cmdLoadStart(ts *testscript.TestScript, neg bool, args []string) {
 				if err != nil {
 					msg = fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err)
 				}
-				l.mu.Lock()
-				l.total++
+				mu.Lock()
+				res.total++
 				if msg != "" {
-					l.failures = append(l.failures, msg)
+					res.failures = append(res.failures, msg)
 				} else {
-					l.bodies[string(body)]++
+					res.bodies[string(body)]++
 				}
-				l.mu.Unlock()
+				mu.Unlock()
 			}
-		}()
+		})
 	}
+	var once sync.Once
+	return func() loadResult {
+		once.Do(func() { close(done) })
+		wg.Wait()
+		return res
+	}
+}
+
+// loads are the scripts' running loads, by script and name.
+var (
+	loadsMu sync.Mutex
+	loads   = map[*testscript.TestScript]map[string]func() loadResult{}
+)
+
+// loadstart NAME URL HOST: start a steady load of GET URL with Host HOST
+// (about 400 requests per second) until loadcheck NAME.
+func cmdLoadStart(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: loadstart NAME URL HOST")
+	}
+	stop := steadyLoad(&http.Client{Timeout: 10 * time.Second}, args[1], args[2])
 	loadsMu.Lock()
 	if loads[ts] == nil {
-		loads[ts] = map[string]*load{}
+		loads[ts] = map[string]func() loadResult{}
 	}
-	loads[ts][args[0]] = l
+	loads[ts][args[0]] = stop
 	loadsMu.Unlock()
-	ts.Defer(func() { cancel(); l.wg.Wait() })
+	ts.Defer(func() { stop() })
 }
 
 // loadcheck NAME MIN: stop the load; fail if any request failed or fewer
@@ -94,25 +103,24 @@ func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 	min, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	loadsMu.Lock()
-	l := loads[ts][args[0]]
+	stop := loads[ts][args[0]]
 	loadsMu.Unlock()
-	if l == nil {
+	if stop == nil {
 		ts.Fatalf("loadcheck: no load %q", args[0])
 	}
-	l.cancel()
-	l.wg.Wait()
-	for body, n := range l.bodies {
+	res := stop()
+	for body, n := range res.bodies {
 		fmt.Fprintf(ts.Stdout(), "%d x %s\n", n, body)
 	}
-	ts.Logf("load %s: %d requests, %d failed", args[0], l.total, len(l.failures))
-	if len(l.failures) > 0 {
-		shown := l.failures
+	ts.Logf("load %s: %d requests, %d failed", args[0], res.total, len(res.failures))
+	if len(res.failures) > 0 {
+		shown := res.failures
 		if len(shown) > 10 {
 			shown = shown[:10]
 		}
-		ts.Fatalf("load %s: %d of %d requests failed; first: %q", args[0], len(l.failures), l.total, shown)
+		ts.Fatalf("load %s: %d of %d requests failed; first: %q", args[0], len(res.failures), res.total, shown)
 	}
-	if l.total < min {
-		ts.Fatalf("load %s: only %d requests were sent, want at least %d", args[0], l.total, min)
+	if res.total < min {
+		ts.Fatalf("load %s: only %d requests were sent, want at least %d", args[0], res.total, min)
 	}
 }

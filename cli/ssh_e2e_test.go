@@ -72,10 +72,7 @@ func startPushEnv(t *testing.T) *pushEnv {
 	if e.root, err = layout.New(filepath.Join(dir, "root")); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "piku")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/piku").CombinedOutput(); err != nil {
-		t.Fatalf("building piku: %v\n%s", err, out)
-	}
+	bin := buildPiku(t, dir) // dir/piku, which e.piku runs
 	home := filepath.Join(dir, "home")
 	for _, k := range []string{"hostkey", "userkey"} {
 		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
@@ -125,40 +122,9 @@ SetEnv PATH=%s
 	e.httpPort = http
 	// App ports stay below the kernel's ephemeral range (32768-60999), so
 	// no outgoing connection of the tests can hold one.
-	daemonLog, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := exec.Command(bin, "daemon")
-	d.Env = append(os.Environ(), "PIKU_ROOT="+e.root.Dir(), "HOME="+home,
+	startDaemon(t, bin, e.root, dir, "HOME="+home,
 		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
 		"PIKU_ACME=false", "PIKU_PORTS=30000-30999", "PIKU_SHUTDOWN_TIMEOUT=20s")
-	d.Stdout, d.Stderr = daemonLog, daemonLog
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = d.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- d.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the daemon did not exit cleanly: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = d.Process.Kill()
-			t.Error("the daemon did not stop within 30s")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	waitFor(t, "daemon answering", 30*time.Second, func() (bool, string) {
-		_, err := control.NewClient(e.root.Socket()).Ping(context.Background())
-		return err == nil, fmt.Sprint(err)
-	})
 	return e
 }
 
@@ -421,14 +387,15 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			code, body, err := httpGet(url, "loaded.test")
 			return err == nil && code == 200 && strings.Contains(body, "version A"), fmt.Sprint(code, body, err)
 		})
-		stop := steadyLoad(url, "loaded.test")
+		stop := steadyLoad(testClient, url, "loaded.test")
 		c.commit(staticApp("B", env))
 		c.mustPush("main")
 		waitFor(t, "version B through the proxy", 60*time.Second, func() (bool, string) {
 			code, body, err := httpGet(url, "loaded.test")
 			return err == nil && code == 200 && strings.Contains(body, "version B"), fmt.Sprint(code, body, err)
 		})
-		total, failures := stop()
+		res := stop()
+		total, failures := res.total, res.failures
 		t.Logf("%d requests during the redeploy, %d failed", total, len(failures))
 		if len(failures) > 0 {
 			t.Errorf("%d of %d requests failed during the redeploy; first: %q", len(failures), total, failures[0])
@@ -565,42 +532,4 @@ func main() {
 		}
 		e.waitBody(t, "goapp", "go says hi")
 	})
-}
-
-// steadyLoad sends GET url with Host host every 5 ms from two clients
-// until the returned stop is called, which reports how many requests were
-// sent and the failures.
-func steadyLoad(url, host string) (stop func() (int, []string)) {
-	done := make(chan struct{})
-	var (
-		mu       sync.Mutex
-		total    int
-		failures []string
-		wg       sync.WaitGroup
-	)
-	for range 2 {
-		wg.Go(func() {
-			tick := time.NewTicker(5 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-tick.C:
-				}
-				code, body, err := httpGet(url, host)
-				mu.Lock()
-				total++
-				if err != nil || code != 200 {
-					failures = append(failures, fmt.Sprintf("%s: %d %q %v", time.Now().Format("15:04:05.000"), code, body, err))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	return func() (int, []string) {
-		close(done)
-		wg.Wait()
-		return total, failures
-	}
 }

@@ -104,16 +104,10 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
-	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	select {
-	case <-p.Ready():
-	case err := <-done:
+	pikuAddr, _, err := runProxy(ctx, backend)
+	if err != nil {
 		return err
 	}
-	pikuAddr, _ := p.Addrs()
 
 	// What a user might write first: the default transport keeps at most
 	// two idle connections per backend, so most requests under
@@ -206,6 +200,18 @@ func proxyOnly(backend string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	addr, done, err := runProxy(ctx, backend)
+	if err != nil {
+		return err
+	}
+	fmt.Println(addr)
+	return <-done
+}
+
+// runProxy serves piku's proxy for app.test in front of backend on a free
+// loopback port until ctx ends. It returns the address once the proxy
+// listens, and a channel that gets Run's result.
+func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
 	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
 	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
 	done := make(chan error, 1)
@@ -213,11 +219,10 @@ func proxyOnly(backend string) error {
 	select {
 	case <-p.Ready():
 	case err := <-done:
-		return err
+		return "", nil, err
 	}
 	addr, _ := p.Addrs()
-	fmt.Println(addr)
-	return <-done
+	return addr, done, nil
 }
 
 // serve serves h on a free loopback port and returns its address.
