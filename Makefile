@@ -1,7 +1,7 @@
 # piku: make build | test | demo | bench | fuzz | lint
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/piku/piku/cli.Version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/piku/piku/internal/cli.Version=$(VERSION)
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 
@@ -32,15 +32,15 @@ demo: build
 
 ## bench: the measurements behind docs/PERFORMANCE.md
 bench: build
-	$(GO) run ./bench/supervise -piku ./bin/piku
-	$(GO) run ./bench/push -piku ./bin/piku -runs 5
-	$(GO) run ./bench/proxyload -duration 5s -conns 64
+	$(GO) run ./internal/bench/supervise -piku ./bin/piku
+	$(GO) run ./internal/bench/push -piku ./bin/piku -runs 5
+	$(GO) run ./internal/bench/proxyload -duration 5s -conns 64
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
 	$(GO) test -run '^$$' -bench Proxy -benchtime 2s ./proxy/
 
 ## fuzz: run every fuzzer for FUZZTIME each (default 30s); corpora live in each package's testdata/fuzz
 FUZZTIME ?= 30s
-FUZZPKGS := ./procfile/ ./proxy/ ./layout/ ./deploy/ ./cli/
+FUZZPKGS := ./procfile/ ./proxy/ ./deploy/ ./internal/layout/ ./internal/cli/
 fuzz:
 	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 	  echo "== $$p $$f"; $(GO) test -run "^$$f$$" -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done

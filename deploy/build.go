@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/piku/piku/layout"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/procfile"
 )
 

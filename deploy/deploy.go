@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/piku/piku/appconfig"
-	"github.com/piku/piku/control"
-	"github.com/piku/piku/layout"
+	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/procfile"
 )
 

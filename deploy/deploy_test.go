@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piku/piku/control"
+	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/testdeps"
-	"github.com/piku/piku/layout"
 )
 
 // clock hands out times a second apart, so release IDs differ.

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/piku/piku/control"
+	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/testdeps"
-	"github.com/piku/piku/layout"
 )
 
 // gitRepo is a working repository pushing to the app's bare repository.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/piku/piku/layout"
+	"github.com/piku/piku/internal/layout"
 )
 
 // Release is what releases/APP/ID.json records about a release.

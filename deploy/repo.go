@@ -10,7 +10,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"github.com/piku/piku/layout"
+	"github.com/piku/piku/internal/layout"
 )
 
 // hookNames are the hooks piku installs. The deploy runs in pre-receive,

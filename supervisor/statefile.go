@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/piku/piku/layout"
+	"github.com/piku/piku/internal/layout"
 )
 
 // liveProc is one process recorded in the state file.

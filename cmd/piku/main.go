@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/piku/piku/cli"
+	"github.com/piku/piku/internal/cli"
 )
 
 func main() {

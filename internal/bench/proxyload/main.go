@@ -1,0 +1,435 @@
+// Command proxyload measures requests per second and latency percentiles
+// of a small and a 1 MiB response served by a backend directly, through
+// piku's proxy, through a plain net/http/httputil.ReverseProxy (the naive
+// NewSingleHostReverseProxy with the default transport, and the same with
+// an idle pool as large as the number of connections) and, when nginx is
+// installed, through nginx with a keepalive upstream. It prints a markdown
+// table.
+//
+//	go run ./internal/bench/proxyload -duration 10s -conns 64
+//
+// The load generator is closed-loop: each of -conns workers owns one
+// keep-alive connection and sends its next request when the previous
+// response has been read. Each row first runs for -warmup, unmeasured, on
+// the same connections, then for -duration. Latencies are those of the
+// requests sent during -duration; req/s counts them over the time until
+// the last one finished. "client conns" is the number of connections the
+// generator opened for the row, warm-up included: -conns means every one
+// was kept alive throughout. "backend conns" is the number of connections
+// the backend accepted meanwhile, which shows whether the proxy reuses its
+// upstream connections (a proxy reusing connections from an earlier row
+// shows 0).
+//
+// The generator, the backend, piku's proxy and the ReverseProxy share this
+// process and its CPUs; nginx runs its own worker processes on the same
+// CPUs. Other load on the machine shows in the load average printed above
+// the table.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/piku/piku/internal/daemon"
+	"github.com/piku/piku/proxy"
+)
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "how long each row is measured")
+	warmup := flag.Duration("warmup", time.Second, "unmeasured load before each row")
+	conns := flag.Int("conns", 64, "concurrent keep-alive connections")
+	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx; \"none\" skips nginx")
+	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
+	flag.Parse()
+	log.SetFlags(0)
+	if *serveProxy != "" {
+		if err := proxyOnly(*serveProxy); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *conns < 1 || *duration <= 0 || *warmup < 0 {
+		log.Fatal("proxyload: -conns and -duration must be positive, -warmup not negative")
+	}
+	if err := run(*duration, *warmup, *conns, *nginxBin); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type target struct{ name, addr string }
+
+type response struct {
+	label, path string
+	size        int
+}
+
+func run(duration, warmup time.Duration, conns int, nginxBin string) error {
+	small := []byte("hello, world\n")
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	responses := []response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}}
+	backendConns := new(atomic.Int64)
+	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		w.Write(small)
+	}))
+	if err != nil {
+		return err
+	}
+	backendURL := &url.URL{Scheme: "http", Host: backend}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pikuAddr, _, err := runProxy(ctx, backend)
+	if err != nil {
+		return err
+	}
+
+	// What a user might write first: the default transport keeps at most
+	// two idle connections per backend, so most requests under
+	// concurrency dial a new one.
+	naive, err := serve(httputil.NewSingleHostReverseProxy(backendURL))
+	if err != nil {
+		return err
+	}
+	// The same with an idle pool that fits every connection.
+	pooled := httputil.NewSingleHostReverseProxy(backendURL)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = conns
+	pooled.Transport = tr
+	pooledAddr, err := serve(pooled)
+	if err != nil {
+		return err
+	}
+
+	// piku's proxy in a process of its own, as in the daemon and as nginx
+	// runs: it does not share a Go runtime with the load generator.
+	own := exec.Command(os.Args[0], "-serve-proxy", backend)
+	own.Stderr = os.Stderr
+	out, err := own.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := own.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = own.Process.Signal(syscall.SIGTERM)
+		_ = own.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("piku proxy process: %w", err)
+	}
+	ownAddr := strings.TrimSpace(line)
+
+	targets := []target{
+		{"backend direct", backend},
+		{"piku proxy (own process)", ownAddr},
+		{"piku proxy (in the load generator's process)", pikuAddr},
+		{"httputil.ReverseProxy (default transport)", naive},
+		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr},
+	}
+	if nginxBin == "" {
+		for _, c := range []string{"nginx", "/usr/sbin/nginx"} {
+			if p, err := exec.LookPath(c); err == nil {
+				nginxBin = p
+				break
+			}
+		}
+	}
+	if nginxBin != "" && nginxBin != "none" {
+		addr, stop, err := startNginx(nginxBin, backend, conns)
+		if err != nil {
+			log.Printf("nginx skipped: %v", err)
+		} else {
+			defer stop()
+			targets = append(targets, target{"nginx (keepalive upstream)", addr})
+		}
+	}
+
+	fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
+		conns, warmup, duration, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | client conns | backend conns |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, resp := range responses {
+		for _, t := range targets {
+			runtime.GC()
+			before := backendConns.Load()
+			r := load(t.addr, resp, conns, warmup, duration)
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d | %d |\n",
+				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials,
+				backendConns.Load()-before)
+			if r.firstErr != nil {
+				log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
+			}
+		}
+	}
+	return nil
+}
+
+// proxyOnly serves piku's proxy in front of backend until SIGTERM, after
+// printing its address on stdout.
+func proxyOnly(backend string) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	addr, done, err := runProxy(ctx, backend)
+	if err != nil {
+		return err
+	}
+	fmt.Println(addr)
+	return <-done
+}
+
+// runProxy serves piku's proxy for app.test in front of backend on a free
+// loopback port until ctx ends. It returns the address once the proxy
+// listens, and a channel that gets Run's result.
+func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
+	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		return "", nil, err
+	}
+	addr, _ := p.Addrs()
+	return addr, done, nil
+}
+
+// serve serves h on a free loopback port and returns its address.
+func serve(h http.Handler) (string, error) { return serveCounting(nil, h) }
+
+// serveCounting is serve that adds each accepted connection to accepted,
+// unless it is nil.
+func serveCounting(accepted *atomic.Int64, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	if accepted != nil {
+		ln = countingListener{ln, accepted}
+	}
+	go (&http.Server{Handler: h}).Serve(ln)
+	return ln.Addr().String(), nil
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+type result struct {
+	rps            float64
+	p50, p99, p999 time.Duration
+	errors, dials  int64
+	firstErr       error
+	firstErrOnce   sync.Once
+}
+
+// load runs conns workers against addr, each on its own keep-alive
+// connection, for warmup and then for d, and measures the requests sent
+// during d.
+func load(addr string, resp response, conns int, warmup, d time.Duration) *result {
+	var (
+		r     result
+		dials atomic.Int64
+		errs  atomic.Int64
+		wg    sync.WaitGroup
+		lats  = make([][]time.Duration, conns)
+	)
+	dialer := &net.Dialer{}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return dialer.DialContext(ctx, network, addr)
+	}
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(d)
+	for i := range conns {
+		wg.Go(func() {
+			// A transport per worker: one connection each, no sharing of
+			// a pool between workers.
+			tr := &http.Transport{
+				DialContext:         dial,
+				MaxConnsPerHost:     1,
+				MaxIdleConnsPerHost: 1,
+				DisableCompression:  true,
+			}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			req, _ := http.NewRequest("GET", "http://"+addr+resp.path, nil)
+			req.Host = "app.test"
+			mine := make([]time.Duration, 0, 1024)
+			for {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					break
+				}
+				err := get(client, req, resp.size)
+				if t0.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					r.firstErrOnce.Do(func() { r.firstErr = err })
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			lats[i] = mine
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(measureFrom)
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	r.errors, r.dials = errs.Load(), dials.Load()
+	if len(all) > 0 {
+		pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+		r.rps = float64(len(all)) / elapsed.Seconds()
+		r.p50, r.p99, r.p999 = pct(0.50), pct(0.99), pct(0.999)
+	}
+	return &r
+}
+
+// get sends req and reads the whole response, which must be a 200 of size
+// bytes.
+func get(client *http.Client, req *http.Request, size int) error {
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	switch {
+	case err != nil:
+		return err
+	case res.StatusCode != http.StatusOK:
+		return fmt.Errorf("status %d", res.StatusCode)
+	case n != int64(size):
+		return fmt.Errorf("%d bytes, want %d", n, size)
+	}
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// startNginx runs nginx as a reverse proxy to backend with a keepalive
+// upstream, the way piku configured it, on a free loopback port.
+func startNginx(bin, backend string, keepalive int) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "proxyload-nginx")
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream app { server %[2]s; keepalive %[4]d; keepalive_requests 1000000; }
+  server {
+    listen %[3]s;
+    server_name app.test;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`, dir, backend, addr, keepalive)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, errors.New("nginx did not start listening on " + addr)
+}

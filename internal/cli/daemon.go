@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/piku/piku/internal/daemon"
+)
+
+func (c *cli) daemonCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the piku daemon in the foreground (supervisor, proxy, cron, control API)",
+		Long: `Run the piku daemon in the foreground. It starts every app that is not
+stopped, serves them through the built-in proxy and answers the other
+piku commands on PIKU_ROOT/run/piku.sock. SIGINT or SIGTERM stops every
+app gracefully; a second signal exits at once.
+
+Settings come from flags, then PIKU_* environment variables (PIKU_HTTP,
+PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := c.daemonSettings(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, closeLog, err := c.daemonConfig(v)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			// Started by systemd: kardianos/service runs the daemon and
+			// stops it, within the unit's stop timeout, on SIGTERM.
+			if managed, err := runAsService(func(ctx context.Context) error { return daemon.Run(ctx, cfg) }); managed {
+				return err
+			}
+			ctx, cancel := twoSignalContext(cfg.Logger)
+			defer cancel()
+			return daemon.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.String("http", ":80", "address the proxy serves HTTP on; empty turns HTTP off [$PIKU_HTTP]")
+	f.String("https", ":443", "address the proxy serves HTTPS on; empty turns HTTPS off [$PIKU_HTTPS]")
+	f.String("bind", "127.0.0.1", "address app instances listen on (BIND_ADDRESS) [$PIKU_BIND]")
+	f.String("ports", "20000-29999", "range of ports handed to web instances [$PIKU_PORTS]")
+	f.Bool("acme", true, "get certificates for apps' NGINX_SERVER_NAME from an ACME CA [$PIKU_ACME]")
+	f.String("acme-email", "", "contact address for the ACME account [$PIKU_ACME_EMAIL]")
+	f.String("acme-ca", "", "ACME directory URL, default Let's Encrypt [$PIKU_ACME_CA or $ACME_ROOT_CA]")
+	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
+	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
+	return cmd
+}
+
+// daemonSettings layers flags over PIKU_* variables over the config file.
+func (c *cli) daemonSettings(cmd *cobra.Command) (*viper.Viper, error) {
+	root, err := c.root()
+	if err != nil {
+		return nil, err
+	}
+	v := viper.New()
+	v.SetEnvPrefix("PIKU")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AllowEmptyEnv(true) // PIKU_HTTPS= turns HTTPS off
+	v.AutomaticEnv()
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		return nil, err
+	}
+	if err := v.BindEnv("acme-ca", "PIKU_ACME_CA", "ACME_ROOT_CA"); err != nil {
+		return nil, err
+	}
+	v.SetConfigName("piku")
+	v.AddConfigPath(root.Dir())
+	if err := v.ReadInConfig(); err != nil {
+		if _, missing := err.(viper.ConfigFileNotFoundError); !missing {
+			return nil, fmt.Errorf("reading the daemon's config in %s: %w", root.Dir(), err)
+		}
+	}
+	return v, nil
+}
+
+func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
+	root, err := c.root()
+	if err != nil {
+		return daemon.Config{}, nil, err
+	}
+	lo, hi, err := parsePortRange(v.GetString("ports"))
+	if err != nil {
+		return daemon.Config{}, nil, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
+	}
+	file := &lumberjack.Logger{Filename: root.DaemonLog(), MaxSize: 10, MaxBackups: 5}
+	opts := &slog.HandlerOptions{Level: level}
+	logger := slog.New(slog.NewMultiHandler(
+		slog.NewTextHandler(file, opts),
+		slog.NewTextHandler(c.stderr, opts),
+	))
+	cfg := daemon.Config{
+		Root:            root,
+		HTTPAddr:        v.GetString("http"),
+		HTTPSAddr:       v.GetString("https"),
+		Bind:            v.GetString("bind"),
+		PortMin:         lo,
+		PortMax:         hi,
+		ACME:            v.GetBool("acme"),
+		ACMEEmail:       v.GetString("acme-email"),
+		ACMEDirectory:   v.GetString("acme-ca"),
+		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
+		Version:         Version,
+		Logger:          logger,
+	}
+	return cfg, func() { _ = file.Close() }, nil
+}
+
+// parsePortRange parses "LOW-HIGH".
+func parsePortRange(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("ports %q: want a range like 20000-29999 within 1024-65535", s)
+	}
+	return lo, hi, nil
+}

@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/internal/control"
+)
+
+func (c *cli) destroyCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "destroy APP",
+		Short: "Stop the app and remove its code, repository, environment and logs (data/ and cache/ are kept)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, app, err := c.appArg(args[0])
+			if err != nil {
+				return err
+			}
+			if !root.Exists(app) {
+				if _, err := os.Stat(root.Repo(app)); err != nil {
+					return &ExitError{Code: 1, Msg: "app " + quote(app) + " not found"}
+				}
+			}
+			if !force {
+				fmt.Fprintf(c.stdout, "Destroy app '%s'? Type its name to confirm: ", app)
+				line, _ := bufio.NewReader(c.stdin).ReadString('\n')
+				if strings.TrimSpace(line) != app {
+					return &ExitError{Code: 1, Msg: "not confirmed; nothing was destroyed (use --force to skip the question)"}
+				}
+			}
+			err = c.client(root).Forget(context.Background(), app)
+			if err != nil && !control.IsNotRunning(err) {
+				return fmt.Errorf("stopping app %q: %w", app, err)
+			}
+			paths := []string{root.App(app), root.Repo(app), root.Env(app), root.Logs(app), root.Releases(app)}
+			vassals, _ := filepath.Glob(filepath.Join(root.UwsgiAvailableDir(), app+"_*.ini"))
+			enabled, _ := filepath.Glob(filepath.Join(root.UwsgiEnabledDir(), app+"_*.ini"))
+			paths = append(append(paths, vassals...), enabled...)
+			for _, p := range paths {
+				if _, err := os.Lstat(p); err != nil {
+					continue
+				}
+				fmt.Fprintf(c.stdout, "--> Removing '%s'\n", p)
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("destroying app %q: %w", app, err)
+				}
+			}
+			for _, p := range []string{root.Data(app), root.Cache(app)} {
+				if _, err := os.Stat(p); err == nil {
+					fmt.Fprintf(c.stdout, "--> Keeping '%s'; remove it by hand if you no longer need it\n", p)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
+	return cmd
+}

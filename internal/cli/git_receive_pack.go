@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/deploy"
+	"github.com/piku/piku/internal/layout"
+)
+
+func (c *cli) gitReceivePackCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "git-receive-pack APP",
+		Short:  "Receive a git push (run by ssh for `git push`): creates the app's repository on the first push",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, app, err := c.repoArg(args[0])
+			if err != nil {
+				return err
+			}
+			self, err := selfPath()
+			if err != nil {
+				return err
+			}
+			created, err := deploy.PrepareRepo(root, app, self)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(c.stderr, "-----> Created the repository for '%s'\n", app)
+			}
+			return execGit("receive-pack", root.Repo(app))
+		},
+	}
+}
+
+// repoArg reads the APP of git-receive-pack and git-upload-pack, which git
+// sends as a path ('app', '/app', '~/app.git').
+func (c *cli) repoArg(arg string) (layout.Root, string, error) {
+	app, err := layout.AppFromRepoPath(arg)
+	if err != nil {
+		return layout.Root{}, "", err
+	}
+	return c.appArg(app)
+}
+
+// selfPath is the absolute path of this binary, for the hooks.
+func selfPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the piku binary: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(self); err == nil {
+		self = p
+	}
+	return self, nil
+}
+
+// execGit replaces this process with `git SERVICE DIR`, which talks the
+// git protocol with the client on stdin and stdout.
+func execGit(service, dir string) error {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("git is not installed on the server: install it with `apt-get install git`")
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SSH_ORIGINAL_COMMAND=") {
+			env = append(env, kv)
+		}
+	}
+	return syscall.Exec(git, []string{"git", service, dir}, env)
+}

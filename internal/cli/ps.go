@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/control"
+)
+
+func (c *cli) psCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ps APP",
+		Short: "Show the app's processes: state, pid, port, uptime, restarts, last exit, memory, revision",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, app, err := c.deployedApp(args[0])
+			if err != nil {
+				return err
+			}
+			st, err := c.client(root).Status(context.Background(), app)
+			if control.IsNotRunning(err) {
+				counts, serr := appconfig.ReadScaling(root, app)
+				if serr == nil && len(counts) > 0 {
+					fmt.Fprintln(c.stdout, "Scaling (from SCALING; nothing is running):")
+					for k, n := range counts {
+						fmt.Fprintf(c.stdout, "%s:%d\n", k, n)
+					}
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(c, st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the live state as JSON")
+	return cmd
+}
+
+func printStatus(c *cli, st control.AppStatus, now time.Time) {
+	if st.Stopped {
+		fmt.Fprintf(c.stdout, "app '%s' is stopped (start it with `piku start %s`)\n", st.App, st.App)
+	}
+	if st.Error != "" {
+		fmt.Fprintf(c.stdout, "app '%s' could not be started: %s\n", st.App, st.Error)
+	}
+	if len(st.Instances) > 0 {
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tPORT\tUPTIME\tRESTARTS\tLAST EXIT\tRSS\tREVISION")
+		for _, in := range st.Instances {
+			state := in.State
+			if !in.NextRetry.IsZero() && in.NextRetry.After(now) {
+				state += " (retry in " + short(in.NextRetry.Sub(now)) + ")"
+			}
+			fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+				in.Kind, in.N, state, dash(in.PID), dash(in.Port), uptime(in, now),
+				in.Restarts, orDash(in.LastExit), rss(in.RSS), orDash(shortRev(in.Revision)))
+		}
+		tw.Flush()
+	}
+	if len(st.Cron) > 0 {
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CRON\tSCHEDULE\tNEXT RUN\tLAST RUN\tLAST EXIT")
+		for _, j := range st.Cron {
+			last := "-"
+			if !j.LastRun.IsZero() {
+				last = j.LastRun.Local().Format("2006-01-02 15:04:05")
+			}
+			next := "-"
+			if j.Running {
+				next = "running now"
+			} else if !j.NextRun.IsZero() {
+				next = j.NextRun.Local().Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, j.Schedule, next, last, orDash(j.LastExit))
+		}
+		tw.Flush()
+	}
+	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Error == "" {
+		fmt.Fprintf(c.stdout, "app '%s' has no processes running\n", st.App)
+	}
+}
+
+func dash(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortRev(r string) string {
+	if len(r) > 7 && !strings.ContainsAny(r, " ") {
+		return r[:7]
+	}
+	return r
+}
+
+func uptime(in control.Instance, now time.Time) string {
+	if in.StartedAt.IsZero() || in.PID == 0 {
+		return "-"
+	}
+	return short(now.Sub(in.StartedAt))
+}
+
+// short formats d as 3s, 4m12s, 2h5m or 3d4h.
+func short(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+func rss(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
+}

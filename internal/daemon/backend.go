@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/proxy"
+)
+
+// Apps implements control.Backend.
+func (d *Daemon) Apps(ctx context.Context) ([]control.AppStatus, error) {
+	apps, err := d.root.Apps()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]control.AppStatus, 0, len(apps))
+	for _, app := range apps {
+		out = append(out, d.status(app))
+	}
+	return out, nil
+}
+
+// Status implements control.Backend.
+func (d *Daemon) Status(ctx context.Context, app string) (control.AppStatus, error) {
+	if !d.root.Exists(app) {
+		return control.AppStatus{}, fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
+	}
+	return d.status(app), nil
+}
+
+func (d *Daemon) status(app string) control.AppStatus {
+	st := control.AppStatus{App: app, Instances: []control.Instance{}}
+	if _, err := os.Stat(d.root.StoppedFile(app)); err == nil {
+		st.Stopped = true
+	}
+	d.mu.Lock()
+	if as, ok := d.apps[app]; ok {
+		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
+	}
+	d.mu.Unlock()
+	for _, in := range d.sup.Status(app) {
+		st.Instances = append(st.Instances, control.Instance{
+			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
+			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
+			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
+		})
+		if in.PID != 0 {
+			st.Running = true
+		}
+	}
+	jobs, _ := d.cron.Status(app)
+	for _, j := range jobs {
+		cj := control.CronJob{Name: j.Name, Schedule: j.Schedule, NextRun: j.NextRun, LastRun: j.LastRun, Running: j.Running}
+		if !j.LastRun.IsZero() && !(j.Running && j.LastExit == 0) {
+			cj.LastExit = exitText(j.LastExit)
+		}
+		st.Cron = append(st.Cron, cj)
+	}
+	if len(st.Cron) > 0 && !st.Stopped {
+		st.Running = true
+	}
+	return st
+}
+
+// Deploy implements control.Backend.
+func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
+	if !d.root.Exists(app) {
+		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
+	}
+	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return d.rollout(ctx, app, req.Restart, out)
+}
+
+// rollout reads app's files and brings its processes, routes and cron jobs
+// in line with them. The previous processes keep serving until the new
+// ones are ready; if they never are, nothing changes.
+func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out io.Writer) error {
+	unlock := d.lock(app)
+	defer unlock()
+	st := d.state(app)
+	err := d.rolloutLocked(ctx, app, restart, out)
+	d.mu.Lock()
+	st.lastErr = ""
+	if err != nil {
+		st.lastErr = err.Error()
+	}
+	d.mu.Unlock()
+	return err
+}
+
+func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string, out io.Writer) error {
+	a, err := appconfig.Load(d.root, app)
+	if err != nil {
+		return err
+	}
+	for _, w := range a.Procfile.Warnings {
+		fmt.Fprintf(out, "-----> Warning: %s\n", w)
+	}
+	p, err := d.makePlan(a, restart)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	if err := os.MkdirAll(d.root.Logs(app), 0o755); err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	if err := d.writeVassals(app, p.vassals); err != nil {
+		return err
+	}
+
+	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	route.AccessLog = d.root.AccessLog(app)
+	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
+		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
+			route.AllowIPs = []string{ip.String()}
+		}
+	}
+	if route.Cache != nil && route.Cache.Path == "" {
+		route.Cache.Path = d.root.Cache(app)
+	}
+	route.StaticSite = p.static
+	d.mu.Lock()
+	if old, ok := d.routes[app]; ok {
+		route.Backends = old.Backends // kept until the supervisor routes the new ones
+	}
+	d.routes[app] = route
+	d.mu.Unlock()
+	if len(route.Hosts) > 0 {
+		d.proxy.SetRoute(route)
+		d.certs.SetHosts(app, route.Hosts, d.cfg.ACME)
+	} else {
+		d.proxy.RemoveRoute(app)
+		d.certs.SetHosts(app, nil, false)
+	}
+
+	if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
+	if err := d.sup.Apply(ctx, p.spec); err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	if err := d.cron.Set(app, p.jobs); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
+	d.mu.Lock()
+	st := d.apps[app]
+	st.revision, st.hosts = p.spec.Revision, route.Hosts
+	d.mu.Unlock()
+	for _, in := range d.sup.Status(app) {
+		if in.Port != 0 {
+			fmt.Fprintf(out, "       %s.%d listening on %s\n", in.Kind, in.N, in.Addr)
+		}
+	}
+	if len(route.Hosts) > 0 {
+		fmt.Fprintf(out, "-----> '%s' is live on %s\n", app, strings.Join(route.Hosts, ", "))
+	} else {
+		fmt.Fprintf(out, "-----> '%s' is live\n", app)
+	}
+	return nil
+}
+
+// writeVassals writes the uWSGI vassal files of app and removes the ones
+// it no longer has, in uwsgi-available/ with their copies in
+// uwsgi-enabled/, as piku lays them out.
+func (d *Daemon) writeVassals(app string, vassals map[string][]byte) error {
+	keep := map[string]bool{}
+	for path, ini := range vassals {
+		name := filepath.Base(path)
+		keep[name] = true
+		if err := layout.WriteFile(path, ini, 0o600); err != nil {
+			return err
+		}
+		if err := layout.WriteFile(filepath.Join(d.root.UwsgiEnabledDir(), name), ini, 0o600); err != nil {
+			return err
+		}
+	}
+	for _, dir := range []string{d.root.UwsgiAvailableDir(), d.root.UwsgiEnabledDir()} {
+		old, _ := filepath.Glob(filepath.Join(dir, app+"_*.ini"))
+		for _, p := range old {
+			if !keep[filepath.Base(p)] {
+				_ = os.Remove(p)
+			}
+		}
+	}
+	return nil
+}
+
+func describe(scaling map[string]int) string {
+	if len(scaling) == 0 {
+		return "no processes"
+	}
+	kinds := make([]string, 0, len(scaling))
+	for k, n := range scaling {
+		kinds = append(kinds, fmt.Sprintf("%s:%d", k, n))
+	}
+	sort.Strings(kinds)
+	return strings.Join(kinds, " ")
+}
+
+// Stop implements control.Backend.
+func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
+	if !d.root.Exists(app) {
+		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
+	}
+	unlock := d.lock(app)
+	defer unlock()
+	if err := d.cron.Remove(app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
+	if err := d.sup.Stop(ctx, app); err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	d.mu.Lock()
+	if rt, ok := d.routes[app]; ok {
+		rt.Backends = nil
+		d.routes[app] = rt
+		if len(rt.Hosts) > 0 {
+			d.proxy.SetRoute(rt)
+		}
+	}
+	d.mu.Unlock()
+	fmt.Fprintf(out, "-----> '%s' stopped\n", app)
+	return nil
+}
+
+// Forget implements control.Backend.
+func (d *Daemon) Forget(ctx context.Context, app string) error {
+	unlock := d.lock(app)
+	defer unlock()
+	if err := d.cron.Remove(app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", app, err)
+	}
+	if err := d.sup.Stop(ctx, app); err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	d.proxy.RemoveRoute(app)
+	d.certs.SetHosts(app, nil, false)
+	d.mu.Lock()
+	delete(d.routes, app)
+	delete(d.apps, app)
+	d.mu.Unlock()
+	return nil
+}
+
+var _ control.Backend = (*Daemon)(nil)
+
+// exitText renders an exit status: "exit 0", "exit 3", or "killed" for -1.
+func exitText(code int) string {
+	if code < 0 {
+		return "killed"
+	}
+	return fmt.Sprintf("exit %d", code)
+}

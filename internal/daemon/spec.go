@@ -1,0 +1,211 @@
+package daemon
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/uwsgi"
+	"github.com/piku/piku/procfile"
+	"github.com/piku/piku/supervisor"
+)
+
+// plan is what one rollout of an app needs, derived from its files.
+type plan struct {
+	spec    supervisor.AppSpec
+	jobs    []cron.Job
+	static  string // the `static` entry's directory, if any
+	vassals map[string][]byte
+}
+
+// ENV keys piku adds for the supervisor (all optional, per app).
+const (
+	keyStopTimeout  = "PIKU_STOP_TIMEOUT"     // seconds or a Go duration; default 10s
+	keyBootTimeout  = "PIKU_BOOT_TIMEOUT"     // default 60s
+	keyRestartDelay = "PIKU_RESTART_DELAY"    // first restart delay; default 100ms
+	keyRestartMax   = "PIKU_RESTART_MAX"      // backoff cap; default 30s
+	keyHealthPath   = "PIKU_HEALTHCHECK_PATH" // readiness: HTTP path answering below 500
+	keyLogMaxSize   = "PIKU_LOG_MAX_SIZE"     // MB per log file before rotation; default 10
+	keyLogBackups   = "PIKU_LOG_BACKUPS"      // rotated files kept; default 5
+	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"      // days rotated files are kept; default 0 (no limit)
+	keyServerName   = "NGINX_SERVER_NAME"
+	keyPinnedPort   = "PORT"
+)
+
+// makePlan turns an app's files into a rollout plan.
+func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
+	env := a.Env
+	p := &plan{vassals: map[string][]byte{}}
+	policy, err := policyFromEnv(env)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", a.Name, err)
+	}
+	logs, err := logPolicyFromEnv(env)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", a.Name, err)
+	}
+	logs.Dir = d.root.Logs(a.Name)
+	p.spec = supervisor.AppSpec{
+		App:      a.Name,
+		Revision: revision(a.Dir),
+		Dir:      a.Dir,
+		Restart:  restart,
+		Policy:   policy,
+		Logs:     logs,
+	}
+	healthPath, _ := env.Get(keyHealthPath)
+	healthHost := ""
+	if names, ok := env.Get(keyServerName); ok {
+		if hosts := splitHosts(names); len(hosts) > 0 && !strings.HasPrefix(hosts[0], "*") {
+			healthHost = hosts[0]
+		}
+	}
+	pinned := 0
+	if v, ok := a.Env.Get(keyPinnedPort); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, fmt.Errorf("app %q: PORT=%q is not a port number", a.Name, v)
+		}
+		pinned = n
+	}
+	base := procfile.NewEnv()
+	base.Merge(env)
+	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
+
+	for _, e := range a.Procfile.Entries {
+		switch {
+		case e.Kind == procfile.KindStatic:
+			p.static = staticDir(a.Dir, e.Command)
+		case procfile.IsCron(e.Kind):
+			p.jobs = append(p.jobs, cron.Job{
+				Name:     e.Kind,
+				Schedule: e.Schedule,
+				Command:  e.Command,
+				Dir:      a.Dir,
+				Env:      base.Environ(),
+				Log:      filepath.Join(d.root.Logs(a.Name), e.Kind+".log"),
+			})
+		}
+	}
+	for _, e := range a.Procfile.Processes() {
+		count := a.Scaling[e.Kind]
+		ps := supervisor.ProcessSpec{
+			Kind:    e.Kind,
+			Command: e.Command,
+			Count:   count,
+			Env:     base.Environ(),
+		}
+		switch {
+		case e.Kind == procfile.KindWeb:
+			ps.Web = true
+			ps.FixedPort = pinned
+			ps.HealthPath, ps.HealthHost = healthPath, healthHost
+		case procfile.IsUWSGI(e.Kind):
+			if err := uwsgi.Check(e.Kind, env); err != nil {
+				return nil, fmt.Errorf("app %q: %s: %w", a.Name, e.Kind, err)
+			}
+			ini, err := uwsgi.Vassal(uwsgi.Options{
+				App:        a.Name,
+				Kind:       e.Kind,
+				Command:    e.Command,
+				AppDir:     a.Dir,
+				VirtualEnv: d.root.Env(a.Name),
+				Env:        base,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("app %q: %s: %w", a.Name, e.Kind, err)
+			}
+			// One vassal per instance, named as piku names them; the
+			// files are alike, uWSGI takes the port from PORT.
+			for n := 1; n <= count; n++ {
+				p.vassals[d.root.VassalAvailable(a.Name, e.Kind, n)] = ini
+			}
+			ps.Command = uwsgi.InstanceCommand(d.root.UwsgiAvailableDir(), a.Name, e.Kind)
+			ps.Web = true
+			ps.HealthPath, ps.HealthHost = healthPath, healthHost
+		}
+		p.spec.Processes = append(p.spec.Processes, ps)
+	}
+	return p, nil
+}
+
+// staticDir resolves a `static` entry's path against the app directory.
+func staticDir(appDir, path string) string {
+	path = strings.TrimSpace(path)
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(appDir, path)
+}
+
+// splitHosts splits NGINX_SERVER_NAME on commas and spaces, as piku does.
+func splitHosts(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
+func policyFromEnv(env *procfile.Env) (supervisor.Policy, error) {
+	var p supervisor.Policy
+	var err error
+	if p.StopTimeout, err = durationKey(env, keyStopTimeout); err != nil {
+		return p, err
+	}
+	if p.BootTimeout, err = durationKey(env, keyBootTimeout); err != nil {
+		return p, err
+	}
+	if p.BackoffInitial, err = durationKey(env, keyRestartDelay); err != nil {
+		return p, err
+	}
+	if p.BackoffMax, err = durationKey(env, keyRestartMax); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func logPolicyFromEnv(env *procfile.Env) (supervisor.LogPolicy, error) {
+	var l supervisor.LogPolicy
+	var err error
+	if l.MaxSizeMB, err = intKey(env, keyLogMaxSize); err != nil {
+		return l, err
+	}
+	if l.MaxBackups, err = intKey(env, keyLogBackups); err != nil {
+		return l, err
+	}
+	if l.MaxAgeDays, err = intKey(env, keyLogMaxAge); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// durationKey reads a duration setting: plain seconds ("10", "2.5") or a Go
+// duration ("500ms", "1m"). Unset is zero (the supervisor's default).
+func durationKey(env *procfile.Env, key string) (time.Duration, error) {
+	v, ok := env.Get(key)
+	if !ok || strings.TrimSpace(v) == "" {
+		return 0, nil
+	}
+	v = strings.TrimSpace(v)
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return 0, fmt.Errorf("%s=%q: want seconds (10) or a duration (500ms, 1m)", key, v)
+	}
+	return dur, nil
+}
+
+func intKey(env *procfile.Env, key string) (int, error) {
+	v, ok := env.Get(key)
+	if !ok || strings.TrimSpace(v) == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a whole number", key, v)
+	}
+	return n, nil
+}
