@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/piku/piku/internal/procgroup"
 )
 
 // instance is one ordinal of one kind of one app, in one generation. Its
@@ -92,7 +94,7 @@ func (in *instance) snapshot() InstanceStatus {
 	st := in.status
 	in.mu.Unlock()
 	if st.PID != 0 {
-		st.RSS = rss(st.PID)
+		st.RSS = procgroup.RSS(st.PID)
 	}
 	return st
 }
@@ -118,12 +120,9 @@ func (in *instance) stop(ctx context.Context) {
 
 // proc is one running process of an instance.
 type proc struct {
-	cmd     *exec.Cmd
-	pgid    int
-	started time.Time
-	exited  chan error    // cmd.Wait's result
-	copied  chan struct{} // closed when the output copier is done
-	out     *os.File      // read end of the output pipe
+	*procgroup.Process
+	copied chan struct{} // closed when the output copier is done
+	out    *os.File      // read end of the output pipe
 }
 
 // run is the owner goroutine: start, watch, restart with backoff, stop.
@@ -155,15 +154,14 @@ func (in *instance) run() {
 			in.update(func(st *InstanceStatus) { st.LastExit = err.Error() })
 			bootResult(fmt.Errorf("%s did not start: %w", in.name(), err))
 		} else {
-			exit, stopped := in.watch(p, bootResult)
-			if stopped {
+			if stopped := in.watch(p, bootResult); stopped {
 				return
 			}
-			ran = time.Since(p.started)
-			last := exitText(p.cmd.ProcessState, exit)
-			in.log.Info("exited", "pid", p.cmd.Process.Pid, "status", last, "ran", ran.Round(time.Millisecond))
+			ran = time.Since(p.Started)
+			last := p.Exit()
+			in.log.Info("exited", "pid", p.Pid(), "status", last, "ran", ran.Round(time.Millisecond))
 			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit = StateExited, 0, last })
-			if !booted && (in.spec.Web || !p.cmd.ProcessState.Success()) {
+			if !booted && (in.spec.Web || !p.Cmd.ProcessState.Success()) {
 				msg := fmt.Sprintf("%s exited (%s) before it was ready", in.name(), last)
 				if tail := lastLines(in.logPath, 10); tail != "" {
 					msg += "; last log lines:\n" + tail
@@ -193,10 +191,9 @@ func (in *instance) run() {
 	}
 }
 
-// watch waits for p to exit, become ready, or be asked to stop. It returns
-// the exit error and whether the instance was stopped (then the owner is
-// done).
-func (in *instance) watch(p *proc, bootResult func(error)) (exit error, stopped bool) {
+// watch waits for p to exit, become ready, or be asked to stop. It reports
+// whether the instance was stopped (then the owner is done).
+func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var probes sync.WaitGroup
 	ready := make(chan struct{}, 1)
@@ -228,13 +225,13 @@ func (in *instance) watch(p *proc, bootResult func(error)) (exit error, stopped 
 		case <-ready:
 			in.update(func(st *InstanceStatus) { st.State = StateRunning })
 			bootResult(nil)
-		case err := <-p.exited:
+		case <-p.Done():
 			in.finish(p)
-			return err, false
+			return false
 		case <-in.quit:
 			in.terminate(p)
 			bootResult(fmt.Errorf("%s was stopped before it was ready", in.name()))
-			return nil, true
+			return true
 		}
 	}
 }
@@ -250,22 +247,21 @@ func (in *instance) start() (*proc, error) {
 	}
 	env = append(env, "PROC_TYPE="+in.spec.Kind, "PIKU_INSTANCE="+strconv.Itoa(in.n))
 	cmd.Env = env
-	cmd.SysProcAttr = sysProcAttr()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
+	pg, err := procgroup.Start(cmd)
+	_ = w.Close()
+	if err != nil {
 		_ = r.Close()
-		_ = w.Close()
 		return nil, err
 	}
-	_ = w.Close()
-	p := &proc{cmd: cmd, pgid: cmd.Process.Pid, started: time.Now(), exited: make(chan error, 1), copied: make(chan struct{}), out: r}
-	pid := cmd.Process.Pid
-	_, st, _ := procStat(pid)
-	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.pgid, Start: st})
+	p := &proc{Process: pg, copied: make(chan struct{}), out: r}
+	pid := pg.Pid()
+	_, st, _ := procgroup.Stat(pid)
+	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st})
 	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
 	go func() {
 		defer close(p.copied)
@@ -273,10 +269,9 @@ func (in *instance) start() (*proc, error) {
 		_ = r.Close()
 		in.s.logs.close(in.logPath)
 	}()
-	go func() { p.exited <- cmd.Wait() }()
 	state := StateStarting
 	in.update(func(s *InstanceStatus) {
-		s.State, s.PID, s.StartedAt = state, pid, p.started
+		s.State, s.PID, s.StartedAt = state, pid, p.Started
 	})
 	in.log.Info("started", "pid", pid)
 	return p, nil
@@ -286,52 +281,31 @@ func (in *instance) start() (*proc, error) {
 // group is killed (no orphans), the output copier is awaited and the
 // process leaves the state file.
 func (in *instance) finish(p *proc) {
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	_ = p.Signal(syscall.SIGKILL)
 	// A process that left the group may still hold the pipe: give the
 	// copier a moment, then cut it off.
 	_ = p.out.SetReadDeadline(time.Now().Add(2 * time.Second))
 	<-p.copied
-	in.s.state.remove(p.cmd.Process.Pid)
+	in.s.state.remove(p.Pid())
 }
 
 // terminate stops p: SIGTERM to the group, SIGKILL after the stop timeout
 // (or at once when asked to), and waits for it.
 func (in *instance) terminate(p *proc) {
 	in.update(func(st *InstanceStatus) { st.State = StateStopping })
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	t := time.NewTimer(in.policy.StopTimeout)
-	defer t.Stop()
-	var err error
-	select {
-	case err = <-p.exited:
-	case <-t.C:
-		in.log.Warn("did not stop in time, killing", "pid", p.cmd.Process.Pid, "timeout", in.policy.StopTimeout)
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-		err = <-p.exited
-	case <-in.kill:
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-		err = <-p.exited
+	if p.Stop(in.policy.StopTimeout, in.kill) {
+		select {
+		case <-in.kill:
+		default:
+			in.log.Warn("did not stop in time, killed", "pid", p.Pid(), "timeout", in.policy.StopTimeout)
+		}
 	}
 	in.finish(p)
-	last := exitText(p.cmd.ProcessState, err)
-	in.log.Info("stopped", "pid", p.cmd.Process.Pid, "status", last)
+	last := p.Exit()
+	in.log.Info("stopped", "pid", p.Pid(), "status", last)
 	in.update(func(st *InstanceStatus) {
 		st.State, st.PID, st.LastExit, st.NextRetry = StateStopped, 0, last, time.Time{}
 	})
-}
-
-// exitText renders how a process ended: "exit 3", "signal: killed".
-func exitText(ps *os.ProcessState, err error) string {
-	if ps == nil {
-		if err != nil {
-			return err.Error()
-		}
-		return "unknown"
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal: " + ws.Signal().String()
-	}
-	return "exit " + strconv.Itoa(ps.ExitCode())
 }
 
 // shellCommand returns what /bin/sh -c runs for command: a simple command

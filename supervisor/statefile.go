@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/procgroup"
 )
 
 // liveProc is one process recorded in the state file.
@@ -98,26 +99,26 @@ func reapLeftovers(log *slog.Logger, list []liveProc, grace time.Duration) {
 		if p.PGID <= 1 {
 			continue
 		}
-		if _, start, err := procStat(p.PID); err == nil && start != p.Start {
+		if _, start, err := procgroup.Stat(p.PID); err == nil && start != p.Start {
 			continue // the pid was reused by another process
 		}
-		if len(groupMembers(p.PGID)) == 0 {
+		if len(procgroup.Members(p.PGID)) == 0 {
 			continue
 		}
 		log.Info("stopping a process left by a previous daemon", "app", p.App, "kind", p.Kind, "n", p.N, "pid", p.PID)
-		_ = syscall.Kill(-p.PGID, syscall.SIGTERM)
+		_ = procgroup.SignalGroup(p.PGID, syscall.SIGTERM)
 		groups = append(groups, p)
 	}
 	deadline := time.Now().Add(grace)
 	for len(groups) > 0 {
-		groups = slices.DeleteFunc(groups, func(p liveProc) bool { return len(groupMembers(p.PGID)) == 0 })
+		groups = slices.DeleteFunc(groups, func(p liveProc) bool { return len(procgroup.Members(p.PGID)) == 0 })
 		if len(groups) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			for _, p := range groups {
 				log.Warn("killing a process group left by a previous daemon", "app", p.App, "kind", p.Kind, "pgid", p.PGID)
-				_ = syscall.Kill(-p.PGID, syscall.SIGKILL)
+				_ = procgroup.SignalGroup(p.PGID, syscall.SIGKILL)
 			}
 			return
 		}

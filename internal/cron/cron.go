@@ -19,11 +19,11 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
 
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/procfile"
 )
 
@@ -51,9 +51,9 @@ type JobStatus struct {
 	NextRun time.Time
 	// LastRun is when the last run started; zero if it never ran.
 	LastRun time.Time
-	// LastExit is the last run's exit status (-1 if it was killed by a
-	// signal or could not start); meaningless before the first run ends.
-	LastExit int
+	// LastExit is how the last run ended ("exit 0", "signal: killed");
+	// empty before the first run ends.
+	LastExit string
 	// Running reports whether a run is going now.
 	Running bool
 }
@@ -114,7 +114,7 @@ type job struct {
 	app      string
 	next     time.Time
 	lastRun  time.Time
-	lastExit int
+	lastExit string
 	run      *run // the run going now, or nil
 	log      *lumberjack.Logger
 }
@@ -126,7 +126,7 @@ type run struct {
 
 type finished struct {
 	run  *run
-	exit int
+	exit string
 }
 
 type state struct {
@@ -248,7 +248,7 @@ func (r *Runner) Set(app string, jobs []Job) error {
 		now := r.opts.Clock.Now()
 		var next []*job
 		for _, spec := range jobs {
-			nj := &job{Job: spec, app: app, next: spec.Schedule.Next(now), lastExit: 0}
+			nj := &job{Job: spec, app: app, next: spec.Schedule.Next(now)}
 			if o, ok := old[spec.Name]; ok {
 				nj.run = o.run
 				if o.Schedule.String() == spec.Schedule.String() && o.Command == spec.Command {
@@ -368,48 +368,33 @@ func (r *Runner) start(s *state, j *job, at time.Time) *run {
 	return ru
 }
 
-// execute runs one command and returns its exit status.
-func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration) int {
+// execute runs one command and returns how it ended ("exit 0", "signal:
+// killed").
+func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration) string {
 	fmt.Fprintf(log, "[%s] %s: running: %s\n", at.Format(time.RFC3339), name, command)
-	began := time.Now()
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sysProcAttr()
 	// Bound the wait for output after the shell exits, in case a
 	// background child keeps the pipe open.
 	cmd.WaitDelay = stopTimeout
-	if err := cmd.Start(); err != nil {
+	p, err := procgroup.Start(cmd)
+	if err != nil {
 		fmt.Fprintf(log, "[%s] %s: could not start: %v\n", time.Now().Format(time.RFC3339), name, err)
-		return -1
+		return "could not start: " + err.Error()
 	}
-	pgid := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var err error
 	stopped := false
 	select {
-	case err = <-waited:
+	case <-p.Done():
 	case <-ctx.Done():
 		stopped = true
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		t := time.NewTimer(stopTimeout)
-		select {
-		case err = <-waited:
-			t.Stop()
-		case <-t.C:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			err = <-waited
-		}
+		p.Stop(stopTimeout, nil)
 	}
-	exit := cmd.ProcessState.ExitCode()
-	status := fmt.Sprintf("exit status %d", exit)
-	if exit < 0 {
-		status = fmt.Sprint(err)
-	}
+	exit := p.Exit()
+	status := exit
 	if stopped {
 		status += " (stopped)"
 	}
-	fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, time.Since(p.Started).Round(time.Millisecond))
 	return exit
 }

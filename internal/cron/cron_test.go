@@ -166,11 +166,11 @@ func TestRunsAtScheduledTime(t *testing.T) {
 	}
 	f.clock.Advance(time.Second)
 	st = f.waitFor("blog", "cron1", func(s JobStatus) bool { return !s.LastRun.IsZero() && !s.Running })
-	if st.LastExit != 3 || !st.NextRun.Equal(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC)) {
+	if st.LastExit != "exit 3" || !st.NextRun.Equal(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC)) {
 		t.Errorf("after: %+v", st)
 	}
 	log := f.log("cron1")
-	for _, want := range []string{"2024-01-01T00:01:00Z] cron1: running: echo", "hi from " + f.dir, "cron1: exit status 3 after"} {
+	for _, want := range []string{"2024-01-01T00:01:00Z] cron1: running: echo", "hi from " + f.dir, "cron1: exit 3 after"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}

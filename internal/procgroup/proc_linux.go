@@ -1,22 +1,28 @@
-package supervisor
+package procgroup
 
 import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 )
 
-// sysProcAttr puts an instance in a process group of its own and kills it
-// if the daemon dies without stopping it.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// setGroup makes cmd the leader of a new process group that is killed when
+// the starting thread exits.
+func setGroup(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
-// procStat returns the process group and start time (clock ticks after
-// boot) of pid, from /proc/PID/stat.
-func procStat(pid int) (pgrp int, start uint64, err error) {
+// Stat returns the process group and start time (clock ticks after boot)
+// of pid, from /proc/PID/stat. The start time tells a process from a later
+// one that reused its pid.
+func Stat(pid int) (pgrp int, start uint64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, err
@@ -42,8 +48,9 @@ func procStat(pid int) (pgrp int, start uint64, err error) {
 	return pg, st, nil
 }
 
-// groupMembers returns the pids whose process group is pgid.
-func groupMembers(pgid int) []int {
+// Members returns the live pids whose process group is pgid; zombies,
+// which only wait to be reaped, are not counted.
+func Members(pgid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -54,15 +61,15 @@ func groupMembers(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		if pg, _, err := procStat(pid); err == nil && pg == pgid {
+		if pg, _, err := Stat(pid); err == nil && pg == pgid && !zombie(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// rss returns the resident memory of pid in bytes, 0 if unknown.
-func rss(pid int) int64 {
+// RSS returns the resident memory of pid in bytes, 0 if unknown.
+func RSS(pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return 0
@@ -76,4 +83,17 @@ func rss(pid int) int64 {
 		return 0
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// zombie reports whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true // gone
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] == 'Z' || b[i+2] == 'X'
 }

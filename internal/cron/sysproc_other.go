@@ -1,8 +1,0 @@
-//go:build unix && !linux
-
-package cron
-
-import "syscall"
-
-// sysProcAttr puts a run in its own process group.
-func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

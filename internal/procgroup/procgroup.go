@@ -1,0 +1,111 @@
+// Package procgroup starts a command as the leader of a process group of its
+// own, signals the whole group, stops it with a grace period and describes
+// how it ended. The supervisor's instances, cron runs and the deploy's
+// build, preflight and release commands all go through it, so that a process
+// and everything it started are stopped together.
+package procgroup
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Process is a command running as the leader of its own process group.
+type Process struct {
+	// Cmd is the started command; its ProcessState is set once Done is
+	// closed.
+	Cmd *exec.Cmd
+	// PGID is the process group, the leader's pid.
+	PGID int
+	// Started is when the leader was started.
+	Started time.Time
+
+	done chan struct{}
+	err  error
+}
+
+// Start starts cmd as the leader of a new process group. On Linux the leader
+// is also killed when the thread that started it exits (Pdeathsig), so a
+// daemon that dies without stopping it does not leave it behind. Any
+// SysProcAttr already set on cmd is kept, with Setpgid added.
+func Start(cmd *exec.Cmd) (*Process, error) {
+	setGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{Cmd: cmd, PGID: cmd.Process.Pid, Started: time.Now(), done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Done is closed when the leader has exited and cmd.Wait has returned.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Pid is the leader's pid.
+func (p *Process) Pid() int { return p.Cmd.Process.Pid }
+
+// Signal sends sig to every process of the group.
+func (p *Process) Signal(sig syscall.Signal) error { return SignalGroup(p.PGID, sig) }
+
+// Stop asks the group to end with SIGTERM and waits for the leader to exit.
+// When grace has passed, or force is closed first (it may be nil), the group
+// gets SIGKILL. Whatever is left of the group once the leader is gone is
+// killed too, so nothing of it survives. Stop reports whether SIGKILL was
+// needed.
+func (p *Process) Stop(grace time.Duration, force <-chan struct{}) (killed bool) {
+	_ = p.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		killed = true
+	case <-force:
+		killed = true
+	}
+	if killed {
+		_ = p.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+	_ = p.Signal(syscall.SIGKILL) // the rest of the group, if any
+	return killed
+}
+
+// Exit describes how the leader ended ("exit 3", "signal: killed"); it
+// waits for the leader to exit.
+func (p *Process) Exit() string {
+	<-p.done
+	return Describe(p.Cmd.ProcessState, p.err)
+}
+
+// Describe renders how a process ended: "exit 0", "exit 3", "signal:
+// terminated". Without a process state it is the error's text, or
+// "unknown".
+func Describe(ps *os.ProcessState, err error) string {
+	if ps == nil {
+		if err != nil {
+			return err.Error()
+		}
+		return "unknown"
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return "exit " + strconv.Itoa(ps.ExitCode())
+}
+
+// SignalGroup sends sig to every process of the group pgid. A pgid below 2
+// is refused: it would signal the caller's own group or every process.
+func SignalGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return errors.New("procgroup: refusing to signal process group " + strconv.Itoa(pgid))
+	}
+	return syscall.Kill(-pgid, sig)
+}
