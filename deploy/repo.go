@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/shell"
 )
 
 // hookNames are the hooks piku installs. The deploy runs in pre-receive,
@@ -23,14 +24,11 @@ var hookNames = []string{"pre-receive"}
 func HookScript(root layout.Root, app, self string) string {
 	return "#!/bin/sh\n" +
 		"# Installed by piku: deploys the pushed branch; a failed deploy rejects the push.\n" +
-		"PIKU_ROOT=" + shq(root.Dir()) + "\n" +
+		"PIKU_ROOT=" + shell.Quote(root.Dir()) + "\n" +
 		"export PIKU_ROOT\n" +
 		"unset SSH_ORIGINAL_COMMAND\n" +
-		"exec " + shq(self) + " git-hook " + shq(app) + "\n"
+		"exec " + shell.Quote(self) + " git-hook " + shell.Quote(app) + "\n"
 }
-
-// shq quotes s for sh.
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // PrepareRepo makes sure repos/APP is a bare repository with piku's hooks
 // pointing at self, creating it on the first push. It returns whether it

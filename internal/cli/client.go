@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/piku/piku/internal/shell"
 )
 
 // The client side: on a developer's machine, inside a git checkout with a
@@ -139,21 +141,9 @@ func appFromPath(p string) string {
 	return strings.TrimSuffix(p, ".git")
 }
 
-// shellQuote quotes s for the remote side's word splitting.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:,/=@+%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // runRemote runs args on t over ssh, with the streams passed through, and
 // returns ssh's exit code (the remote command's).
 func runRemote(t *target, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = shellQuote(a)
-	}
 	sshArgs := []string{}
 	if f, ok := stdin.(*os.File); ok && isTerminal(f) && (args[0] == "run" || args[0] == "logs") {
 		sshArgs = append(sshArgs, "-t")
@@ -161,7 +151,7 @@ func runRemote(t *target, args []string, stdin io.Reader, stdout, stderr io.Writ
 	if t.port != "" {
 		sshArgs = append(sshArgs, "-p", t.port)
 	}
-	sshArgs = append(sshArgs, t.host, strings.Join(quoted, " "))
+	sshArgs = append(sshArgs, t.host, shell.Join(args))
 	var cmd *exec.Cmd
 	if custom := getenv("PIKU_SSH"); custom != "" {
 		// Like GIT_SSH_COMMAND: a command line with its own options.

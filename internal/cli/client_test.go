@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/piku/piku/internal/shell"
 )
 
 func TestClientTarget(t *testing.T) {
@@ -63,7 +65,7 @@ func TestClientTarget(t *testing.T) {
 
 func TestShellQuoteRoundTrips(t *testing.T) {
 	for _, s := range []string{"plain", "two words", "it's", "$HOME", "a;b", "", "K=v w", `back\slash`} {
-		words, err := sshCommand("echo " + shellQuote(s))
+		words, err := sshCommand("echo " + shell.Quote(s))
 		if err != nil || len(words) != 2 || words[1] != s {
 			t.Errorf("quote(%q) -> %q, %v", s, words, err)
 		}

@@ -35,7 +35,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/shell"
 	"github.com/piku/piku/procfile"
 )
 
@@ -321,25 +321,6 @@ func Vassal(o Options) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteVassal renders the vassal for o and writes it to path atomically,
-// 0600 (it holds the app's environment).
-func WriteVassal(path string, o Options) error {
-	data, err := Vassal(o)
-	if err != nil {
-		return fmt.Errorf("writing vassal %s: %w", path, err)
-	}
-	if err := layout.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("writing vassal: %w", err)
-	}
-	return nil
-}
-
-// Args is the argv that runs the vassal at ini in the foreground.
-func Args(ini string) []string { return []string{"uwsgi", "--ini", ini} }
-
-// Command is Args as one shell command line, the ini path quoted.
-func Command(ini string) string { return "exec uwsgi --ini " + shellQuote(ini) }
-
 // InstanceEnv is the variable the supervisor sets to each instance's
 // ordinal (1, 2, ...).
 const InstanceEnv = "PIKU_INSTANCE"
@@ -349,12 +330,5 @@ const InstanceEnv = "PIKU_INSTANCE"
 // file piku named for it.
 func InstanceCommand(dir, app, kind string) string {
 	prefix := filepath.Join(dir, app+"_"+kind+".")
-	return "exec uwsgi --ini " + shellQuote(prefix) + `"$` + InstanceEnv + `"` + shellQuote(".ini")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./+:@,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return "exec uwsgi --ini " + shell.Quote(prefix) + `"$` + InstanceEnv + `"` + shell.Quote(".ini")
 }
