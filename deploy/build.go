@@ -121,7 +121,7 @@ func (b *build) depsChanged(name string, manifests ...string) (bool, func() erro
 		h.Write(data)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	file := filepath.Join(b.root.Env(b.app), ".piku-deps-"+name)
+	file := b.root.DepsStamp(b.app, name)
 	old, _ := os.ReadFile(file)
 	return string(bytes.TrimSpace(old)) != sum, func() error {
 		return layout.WriteFile(file, []byte(sum+"\n"), 0o644)
@@ -363,13 +363,10 @@ func buildLein(b *build) error {
 // apps/APP/.piku/bin: whichever release is live, its own binaries run,
 // and a rollback brings the old binaries back with the old code.
 
-// releaseBin is where a release's built commands go.
-func releaseBin(dir string) string { return filepath.Join(dir, ".piku", "bin") }
-
 // linkEnvBin makes envs/APP/bin the link to the live release's commands.
 func (b *build) linkEnvBin() error {
 	bin := b.root.EnvBin(b.app)
-	target := filepath.Join(b.root.App(b.app), ".piku", "bin")
+	target := b.root.AppBin(b.app)
 	if cur, err := os.Readlink(bin); err == nil && cur == target {
 		return nil
 	}
@@ -386,7 +383,7 @@ func buildGo(b *build) error {
 	if err := b.need("Go", "go", "golang"); err != nil {
 		return err
 	}
-	bin := releaseBin(b.dir)
+	bin := layout.ReleaseBin(b.dir)
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
@@ -407,12 +404,12 @@ func buildRust(b *build) error {
 	if err := b.need("Rust", "cargo", "cargo"); err != nil {
 		return err
 	}
-	target := filepath.Join(b.root.Env(b.app), "target")
+	target := b.root.BuildTarget(b.app)
 	b.step("Building with cargo build --release")
 	if err := b.run(b.dir, []string{"CARGO_TARGET_DIR=" + target}, "cargo", "build", "--release"); err != nil {
 		return err
 	}
-	bin := releaseBin(b.dir)
+	bin := layout.ReleaseBin(b.dir)
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}

@@ -336,9 +336,9 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 func releaseEnv(root layout.Root, app, dir string) (*procfile.Env, error) {
 	env := appconfig.Bootstrap(root, app)
 	env.Set("PWD", dir)
-	if exists(releaseBin(dir)) {
+	if exists(layout.ReleaseBin(dir)) {
 		path, _ := env.Get("PATH")
-		env.Set("PATH", releaseBin(dir)+":"+path)
+		env.Set("PATH", layout.ReleaseBin(dir)+":"+path)
 	}
 	if data, err := os.ReadFile(dir + "/ENV"); err == nil {
 		appEnv, err := procfile.ParseEnv(bytes.NewReader(data), "ENV", env.Get)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -41,9 +40,11 @@ func (c *cli) destroyCommand() *cobra.Command {
 				return fmt.Errorf("stopping app %q: %w", app, err)
 			}
 			paths := []string{root.App(app), root.Repo(app), root.Env(app), root.Logs(app), root.Releases(app)}
-			vassals, _ := filepath.Glob(filepath.Join(root.UwsgiAvailableDir(), app+"_*.ini"))
-			enabled, _ := filepath.Glob(filepath.Join(root.UwsgiEnabledDir(), app+"_*.ini"))
-			paths = append(append(paths, vassals...), enabled...)
+			vassals, err := root.VassalFiles(app)
+			if err != nil {
+				return fmt.Errorf("destroying app %q: %w", app, err)
+			}
+			paths = append(paths, vassals...)
 			for _, p := range paths {
 				if _, err := os.Lstat(p); err != nil {
 					continue

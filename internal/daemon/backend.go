@@ -62,9 +62,7 @@ func (d *Daemon) status(app string) control.AppStatus {
 	jobs, _ := d.cron.Status(app)
 	for _, j := range jobs {
 		cj := control.CronJob{Name: j.Name, Schedule: j.Schedule, NextRun: j.NextRun, LastRun: j.LastRun, Running: j.Running}
-		if !j.LastRun.IsZero() && !(j.Running && j.LastExit == 0) {
-			cj.LastExit = exitText(j.LastExit)
-		}
+		cj.LastExit = j.LastExit
 		st.Cron = append(st.Cron, cj)
 	}
 	if len(st.Cron) > 0 && !st.Stopped {
@@ -189,16 +187,17 @@ func (d *Daemon) writeVassals(app string, vassals map[string][]byte) error {
 		if err := layout.WriteFile(path, ini, 0o600); err != nil {
 			return err
 		}
-		if err := layout.WriteFile(filepath.Join(d.root.UwsgiEnabledDir(), name), ini, 0o600); err != nil {
+		if err := layout.WriteFile(d.root.VassalEnabledFile(name), ini, 0o600); err != nil {
 			return err
 		}
 	}
-	for _, dir := range []string{d.root.UwsgiAvailableDir(), d.root.UwsgiEnabledDir()} {
-		old, _ := filepath.Glob(filepath.Join(dir, app+"_*.ini"))
-		for _, p := range old {
-			if !keep[filepath.Base(p)] {
-				_ = os.Remove(p)
-			}
+	old, err := d.root.VassalFiles(app)
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	for _, p := range old {
+		if !keep[filepath.Base(p)] {
+			_ = os.Remove(p)
 		}
 	}
 	return nil
@@ -262,11 +261,3 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 }
 
 var _ control.Backend = (*Daemon)(nil)
-
-// exitText renders an exit status: "exit 0", "exit 3", or "killed" for -1.
-func exitText(code int) string {
-	if code < 0 {
-		return "killed"
-	}
-	return fmt.Sprintf("exit %d", code)
-}

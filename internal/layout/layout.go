@@ -108,6 +108,11 @@ func (r Root) Socket() string { return filepath.Join(r.RunDir(), "piku.sock") }
 // PidFile is where the daemon records its pid.
 func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
 
+// ProcessStateFile is run/processes.json, the supervisor's record of the
+// process groups it started, so a daemon that was killed can be followed
+// by one that stops what it left.
+func (r Root) ProcessStateFile() string { return filepath.Join(r.RunDir(), "processes.json") }
+
 // DaemonLog is the daemon's own log file.
 func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), "piku.log") }
 
@@ -162,6 +167,9 @@ func (r Root) ProcessLog(app, kind string, n int) string {
 	return filepath.Join(r.Logs(app), fmt.Sprintf("%s.%d.log", kind, n))
 }
 
+// CronLog is logs/APP/KIND.log, the output of a cron entry's runs.
+func (r Root) CronLog(app, kind string) string { return filepath.Join(r.Logs(app), kind+".log") }
+
 // AccessLog is logs/APP/access.log.
 func (r Root) AccessLog(app string) string { return filepath.Join(r.Logs(app), "access.log") }
 
@@ -182,6 +190,28 @@ func (r Root) Release(app, id string) string { return filepath.Join(r.Releases(a
 // it holds the config snapshot).
 func (r Root) ReleaseMeta(app, id string) string { return filepath.Join(r.Releases(app), id+".json") }
 
+// AppSwitchTemp is apps/.APP.switch, the link made beside apps/APP and
+// renamed over it to switch releases atomically.
+func (r Root) AppSwitchTemp(app string) string { return filepath.Join(r.AppsDir(), "."+app+".switch") }
+
+// AppBin is apps/APP/.piku/bin, the live release's built commands, where
+// envs/APP/bin links to.
+func (r Root) AppBin(app string) string { return ReleaseBin(r.App(app)) }
+
+// ReleaseBin is DIR/.piku/bin, where a release's build puts the commands
+// it builds (Go and Rust binaries).
+func ReleaseBin(releaseDir string) string { return filepath.Join(releaseDir, ".piku", "bin") }
+
+// DepsStamp is envs/APP/.piku-deps-NAME, the digest of the manifests a
+// dependency install (pip, npm...) last ran for.
+func (r Root) DepsStamp(app, name string) string {
+	return filepath.Join(r.Env(app), ".piku-deps-"+name)
+}
+
+// BuildTarget is envs/APP/target, the build cache kept between releases
+// (CARGO_TARGET_DIR).
+func (r Root) BuildTarget(app string) string { return filepath.Join(r.Env(app), "target") }
+
 // DeployLock is the file locked while app is deployed or rolled back, so
 // that pushes to one app run one after the other.
 func (r Root) DeployLock(app string) string { return filepath.Join(r.Releases(app), ".lock") }
@@ -199,7 +229,69 @@ func (r Root) VassalAvailable(app, kind string, n int) string {
 
 // VassalEnabled is uwsgi-enabled/APP_KIND.N.ini.
 func (r Root) VassalEnabled(app, kind string, n int) string {
-	return filepath.Join(r.UwsgiEnabledDir(), VassalName(app, kind, n))
+	return r.VassalEnabledFile(VassalName(app, kind, n))
+}
+
+// VassalEnabledFile is uwsgi-enabled/NAME, the enabled copy of the vassal
+// file NAME.
+func (r Root) VassalEnabledFile(name string) string { return filepath.Join(r.UwsgiEnabledDir(), name) }
+
+// VassalFiles lists the uWSGI vassal files of app in uwsgi-available/ and
+// uwsgi-enabled/: the names APP_KIND.N.ini. App names may hold '_', so
+// foo_bar_web.1.ini could be app foo's kind bar_web or app foo_bar's kind
+// web; it belongs to the longest app name that fits and exists (in apps/ or
+// repos/), so rolling out foo never touches foo_bar's files.
+func (r Root) VassalFiles(app string) ([]string, error) {
+	apps := map[string]bool{app: true}
+	for _, dir := range []string{r.AppsDir(), r.ReposDir()} {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if name := strings.TrimSuffix(e.Name(), ".git"); strings.HasPrefix(name, app+"_") {
+				apps[name] = true
+			}
+		}
+	}
+	var out []string
+	for _, dir := range []string{r.UwsgiAvailableDir(), r.UwsgiEnabledDir()} {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if VassalOwner(e.Name(), apps) == app {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return out, nil
+}
+
+// VassalOwner returns which of apps the vassal file name (APP_KIND.N.ini)
+// belongs to: the longest app name that fits, or "" when none does or name
+// is not a vassal name.
+func VassalOwner(name string, apps map[string]bool) string {
+	stem, ok := strings.CutSuffix(name, ".ini")
+	if !ok {
+		return ""
+	}
+	dot := strings.LastIndexByte(stem, '.')
+	if dot < 0 || dot == len(stem)-1 || strings.Trim(stem[dot+1:], "0123456789") != "" {
+		return ""
+	}
+	stem = stem[:dot] // APP_KIND
+	owner := ""
+	for i := 0; i < len(stem); i++ {
+		if stem[i] == '_' && i+1 < len(stem) && apps[stem[:i]] {
+			owner = stem[:i]
+		}
+	}
+	return owner
 }
 
 // Init creates the top-level directories (0755; run/ 0700).

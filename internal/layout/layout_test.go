@@ -3,6 +3,7 @@ package layout
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -153,5 +154,57 @@ func TestWriteFileAtomic(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(p))
 	if len(entries) != 1 {
 		t.Fatalf("left files behind: %v", entries)
+	}
+}
+
+func TestVassalOwner(t *testing.T) {
+	apps := map[string]bool{"foo": true, "foo_bar": true, "a.b": true}
+	for _, tt := range []struct{ name, want string }{
+		{"foo_web.1.ini", "foo"},
+		{"foo_wsgi.12.ini", "foo"},
+		{"foo_bar_wsgi.1.ini", "foo_bar"},
+		{"foo_bar.1.ini", "foo"}, // foo's kind "bar"
+		{"foo_cron_daily.1.ini", "foo"},
+		{"a.b_web.1.ini", "a.b"},
+		{"foo_.1.ini", ""},
+		{"foo_web.ini", ""},
+		{"foo_web.x.ini", ""},
+		{"foo_web.1.conf", ""},
+		{"other_web.1.ini", ""},
+		{"foo.1.ini", ""},
+	} {
+		if got := VassalOwner(tt.name, apps); got != tt.want {
+			t.Errorf("VassalOwner(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestVassalFilesKeepsOtherApps lays out vassals of apps foo and foo_bar
+// and checks that foo's listing holds only its own.
+func TestVassalFilesKeepsOtherApps(t *testing.T) {
+	r, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"foo", "foo_bar"} {
+		if err := os.MkdirAll(r.App(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{r.VassalAvailable(app, "wsgi", 1), r.VassalEnabled(app, "wsgi", 1)} {
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := r.VassalFiles("foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{r.VassalAvailable("foo", "wsgi", 1), r.VassalEnabled("foo", "wsgi", 1)}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("VassalFiles(foo) = %q, want %q", got, want)
 	}
 }
