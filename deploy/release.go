@@ -127,6 +127,19 @@ func LiveID(root layout.Root, app string) string {
 	return filepath.Base(target)
 }
 
+// LiveRevision is the git revision app serves: the revision in the live
+// release's record, or, for an apps/APP that is still a plain checkout (a
+// Python piku app not yet adopted), the revision checked out there. It is
+// "" when neither is known.
+func LiveRevision(root layout.Root, app string) string {
+	if id := LiveID(root, app); id != "" {
+		if r, err := ReadRelease(root, app, id); err == nil {
+			return r.Revision
+		}
+	}
+	return revisionOf(root.App(app))
+}
+
 // Switch points apps/APP at release id atomically: a new symlink under a
 // temporary name renamed over the old one, so apps/APP is always either
 // the old or the new release.
@@ -140,7 +153,7 @@ func Switch(root layout.Root, app, id string) error {
 	if fi, err := os.Lstat(root.App(app)); err == nil && fi.Mode()&os.ModeSymlink == 0 {
 		return fmt.Errorf("app %q: %s is not a symlink to a release; cannot switch it", app, root.App(app))
 	}
-	tmp := filepath.Join(root.AppsDir(), "."+app+".switch")
+	tmp := root.AppSwitchTemp(app)
 	_ = os.Remove(tmp)
 	if err := os.Symlink(root.Release(app, id), tmp); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)

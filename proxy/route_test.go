@@ -181,3 +181,24 @@ func TestListenAddresses(t *testing.T) {
 		t.Error("NGINX_IPV6_ADDRESS not honoured")
 	}
 }
+
+func TestParseHosts(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"", nil, true},
+		{"a.example.com, b.example.com\t*.c.example.com,,d", []string{"a.example.com", "b.example.com", "*.c.example.com", "d"}, true},
+		{"A.Example.COM.\nb.example.com", []string{"a.example.com", "b.example.com"}, true},
+		{"a.example.com a.example.com", []string{"a.example.com"}, true},
+		{"a..b", nil, false},
+		{"a/b", nil, false},
+		{"*.", nil, false},
+	} {
+		got, err := ParseHosts(tt.in)
+		if (err == nil) != tt.ok || strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("ParseHosts(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/cron"
 	"github.com/piku/piku/internal/uwsgi"
 	"github.com/piku/piku/procfile"
+	"github.com/piku/piku/proxy"
 	"github.com/piku/piku/supervisor"
 )
 
@@ -51,7 +53,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	logs.Dir = d.root.Logs(a.Name)
 	p.spec = supervisor.AppSpec{
 		App:      a.Name,
-		Revision: revision(a.Dir),
+		Revision: deploy.LiveRevision(d.root, a.Name),
 		Dir:      a.Dir,
 		Restart:  restart,
 		Policy:   policy,
@@ -60,7 +62,11 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	healthPath, _ := env.Get(keyHealthPath)
 	healthHost := ""
 	if names, ok := env.Get(keyServerName); ok {
-		if hosts := splitHosts(names); len(hosts) > 0 && !strings.HasPrefix(hosts[0], "*") {
+		hosts, err := proxy.ParseHosts(names)
+		if err != nil {
+			return nil, fmt.Errorf("app %q: %s: %w", a.Name, keyServerName, err)
+		}
+		if len(hosts) > 0 && !strings.HasPrefix(hosts[0], "*") {
 			healthHost = hosts[0]
 		}
 	}
@@ -87,7 +93,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 				Command:  e.Command,
 				Dir:      a.Dir,
 				Env:      base.Environ(),
-				Log:      filepath.Join(d.root.Logs(a.Name), e.Kind+".log"),
+				Log:      d.root.CronLog(a.Name, e.Kind),
 			})
 		}
 	}
@@ -140,11 +146,6 @@ func staticDir(appDir, path string) string {
 		return path
 	}
 	return filepath.Join(appDir, path)
-}
-
-// splitHosts splits NGINX_SERVER_NAME on commas and spaces, as piku does.
-func splitHosts(v string) []string {
-	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 }
 
 func policyFromEnv(env *procfile.Env) (supervisor.Policy, error) {

@@ -179,11 +179,3 @@ func TestDurationKey(t *testing.T) {
 		}
 	}
 }
-
-func TestSplitHosts(t *testing.T) {
-	got := splitHosts("a.example.com, b.example.com\t*.c.example.com,,d")
-	want := []string{"a.example.com", "b.example.com", "*.c.example.com", "d"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("splitHosts = %q, want %q", got, want)
-	}
-}
