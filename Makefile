@@ -15,16 +15,18 @@ build:
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-## test-deps: install sshd, uwsgi, nginx, pebble, staticcheck when missing
+## test-deps: install sshd, uwsgi, nginx, pebble, staticcheck, deadcode when missing
 test-deps:
 	@bash scripts/test-deps.sh
 
-## lint: gofmt, go vet, staticcheck
+## lint: gofmt, go vet, staticcheck, and deadcode for exported code nothing but tests reaches
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	@dead=$$(deadcode ./... | grep -v -e '^internal/pebbletest/' -e '^internal/testdeps/'); \
+	  if [ -n "$$dead" ]; then echo "deadcode: unreachable from the piku binary (remove it, or use it):"; echo "$$dead"; exit 1; fi
 
 ## demo: run piku end to end on a throwaway root with the bundled example app
 demo: build

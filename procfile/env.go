@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -137,16 +136,6 @@ func ParseEnv(r io.Reader, file string, lookup func(string) (string, bool)) (*En
 		return nil, err
 	}
 	return p.env, nil
-}
-
-// ParseEnvFile reads the ENV file at path; errors name the file by path.
-func ParseEnvFile(path string, lookup func(string) (string, bool)) (*Env, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading env file: %w", err)
-	}
-	defer f.Close()
-	return ParseEnv(f, path, lookup)
 }
 
 type envParser struct {

@@ -3,7 +3,6 @@ package procfile
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -83,10 +82,6 @@ func IsLongRunning(kind string) bool {
 	return !IsCron(kind)
 }
 
-// Listens reports whether instances of kind serve HTTP on their PORT and
-// take traffic from the proxy: web, the wsgi family and php.
-func Listens(kind string) bool { return kind == KindWeb || IsUWSGI(kind) }
-
 // Parse reads a Procfile. file names the input in errors and warnings.
 //
 // Each non-blank line that does not start with '#' is "kind: command". The
@@ -158,16 +153,6 @@ func Parse(r io.Reader, file string) (*Procfile, error) {
 	return p, nil
 }
 
-// ParseFile reads the Procfile at path; errors name the file by path.
-func ParseFile(path string) (*Procfile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading Procfile: %w", err)
-	}
-	defer f.Close()
-	return Parse(f, path)
-}
-
 // splitCron splits "m h dom mon dow command" into its schedule and command.
 func splitCron(s string) (*Schedule, string, error) {
 	fields := strings.Fields(s)
@@ -199,15 +184,6 @@ func (p *Procfile) Entry(kind string) (Entry, bool) {
 	return Entry{}, false
 }
 
-// Kinds lists the kinds in file order.
-func (p *Procfile) Kinds() []string {
-	kinds := make([]string, 0, len(p.Entries))
-	for _, e := range p.Entries {
-		kinds = append(kinds, e.Kind)
-	}
-	return kinds
-}
-
 // Processes lists the entries the supervisor keeps running (see
 // IsLongRunning), in file order.
 func (p *Procfile) Processes() []Entry {
@@ -219,21 +195,3 @@ func (p *Procfile) Processes() []Entry {
 	}
 	return out
 }
-
-// Crons lists the cron entries in file order.
-func (p *Procfile) Crons() []Entry {
-	var out []Entry
-	for _, e := range p.Entries {
-		if IsCron(e.Kind) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// Empty reports whether the Procfile has no entries at all (piku refuses to
-// deploy such an app: "Invalid Procfile").
-func (p *Procfile) Empty() bool { return len(p.Entries) == 0 }
-
-// HasProcesses reports whether any entry is a long-running process.
-func (p *Procfile) HasProcesses() bool { return len(p.Processes()) > 0 }

@@ -43,7 +43,11 @@ func TestParse(t *testing.T) {
 			for _, e := range p.Entries {
 				cmds = append(cmds, e.Command)
 			}
-			if got := p.Kinds(); !reflect.DeepEqual(got, tt.kinds) {
+			kinds := []string{}
+			for _, e := range p.Entries {
+				kinds = append(kinds, e.Kind)
+			}
+			if got := kinds; !reflect.DeepEqual(got, tt.kinds) {
 				t.Errorf("kinds = %q, want %q", got, tt.kinds)
 			}
 			if len(cmds) != 0 || len(tt.commands) != 0 {
@@ -93,24 +97,24 @@ func TestParseErrors(t *testing.T) {
 
 func TestKindHelpers(t *testing.T) {
 	tests := []struct {
-		kind                            string
-		wsgi, uwsgi, cron, long, listen bool
+		kind                    string
+		wsgi, uwsgi, cron, long bool
 	}{
-		{"web", false, false, false, true, true},
-		{"wsgi", true, true, false, true, true},
-		{"jwsgi", true, true, false, true, true},
-		{"rwsgi", true, true, false, true, true},
-		{"php", false, true, false, true, true},
-		{"static", false, false, false, false, false},
-		{"release", false, false, false, false, false},
-		{"preflight", false, false, false, false, false},
-		{"cron1", false, false, true, false, false},
-		{"cron-nightly", false, false, true, false, false},
-		{"worker", false, false, false, true, false},
+		{"web", false, false, false, true},
+		{"wsgi", true, true, false, true},
+		{"jwsgi", true, true, false, true},
+		{"rwsgi", true, true, false, true},
+		{"php", false, true, false, true},
+		{"static", false, false, false, false},
+		{"release", false, false, false, false},
+		{"preflight", false, false, false, false},
+		{"cron1", false, false, true, false},
+		{"cron-nightly", false, false, true, false},
+		{"worker", false, false, false, true},
 	}
 	for _, tt := range tests {
-		got := [5]bool{IsWSGIFamily(tt.kind), IsUWSGI(tt.kind), IsCron(tt.kind), IsLongRunning(tt.kind), Listens(tt.kind)}
-		want := [5]bool{tt.wsgi, tt.uwsgi, tt.cron, tt.long, tt.listen}
+		got := [4]bool{IsWSGIFamily(tt.kind), IsUWSGI(tt.kind), IsCron(tt.kind), IsLongRunning(tt.kind)}
+		want := [4]bool{tt.wsgi, tt.uwsgi, tt.cron, tt.long}
 		if got != want {
 			t.Errorf("%s: got %v, want %v", tt.kind, got, want)
 		}
@@ -135,26 +139,9 @@ func TestProcfileAccessors(t *testing.T) {
 	if !reflect.DeepEqual(procs, []string{"web", "worker"}) {
 		t.Errorf("Processes = %q", procs)
 	}
-	if len(p.Crons()) != 1 || p.Empty() || !p.HasProcesses() {
-		t.Errorf("Crons/Empty/HasProcesses wrong")
-	}
 	only, _ := Parse(strings.NewReader("release: x\nstatic: .\n"), "Procfile")
-	if only.HasProcesses() || only.Empty() {
-		t.Errorf("release+static: HasProcesses=%v Empty=%v", only.HasProcesses(), only.Empty())
-	}
-}
-
-func TestParseFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "Procfile")
-	if err := os.WriteFile(path, []byte("web: x\nbad\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := ParseFile(path)
-	if err == nil || !strings.HasPrefix(err.Error(), path+" line 2:") {
-		t.Errorf("ParseFile = %v", err)
-	}
-	if _, err := ParseFile(path + ".missing"); err == nil {
-		t.Error("missing file: no error")
+	if len(only.Processes()) != 0 {
+		t.Errorf("release+static: Processes = %v, want none", only.Processes())
 	}
 }
 
@@ -171,12 +158,16 @@ func TestGolden(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var b strings.Builder
-			p, err := ParseFile(f)
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Parse(strings.NewReader(string(src)), f)
 			if err != nil {
 				fmt.Fprintf(&b, "error: %v\n", err)
 			} else {
 				for _, e := range p.Entries {
-					fmt.Fprintf(&b, "%d %s long=%v listens=%v: %q", e.Line, e.Kind, IsLongRunning(e.Kind), Listens(e.Kind), e.Command)
+					fmt.Fprintf(&b, "%d %s long=%v: %q", e.Line, e.Kind, IsLongRunning(e.Kind), e.Command)
 					if e.Schedule != nil {
 						fmt.Fprintf(&b, " schedule=%q", e.Schedule)
 					}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,20 +48,6 @@ func ParseScaling(r io.Reader, file string) (Scaling, error) {
 	}
 	return s, nil
 }
-
-// ParseScalingFile reads the SCALING file at path; errors name the file by
-// path.
-func ParseScalingFile(path string) (Scaling, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading scaling file: %w", err)
-	}
-	defer f.Close()
-	return ParseScaling(f, path)
-}
-
-// ParseCount parses an instance count as `piku ps:scale kind=N` gives it.
-func ParseCount(s string) (int, error) { return parseCount(strings.TrimSpace(s)) }
 
 func parseCount(s string) (int, error) {
 	if s == "" {

@@ -42,3 +42,7 @@ if [ ! -x "$gobin/staticcheck" ]; then
 	echo "test-deps: installing staticcheck"
 	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
+if [ ! -x "$gobin/deadcode" ]; then
+	echo "test-deps: installing deadcode"
+	go install golang.org/x/tools/cmd/deadcode@v0.39.0
+fi

@@ -30,15 +30,22 @@ func TestRealUWSGI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hello.py"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ini := filepath.Join(dir, "uwsgi-enabled", "hello_wsgi.1.ini")
-	err := WriteVassal(ini, Options{App: "hello", Kind: "wsgi", Command: "hello:application", AppDir: dir,
+	vassals := filepath.Join(dir, "uwsgi-available")
+	ini, err := Vassal(Options{App: "hello", Kind: "wsgi", Command: "hello:application", AppDir: dir,
 		Env: env("GREETING", "hi", "UWSGI_PROCESSES", "2")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(vassals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vassals, "hello_wsgi.1.ini"), ini, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
-	cmd := exec.Command(bin, Args(ini)[1:]...)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
+	// The command the supervisor runs for instance 1 of kind wsgi.
+	cmd := exec.Command("/bin/sh", "-c", InstanceCommand(vassals, "hello", "wsgi"))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), InstanceEnv+"=1", "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -104,35 +104,6 @@ func TestVassalErrors(t *testing.T) {
 	}
 }
 
-func TestWriteVassal(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "uwsgi-enabled", "a_wsgi.1.ini")
-	if err := WriteVassal(path, Options{App: "a", Kind: "wsgi", Command: "x", AppDir: "/a"}); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("stat = %v, %v", fi, err)
-	}
-	if err := WriteVassal(path, Options{Kind: "web"}); err == nil || !strings.Contains(err.Error(), path) {
-		t.Errorf("error does not name the path: %v", err)
-	}
-}
-
-func TestCommand(t *testing.T) {
-	tests := []struct{ ini, want string }{
-		{"/srv/piku/uwsgi-enabled/a_wsgi.1.ini", "exec uwsgi --ini /srv/piku/uwsgi-enabled/a_wsgi.1.ini"},
-		{"/tmp/it's here.ini", `exec uwsgi --ini '/tmp/it'\''s here.ini'`},
-	}
-	for _, tt := range tests {
-		if got := Command(tt.ini); got != tt.want {
-			t.Errorf("Command(%q) = %q, want %q", tt.ini, got, tt.want)
-		}
-	}
-	if got := Args("x.ini"); strings.Join(got, " ") != "uwsgi --ini x.ini" {
-		t.Errorf("Args = %q", got)
-	}
-}
-
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "python3_plugin.so"), nil, 0o644)
