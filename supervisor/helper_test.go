@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/piku/piku/internal/procgroup"
+	"github.com/piku/piku/internal/testdeps"
 )
 
 const helperEnv = "PIKU_SUPERVISOR_TEST_HELPER"
@@ -146,7 +149,7 @@ func startSup(t testing.TB, state string) *testSup {
 	s, err := New(Options{
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Router:    r,
-		Ports:     PortRange{Bind: "127.0.0.1", Min: 21000, Max: 21999},
+		Ports:     PortRange{Bind: "127.0.0.1", Min: testdeps.PortBase() + testdeps.PortsSupervisor, Max: testdeps.PortBase() + testdeps.PortsSupervisor + 499},
 		StateFile: state,
 	})
 	if err != nil {
@@ -201,4 +204,4 @@ func pids(st []InstanceStatus) map[string]int {
 	return m
 }
 
-func gone(pgid int) bool { return len(groupMembers(pgid)) == 0 }
+func gone(pgid int) bool { return len(procgroup.Members(pgid)) == 0 }

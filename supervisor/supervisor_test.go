@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/piku/piku/internal/procgroup"
+	"github.com/piku/piku/internal/testdeps"
 )
 
 func TestSpawnEnvAndLogs(t *testing.T) {
@@ -26,7 +29,7 @@ func TestSpawnEnvAndLogs(t *testing.T) {
 		ps   ProcessSpec
 		want []string // in KIND.1.log
 	}{
-		{"web", webSpec(1, "1"), []string{"PROC_TYPE=web", "PIKU_INSTANCE=1", "cwd=" + ts.dir, "PORT=21"}},
+		{"web", webSpec(1, "1"), []string{"PROC_TYPE=web", "PIKU_INSTANCE=1", "cwd=" + ts.dir, "PORT="}},
 		{"worker", ProcessSpec{Kind: "worker", Count: 1, Env: []string{"PATH=/usr/bin:/bin", "FOO=bar"},
 			Command: `echo "port=[$PORT] type=$PROC_TYPE n=$PIKU_INSTANCE foo=$FOO cwd=$(pwd)"; exec sleep 1000`},
 			[]string{"port=[] type=worker n=1 foo=bar cwd=" + ts.dir}},
@@ -146,7 +149,7 @@ func TestGracefulStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			pgid := ts.Status("stopper")[0].PID
-			eventually(t, "sh and two sleeps", func() bool { return len(groupMembers(pgid)) == 3 })
+			eventually(t, "sh and two sleeps", func() bool { return len(procgroup.Members(pgid)) == 3 })
 			// Replacing the kind with nothing stops it and keeps the app
 			// around, so its last exit can be read.
 			var in *instance
@@ -436,8 +439,8 @@ func TestStateFileRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	eventually(t, "the group to start", func() bool { return len(groupMembers(pid)) == 3 })
-	_, start, err := procStat(pid)
+	eventually(t, "the group to start", func() bool { return len(procgroup.Members(pid)) == 3 })
+	_, start, err := procgroup.Stat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +488,7 @@ func TestStateFileRecovery(t *testing.T) {
 func TestRunStopsEverything(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	r := newFakeRouter()
-	s, err := New(Options{Router: r, Ports: PortRange{Min: 22000, Max: 22999}, Logger: slog.New(slog.DiscardHandler)})
+	s, err := New(Options{Router: r, Ports: PortRange{Min: testdeps.PortBase() + testdeps.PortsSupervisor + 500, Max: testdeps.PortBase() + testdeps.PortsSupervisor + 999}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func TestACMEEndToEnd(t *testing.T) {
 		"PIKU_ACME=true",
 		"PIKU_ACME_CA="+pb.DirectoryURL,
 		"PIKU_ACME_EMAIL=test@example.com",
-		"PIKU_PORTS=31000-31999",
+		portRange(testdeps.PortsACME, 500),
 		"PIKU_SHUTDOWN_TIMEOUT=20s",
 		"PIKU_LOG_LEVEL=debug",
 		// the daemon trusts pebble's API through the system roots

@@ -11,6 +11,7 @@ import (
 
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/testdeps"
 )
 
 // buildPiku builds the piku binary into dir and returns its path.
@@ -23,6 +24,13 @@ func buildPiku(t *testing.T, dir string) string {
 		t.Fatalf("building piku: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// portRange is PIKU_PORTS for the part of the test port window at offset,
+// n ports long.
+func portRange(offset, n int) string {
+	base := testdeps.PortBase() + offset
+	return fmt.Sprintf("PIKU_PORTS=%d-%d", base, base+n-1)
 }
 
 // startDaemon runs `bin daemon` for root with env added to the test's

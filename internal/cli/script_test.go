@@ -20,6 +20,7 @@ import (
 
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/testdeps"
 )
 
 // The end-to-end tests are scripts in testdata/script: the test binary
@@ -44,14 +45,18 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		UpdateScripts:       os.Getenv("UPDATE_GOLDEN") == "1",
 		Setup: func(env *testscript.Env) error {
-			block := 21000 + int(portBlock.Add(1))*200
+			n := int(portBlock.Add(1) - 1)
+			if n >= 25 {
+				return fmt.Errorf("more than 25 scripts: give them a wider part of the test port window (testdeps.PortsScripts)")
+			}
+			block := testdeps.PortBase() + testdeps.PortsScripts + n*80
 			root := filepath.Join(env.WorkDir, "root")
 			env.Setenv("PIKU_ROOT", root)
 			env.Setenv("PIKU_HTTP", "127.0.0.1:"+strconv.Itoa(block))
 			env.Setenv("HTTP_PORT", strconv.Itoa(block))
 			env.Setenv("PIKU_HTTPS", "127.0.0.1:"+strconv.Itoa(block+1))
 			env.Setenv("HTTPS_PORT", strconv.Itoa(block+1))
-			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+199))
+			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+79))
 			env.Setenv("PIKU_ACME", "false")
 			env.Setenv("PIKU_SHUTDOWN_TIMEOUT", "20s")
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))

@@ -120,11 +120,9 @@ SetEnv PATH=%s
 
 	http, https := freePort(t), freePort(t)
 	e.httpPort = http
-	// App ports stay below the kernel's ephemeral range (32768-60999), so
-	// no outgoing connection of the tests can hold one.
 	startDaemon(t, bin, e.root, dir, "HOME="+home,
 		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
-		"PIKU_ACME=false", "PIKU_PORTS=30000-30999", "PIKU_SHUTDOWN_TIMEOUT=20s")
+		"PIKU_ACME=false", portRange(testdeps.PortsSSH, 500), "PIKU_SHUTDOWN_TIMEOUT=20s")
 	return e
 }
 
