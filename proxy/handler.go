@@ -22,6 +22,10 @@ type reqInfo struct {
 	secure bool
 	port   string // the port the request arrived on
 	err    error  // the last dial error, for the error page
+	// trailer is the client request's own Trailer map: the server fills
+	// in its values when the body ends, and the ReverseProxy's copy of
+	// the request has a copy of the map made before that.
+	trailer http.Header
 }
 
 type infoKey struct{}
@@ -63,7 +67,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	peer := hostOf(r.RemoteAddr)
-	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
+	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port, trailer: r.Trailer}
 	if rt.log != nil {
 		lw := &logWriter{ResponseWriter: w}
 		w = lw

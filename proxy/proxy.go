@@ -58,10 +58,9 @@ type Options struct {
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
-	o         Options
-	log       *slog.Logger
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
+	o   Options
+	log *slog.Logger
+	rp  *httputil.ReverseProxy
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
@@ -116,7 +115,6 @@ func New(o Options) *Server {
 		ready:    make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
-	s.transport = newTransport(o)
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:   s.rewrite,
 		Transport: balancer{s},
@@ -239,8 +237,10 @@ func (s *Server) Run(ctx context.Context) error {
 			err = fmt.Errorf("proxy: %w", e)
 		}
 	}
-	s.transport.CloseIdleConnections()
 	s.mu.Lock()
+	for _, b := range s.backends {
+		b.pool.closeIdle()
+	}
 	for p, l := range s.logs {
 		l.Close()
 		delete(s.logs, p)
