@@ -151,26 +151,29 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = "http"
 	out.URL.Host = "backend" // the balancer sets the address
 	out.Host = pr.In.Host
+	// The keys are in canonical form: the map is written directly, which
+	// spares canonicalising every key of every request (see
+	// TestHeaderKeysCanonical).
 	h := out.Header
 	for _, k := range spoofable {
-		h.Del(k)
+		delete(h, k)
 	}
 	if info.client == info.peer {
-		h.Del("Cf-Connecting-Ip")
-		h.Set("X-Forwarded-For", info.client)
+		delete(h, "Cf-Connecting-Ip")
+		h["X-Forwarded-For"] = []string{info.client}
 	} else {
-		h.Set("X-Forwarded-For", info.client+", "+info.peer)
+		h["X-Forwarded-For"] = []string{info.client + ", " + info.peer}
 	}
-	h.Set("X-Real-IP", info.client)
-	h.Set("X-Remote-Address", info.client)
+	h["X-Real-Ip"] = []string{info.client}
+	h["X-Remote-Address"] = []string{info.client}
 	if info.secure {
-		h.Set("X-Forwarded-Proto", "https")
+		h["X-Forwarded-Proto"] = []string{"https"}
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h["X-Forwarded-Proto"] = []string{"http"}
 	}
-	h.Set("X-Forwarded-Host", pr.In.Host)
-	h.Set("X-Forwarded-Port", info.port)
-	h.Set("X-Request-Start", "t="+strconv.FormatInt(info.start.UnixMicro(), 10))
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	h["X-Forwarded-Port"] = []string{info.port}
+	h["X-Request-Start"] = []string{"t=" + strconv.FormatInt(info.start.UnixMicro(), 10)}
 }
 
 // StatusClientClosed is logged when the client went away before the
