@@ -3,10 +3,20 @@
 // piku's proxy, through a plain net/http/httputil.ReverseProxy (the naive
 // NewSingleHostReverseProxy with the default transport, and the same with
 // an idle pool as large as the number of connections) and, when nginx is
-// installed, through nginx with a keepalive upstream. It prints a markdown
-// table.
+// installed, through nginx with a keepalive upstream and Caddy's
+// reverse_proxy. It prints a markdown table, or with -json one JSON object
+// per target and response.
 //
 //	go run ./internal/bench/proxyload -duration 10s -conns 64
+//	go run ./internal/bench/proxyload -rounds 3 -targets piku,nginx,caddy -json
+//
+// For the targets that run in processes of their own (piku's proxy, nginx,
+// Caddy) it also reports the proxy's CPU time per request: the user and
+// system time of its processes (nginx: the master and its workers) read
+// from /proc before and after the row, over the requests of the row,
+// warm-up included. That figure depends least on the load generator
+// sharing the CPUs. With -rounds N every row is run N times, interleaved
+// (all targets, then all again), and the medians are shown.
 //
 // The load generator is closed-loop: each of -conns workers owns one
 // keep-alive connection and sends its next request when the previous
@@ -30,11 +40,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +57,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +74,11 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured load before each row")
 	conns := flag.Int("conns", 64, "concurrent keep-alive connections")
 	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx; \"none\" skips nginx")
+	caddyBin := flag.String("caddy", "", "caddy binary; default: caddy on PATH; \"none\" skips Caddy")
+	rounds := flag.Int("rounds", 1, "interleaved rounds of every row; the medians are shown")
+	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
+	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB")
+	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
 	flag.Parse()
 	log.SetFlags(0)
@@ -70,25 +88,50 @@ func main() {
 		}
 		return
 	}
-	if *conns < 1 || *duration <= 0 || *warmup < 0 {
-		log.Fatal("proxyload: -conns and -duration must be positive, -warmup not negative")
+	if *conns < 1 || *duration <= 0 || *warmup < 0 || *rounds < 1 {
+		log.Fatal("proxyload: -conns, -duration and -rounds must be positive, -warmup not negative")
 	}
-	if err := run(*duration, *warmup, *conns, *nginxBin); err != nil {
+	o := runOptions{duration: *duration, warmup: *warmup, conns: *conns, nginx: *nginxBin, caddy: *caddyBin,
+		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ",")}
+	if *only != "" {
+		o.only = strings.Split(*only, ",")
+	}
+	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
 }
 
-type target struct{ name, addr string }
+// target is one thing the load goes to; pids, when set, lists the
+// processes whose CPU time is the target's.
+type target struct {
+	name, addr string
+	pids       func() []int
+}
+
+// runOptions are the flags of a run.
+type runOptions struct {
+	duration, warmup time.Duration
+	conns, rounds    int
+	nginx, caddy     string
+	only             []string // target name substrings; nil = all
+	responses        []string // response labels to measure
+	json             bool
+}
 
 type response struct {
 	label, path string
 	size        int
 }
 
-func run(duration, warmup time.Duration, conns int, nginxBin string) error {
+func run(o runOptions) error {
+	duration, warmup, conns, nginxBin := o.duration, o.warmup, o.conns, o.nginx
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	responses := []response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}}
+	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}},
+		func(r response) bool { return !slices.Contains(o.responses, r.label) })
+	if len(responses) == 0 {
+		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB", strings.Join(o.responses, ","))
+	}
 	backendConns := new(atomic.Int64)
 	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
@@ -147,12 +190,13 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 	}
 	ownAddr := strings.TrimSpace(line)
 
+	ownPid := own.Process.Pid
 	targets := []target{
-		{"backend direct", backend},
-		{"piku proxy (own process)", ownAddr},
-		{"piku proxy (in the load generator's process)", pikuAddr},
-		{"httputil.ReverseProxy (default transport)", naive},
-		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr},
+		{"backend direct", backend, nil},
+		{"piku proxy (own process)", ownAddr, func() []int { return []int{ownPid} }},
+		{"piku proxy (in the load generator's process)", pikuAddr, nil},
+		{"httputil.ReverseProxy (default transport)", naive, nil},
+		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr, nil},
 	}
 	if nginxBin == "" {
 		for _, c := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -163,33 +207,155 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 		}
 	}
 	if nginxBin != "" && nginxBin != "none" {
-		addr, stop, err := startNginx(nginxBin, backend, conns)
+		addr, pid, stop, err := startNginx(nginxBin, backend, conns)
 		if err != nil {
 			log.Printf("nginx skipped: %v", err)
 		} else {
 			defer stop()
-			targets = append(targets, target{"nginx (keepalive upstream)", addr})
+			targets = append(targets, target{"nginx (keepalive upstream)", addr, func() []int { return withChildren(pid) }})
 		}
 	}
+	caddyBin := o.caddy
+	if caddyBin == "" {
+		caddyBin, _ = exec.LookPath("caddy")
+	}
+	if caddyBin != "" && caddyBin != "none" {
+		addr, pid, stop, err := startCaddy(caddyBin, backend)
+		if err != nil {
+			log.Printf("Caddy skipped: %v", err)
+		} else {
+			defer stop()
+			targets = append(targets, target{"Caddy (reverse_proxy)", addr, func() []int { return withChildren(pid) }})
+		}
+	}
+	if o.only != nil {
+		targets = slices.DeleteFunc(targets, func(t target) bool {
+			return !slices.ContainsFunc(o.only, func(s string) bool { return strings.Contains(strings.ToLower(t.name), strings.ToLower(s)) })
+		})
+	}
 
-	fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
-		conns, warmup, duration, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
-	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | client conns | backend conns |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-	for _, resp := range responses {
-		for _, t := range targets {
-			runtime.GC()
-			before := backendConns.Load()
-			r := load(t.addr, resp, conns, warmup, duration)
-			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d | %d |\n",
-				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials,
-				backendConns.Load()-before)
-			if r.firstErr != nil {
-				log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
+	type rowKey struct{ target, response string }
+	rows := map[rowKey][]*result{}
+	for range o.rounds {
+		for _, resp := range responses {
+			for _, t := range targets {
+				runtime.GC()
+				before := backendConns.Load()
+				r := load(t, resp, conns, warmup, duration)
+				r.backendConns = backendConns.Load() - before
+				if r.firstErr != nil {
+					log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
+				}
+				k := rowKey{t.name, resp.label}
+				rows[k] = append(rows[k], r)
 			}
 		}
 	}
+	if !o.json {
+		fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d round(s) (medians), %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
+			conns, warmup, duration, o.rounds, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+		fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | proxy CPU per request | errors | client conns | backend conns |")
+		fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, resp := range responses {
+		for _, t := range targets {
+			m := medianResult(rows[rowKey{t.name, resp.label}])
+			if o.json {
+				out := map[string]any{"target": t.name, "response": resp.label, "rps": math.Round(m.rps),
+					"p50_ms": ms(m.p50), "p99_ms": ms(m.p99), "errors": m.errors}
+				if m.cpuPerReq > 0 {
+					out["cpu_us_per_req"] = math.Round(m.cpuPerReq*10) / 10
+				}
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+				continue
+			}
+			cpu := "-"
+			if m.cpuPerReq > 0 {
+				cpu = fmt.Sprintf("%.1f µs", m.cpuPerReq)
+			}
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %d | %d | %d |\n",
+				t.name, resp.label, m.rps, fmtDur(m.p50), fmtDur(m.p99), fmtDur(m.p999), cpu, m.errors, m.dials, m.backendConns)
+		}
+	}
 	return nil
+}
+
+// medianResult is, field by field, the median of rs.
+func medianResult(rs []*result) *result {
+	med := func(f func(*result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	d := func(f func(*result) time.Duration) time.Duration {
+		return time.Duration(med(func(r *result) float64 { return float64(f(r)) }))
+	}
+	return &result{
+		rps:          med(func(r *result) float64 { return r.rps }),
+		p50:          d(func(r *result) time.Duration { return r.p50 }),
+		p99:          d(func(r *result) time.Duration { return r.p99 }),
+		p999:         d(func(r *result) time.Duration { return r.p999 }),
+		cpuPerReq:    med(func(r *result) float64 { return r.cpuPerReq }),
+		errors:       int64(med(func(r *result) float64 { return float64(r.errors) })),
+		dials:        int64(med(func(r *result) float64 { return float64(r.dials) })),
+		backendConns: int64(med(func(r *result) float64 { return float64(r.backendConns) })),
+	}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
+
+// cpuTicks is the user and system time, in clock ticks (1/100 s on
+// Linux), that the processes pids have used.
+func cpuTicks(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[0] is field 3; utime and stime are fields 14 and 15.
+		if len(f) < 13 {
+			continue
+		}
+		for _, v := range f[11:13] {
+			var n int64
+			fmt.Sscan(v, &n)
+			sum += n
+		}
+	}
+	return sum
+}
+
+// withChildren is pid and the processes whose parent it is (nginx's and
+// Caddy's workers).
+func withChildren(pid int) []int {
+	out := []int{pid}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
+			var child int
+			fmt.Sscan(e.Name(), &child)
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
@@ -200,6 +366,17 @@ func proxyOnly(backend string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// PROXYLOAD_CPUPROFILE=FILE profiles piku's proxy process alone.
+	if f := os.Getenv("PROXYLOAD_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); out.Close() }()
+	}
 	addr, done, err := runProxy(ctx, backend)
 	if err != nil {
 		return err
@@ -259,21 +436,31 @@ type result struct {
 	rps            float64
 	p50, p99, p999 time.Duration
 	errors, dials  int64
+	backendConns   int64
+	cpuPerReq      float64 // µs of the target's processes per request; 0 if unknown
 	firstErr       error
 	firstErrOnce   sync.Once
 }
 
-// load runs conns workers against addr, each on its own keep-alive
+// load runs conns workers against t, each on its own keep-alive
 // connection, for warmup and then for d, and measures the requests sent
-// during d.
-func load(addr string, resp response, conns int, warmup, d time.Duration) *result {
+// during d (the CPU per request over all of them).
+func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 	var (
 		r     result
 		dials atomic.Int64
 		errs  atomic.Int64
+		total atomic.Int64
 		wg    sync.WaitGroup
 		lats  = make([][]time.Duration, conns)
 	)
+	addr := t.addr
+	var pids []int
+	var ticks0 int64
+	if t.pids != nil {
+		pids = t.pids()
+		ticks0 = cpuTicks(pids)
+	}
 	dialer := &net.Dialer{}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
@@ -303,6 +490,9 @@ func load(addr string, resp response, conns int, warmup, d time.Duration) *resul
 					break
 				}
 				err := get(client, req, resp.size)
+				if err == nil {
+					total.Add(1)
+				}
 				if t0.Before(measureFrom) {
 					continue
 				}
@@ -318,6 +508,10 @@ func load(addr string, resp response, conns int, warmup, d time.Duration) *resul
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	if pids != nil && total.Load() > 0 {
+		// Clock ticks are 10 ms.
+		r.cpuPerReq = float64(cpuTicks(pids)-ticks0) * 10_000 / float64(total.Load())
+	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	r.errors, r.dials = errs.Load(), dials.Load()
@@ -370,14 +564,14 @@ func loadavg() string {
 
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
 // upstream, the way piku configured it, on a free loopback port.
-func startNginx(bin, backend string, keepalive int) (string, func(), error) {
+func startNginx(bin, backend string, keepalive int) (string, int, func(), error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -411,12 +605,41 @@ http {
 `, dir, backend, addr, keepalive)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath)
+	return startServer("nginx", dir, addr, exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath))
+}
+
+// startCaddy runs Caddy's reverse_proxy to backend on a free loopback port
+// (no admin API, no automatic HTTPS, no access log).
+func startCaddy(bin, backend string) (string, int, func(), error) {
+	dir, err := os.MkdirTemp("", "proxyload-caddy")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", portOf(addr), backend)
+	confPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return "", 0, nil, err
+	}
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", confPath)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	return startServer("Caddy", dir, addr, cmd)
+}
+
+// startServer starts cmd, a server that will listen on addr, and waits
+// until it does. stop ends it and removes dir.
+func startServer(name, dir, addr string, cmd *exec.Cmd) (string, int, func(), error) {
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		os.RemoveAll(dir)
+		return "", 0, nil, err
 	}
 	stop := func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -426,10 +649,15 @@ http {
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, errors.New("nginx did not start listening on " + addr)
+	return "", 0, nil, errors.New(name + " did not start listening on " + addr)
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
