@@ -40,13 +40,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -79,11 +87,14 @@ func main() {
 	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
 	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB")
 	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
+	h2 := flag.Bool("h2", true, "also measure HTTP/2 over TLS to piku, nginx and Caddy (their own processes)")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
+	serveCert := flag.String("serve-cert", "", "internal: with -serve-proxy, also serve HTTPS with this certificate (and -serve-key), print that address too")
+	serveKey := flag.String("serve-key", "", "internal: see -serve-cert")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveProxy != "" {
-		if err := proxyOnly(*serveProxy); err != nil {
+		if err := proxyOnly(*serveProxy, *serveCert, *serveKey); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -92,7 +103,7 @@ func main() {
 		log.Fatal("proxyload: -conns, -duration and -rounds must be positive, -warmup not negative")
 	}
 	o := runOptions{duration: *duration, warmup: *warmup, conns: *conns, nginx: *nginxBin, caddy: *caddyBin,
-		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ",")}
+		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2}
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
 	}
@@ -102,10 +113,12 @@ func main() {
 }
 
 // target is one thing the load goes to; pids, when set, lists the
-// processes whose CPU time is the target's.
+// processes whose CPU time is the target's. h2 targets are spoken to in
+// HTTP/2 over TLS (SNI app.test, the certificate not verified).
 type target struct {
 	name, addr string
 	pids       func() []int
+	h2         bool
 }
 
 // runOptions are the flags of a run.
@@ -116,6 +129,7 @@ type runOptions struct {
 	only             []string // target name substrings; nil = all
 	responses        []string // response labels to measure
 	json             bool
+	h2               bool // also HTTP/2 over TLS
 }
 
 type response struct {
@@ -171,7 +185,18 @@ func run(o runOptions) error {
 
 	// piku's proxy in a process of its own, as in the daemon and as nginx
 	// runs: it does not share a Go runtime with the load generator.
-	own := exec.Command(os.Args[0], "-serve-proxy", backend)
+	var certFile, keyFile string
+	if o.h2 {
+		dir, err := os.MkdirTemp("", "proxyload-tls")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if certFile, keyFile, err = selfSigned(dir); err != nil {
+			return err
+		}
+	}
+	own := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile)
 	own.Stderr = os.Stderr
 	out, err := own.StdoutPipe()
 	if err != nil {
@@ -188,15 +213,18 @@ func run(o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("piku proxy process: %w", err)
 	}
-	ownAddr := strings.TrimSpace(line)
+	ownAddr, ownTLS, _ := strings.Cut(strings.TrimSpace(line), " ")
 
 	ownPid := own.Process.Pid
 	targets := []target{
-		{"backend direct", backend, nil},
-		{"piku proxy (own process)", ownAddr, func() []int { return []int{ownPid} }},
-		{"piku proxy (in the load generator's process)", pikuAddr, nil},
-		{"httputil.ReverseProxy (default transport)", naive, nil},
-		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr, nil},
+		{"backend direct", backend, nil, false},
+		{"piku proxy (own process)", ownAddr, func() []int { return []int{ownPid} }, false},
+		{"piku proxy (in the load generator's process)", pikuAddr, nil, false},
+		{"httputil.ReverseProxy (default transport)", naive, nil, false},
+		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr, nil, false},
+	}
+	if o.h2 {
+		targets = append(targets, target{"piku proxy (own process), HTTP/2", ownTLS, func() []int { return []int{ownPid} }, true})
 	}
 	if nginxBin == "" {
 		for _, c := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -207,12 +235,16 @@ func run(o runOptions) error {
 		}
 	}
 	if nginxBin != "" && nginxBin != "none" {
-		addr, pid, stop, err := startNginx(nginxBin, backend, conns)
+		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile)
 		if err != nil {
 			log.Printf("nginx skipped: %v", err)
 		} else {
 			defer stop()
-			targets = append(targets, target{"nginx (keepalive upstream)", addr, func() []int { return withChildren(pid) }})
+			pids := func() []int { return withChildren(pid) }
+			targets = append(targets, target{"nginx (keepalive upstream)", addr, pids, false})
+			if tlsAddr != "" {
+				targets = append(targets, target{"nginx (keepalive upstream), HTTP/2", tlsAddr, pids, true})
+			}
 		}
 	}
 	caddyBin := o.caddy
@@ -220,12 +252,16 @@ func run(o runOptions) error {
 		caddyBin, _ = exec.LookPath("caddy")
 	}
 	if caddyBin != "" && caddyBin != "none" {
-		addr, pid, stop, err := startCaddy(caddyBin, backend)
+		addr, tlsAddr, pid, stop, err := startCaddy(caddyBin, backend, certFile, keyFile)
 		if err != nil {
 			log.Printf("Caddy skipped: %v", err)
 		} else {
 			defer stop()
-			targets = append(targets, target{"Caddy (reverse_proxy)", addr, func() []int { return withChildren(pid) }})
+			pids := func() []int { return withChildren(pid) }
+			targets = append(targets, target{"Caddy (reverse_proxy)", addr, pids, false})
+			if tlsAddr != "" {
+				targets = append(targets, target{"Caddy (reverse_proxy), HTTP/2", tlsAddr, pids, true})
+			}
 		}
 	}
 	if o.only != nil {
@@ -360,7 +396,7 @@ func withChildren(pid int) []int {
 
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
-func proxyOnly(backend string) error {
+func proxyOnly(backend, certFile, keyFile string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
 	}
@@ -377,11 +413,19 @@ func proxyOnly(backend string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); out.Close() }()
 	}
-	addr, done, err := runProxy(ctx, backend)
+	var tlsConfig *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig)
 	if err != nil {
 		return err
 	}
-	fmt.Println(addr)
+	fmt.Println(addr, tlsAddr)
 	return <-done
 }
 
@@ -389,17 +433,28 @@ func proxyOnly(backend string) error {
 // loopback port until ctx ends. It returns the address once the proxy
 // listens, and a channel that gets Run's result.
 func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
-	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
+	addr, _, done, err := runProxyTLS(ctx, backend, nil)
+	return addr, done, err
+}
+
+// runProxyTLS is runProxy that also serves HTTPS (and so HTTP/2) when
+// tlsConfig is set, and returns that address too.
+func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config) (string, string, <-chan error, error) {
+	o := proxy.Options{HTTPAddr: "127.0.0.1:0"}
+	if tlsConfig != nil {
+		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
+	}
+	p := proxy.New(o)
 	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
 	case <-p.Ready():
 	case err := <-done:
-		return "", nil, err
+		return "", "", nil, err
 	}
-	addr, _ := p.Addrs()
-	return addr, done, nil
+	addr, tlsAddr := p.Addrs()
+	return addr, tlsAddr, done, nil
 }
 
 // serve serves h on a free loopback port and returns its address.
@@ -479,9 +534,15 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 				MaxIdleConnsPerHost: 1,
 				DisableCompression:  true,
 			}
+			scheme := "http"
+			if t.h2 {
+				scheme = "https"
+				tr.ForceAttemptHTTP2 = true
+				tr.TLSClientConfig = &tls.Config{ServerName: "app.test", InsecureSkipVerify: true, NextProtos: []string{"h2"}}
+			}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			req, _ := http.NewRequest("GET", "http://"+addr+resp.path, nil)
+			req, _ := http.NewRequest("GET", scheme+"://"+addr+resp.path, nil)
 			req.Host = "app.test"
 			mine := make([]time.Duration, 0, 1024)
 			for {
@@ -530,6 +591,10 @@ func get(client *http.Client, req *http.Request, size int) error {
 	if err != nil {
 		return err
 	}
+	if req.URL.Scheme == "https" && res.ProtoMajor != 2 {
+		res.Body.Close()
+		return fmt.Errorf("%s, not HTTP/2", res.Proto)
+	}
 	n, err := io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	switch {
@@ -563,18 +628,37 @@ func loadavg() string {
 }
 
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
-// upstream, the way piku configured it, on a free loopback port.
-func startNginx(bin, backend string, keepalive int) (string, int, func(), error) {
+// upstream, the way piku configured it, on a free loopback port, and with
+// certFile also over TLS with HTTP/2 on another.
+func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", 0, nil, err
+	if addr, err = freeAddr(); err != nil {
+		return "", "", 0, nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	tlsServer := ""
+	if certFile != "" {
+		if tlsAddr, err = freeAddr(); err != nil {
+			return "", "", 0, nil, err
+		}
+		tlsServer = fmt.Sprintf(`
+  server {
+    listen %s ssl http2;
+    server_name app.test;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }`, tlsAddr, certFile, keyFile)
+	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
 pid %[1]s/nginx.pid;
@@ -583,6 +667,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  http2_max_requests 1000000;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
   fastcgi_temp_path %[1]s/fastcgi;
@@ -600,37 +685,84 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
     }
-  }
+  }%[5]s
 }
-`, dir, backend, addr, keepalive)
+`, dir, backend, addr, keepalive, tlsServer)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
-	return startServer("nginx", dir, addr, exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath))
+	addr, pid, stop, err = startServer("nginx", dir, addr, exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath))
+	return addr, tlsAddr, pid, stop, err
 }
 
 // startCaddy runs Caddy's reverse_proxy to backend on a free loopback port
-// (no admin API, no automatic HTTPS, no access log).
-func startCaddy(bin, backend string) (string, int, func(), error) {
+// (no admin API, no automatic HTTPS, no access log), and with certFile
+// also over TLS on another.
+func startCaddy(bin, backend, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "proxyload-caddy")
 	if err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", 0, nil, err
+	if addr, err = freeAddr(); err != nil {
+		return "", "", 0, nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", portOf(addr), backend)
+	if certFile != "" {
+		if tlsAddr, err = freeAddr(); err != nil {
+			return "", "", 0, nil, err
+		}
+		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
+	}
 	confPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", confPath)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	return startServer("Caddy", dir, addr, cmd)
+	addr, pid, stop, err = startServer("Caddy", dir, addr, cmd)
+	return addr, tlsAddr, pid, stop, err
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// selfSigned writes a self-signed certificate for app.test and its key
+// into dir.
+func selfSigned(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "app.test"},
+		DNSNames:     []string{"app.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 }
 
 // startServer starts cmd, a server that will listen on addr, and waits
