@@ -51,7 +51,7 @@ func TestStatusCountsExits(t *testing.T) {
 		ProcessSpec{Kind: "busy", Count: 1, Command: "while :; do :; done"},
 	)
 	spec.Policy.BootTimeout = 20 * time.Millisecond // counts as started before it exits
-	spec.Policy.BackoffMax = time.Hour                // no further restart once crash-looping
+	spec.Policy.BackoffMax = time.Hour              // no further restart once crash-looping
 	if err := ts.Apply(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
