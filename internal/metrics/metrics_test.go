@@ -38,7 +38,7 @@ func TestExposition(t *testing.T) {
 			return []Instance{
 				{App: "blog", Kind: "web", N: 1, State: "running", Running: true, Restarts: 3,
 					RecentRestarts: []time.Time{time.Now().Add(-2 * time.Hour), time.Now().Add(-time.Minute)},
-					Exited: true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5},
+					Exited:         true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5},
 				// the same process in a rollout's new generation: not counted twice
 				{App: "blog", Kind: "web", N: 1, State: "starting"},
 				{App: "blog", Kind: "worker", N: 1, State: "backoff"},
