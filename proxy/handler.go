@@ -193,6 +193,9 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.Is(err, errNoBackend):
 		s.log.Warn("no backend", "app", info.route.App, "host", r.Host)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
 		page(w, http.StatusBadGateway)
 	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
 		s.log.Warn("backend timed out", "app", info.route.App, "err", err)

@@ -31,9 +31,9 @@ type AppObserver interface {
 	// body read and of the response body written.
 	Started()
 	Done(status int, d time.Duration, in, out int64)
-	// UpstreamFailed is called when a backend could not be used: its
-	// connection was refused (every backend, the request got a 502) or it
-	// took too long to answer (504).
+	// UpstreamFailed is called when a backend could not be used: none
+	// accepted the connection, or the app has none running (the request
+	// got a 502), or it took too long to answer (504).
 	UpstreamFailed(e UpstreamError)
 	// CacheLookup is called for each request the app's cache applies to.
 	CacheLookup(hit bool)
@@ -46,7 +46,7 @@ type UpstreamError string
 
 // The kinds of backend failure.
 const (
-	// UpstreamRefused: no backend accepted the connection.
+	// UpstreamRefused: no backend accepted the connection, or none runs.
 	UpstreamRefused UpstreamError = "refused"
 	// UpstreamTimeout: the backend did not answer in time.
 	UpstreamTimeout UpstreamError = "timeout"

@@ -87,6 +87,7 @@ func TestObserverSeesEveryRequest(t *testing.T) {
 			Cache: &CacheConfig{Prefixes: []string{"/cached"}, Size: 1 << 20, Time: time.Hour, Any: time.Hour}},
 		Route{App: "dead", Hosts: []string{"dead.test"}, Backends: []string{deadAddr(t)}},
 		Route{App: "hang", Hosts: []string{"hang.test"}, Backends: []string{hang}},
+		Route{App: "none", Hosts: []string{"none.test"}},
 		Route{App: "acl", Hosts: []string{"acl.test"}, Backends: []string{ok}, CloudflareACL: true,
 			AllowIPs: []string{"203.0.113.7"}},
 	)
@@ -100,6 +101,7 @@ func TestObserverSeesEveryRequest(t *testing.T) {
 		{"cache miss", "GET", "ok.test", "/cached", "", 200, []string{"ok started", "ok cache hit=false", "ok done 200 in=0 out=5"}},
 		{"cache hit", "GET", "ok.test", "/cached", "", 200, []string{"ok started", "ok cache hit=true", "ok done 200 in=0 out=5"}},
 		{"refused", "GET", "dead.test", "/", "", 502, []string{"dead started", "dead upstream refused", "dead done 502 in=0 out=0"}},
+		{"no backend", "GET", "none.test", "/", "", 502, []string{"none started", "none upstream refused", "none done 502 in=0 out=0"}},
 		{"timeout", "GET", "hang.test", "/", "", 504, []string{"hang started", "hang upstream timeout", "hang done 504 in=0 out=0"}},
 		{"no app", "GET", "nobody.test", "/", "", 404, nil},
 	}

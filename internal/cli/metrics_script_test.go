@@ -17,12 +17,13 @@ import (
 )
 
 // waitmetric SERIES VALUE: wait until the daemon's /metrics (on its
-// socket) has the line "SERIES VALUE"; with !, until it has not.
+// socket) has a line "SERIES VALUE", VALUE a regular expression matching
+// the whole value; with !, until it has not.
 func cmdWaitMetric(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: waitmetric SERIES VALUE")
 	}
-	want := "\n" + args[0] + " " + args[1] + "\n"
+	want := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(args[0]) + " (?:" + args[1] + ")$")
 	c := control.NewClient(rootOf(ts).Socket())
 	var last string
 	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -32,7 +33,7 @@ func cmdWaitMetric(ts *testscript.TestScript, neg bool, args []string) {
 			continue
 		}
 		last = string(b)
-		if strings.Contains("\n"+last, want) != neg {
+		if want.MatchString(last) != neg {
 			return
 		}
 	}
