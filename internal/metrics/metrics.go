@@ -83,14 +83,13 @@ type Registry struct {
 	rollouts   *prometheus.CounterVec
 	rolloutDur *prometheus.HistogramVec
 
-	mu   sync.Mutex
-	apps map[string]*appObserver
+	apps sync.Map // app name -> *appObserver; read on every request
 }
 
 // New returns a Registry with the Go runtime's and the daemon process's
 // metrics (goroutines, open file descriptors and their limit) registered.
 func New(src Sources) *Registry {
-	r := &Registry{reg: prometheus.NewRegistry(), src: src, apps: map[string]*appObserver{}}
+	r := &Registry{reg: prometheus.NewRegistry(), src: src}
 	app := []string{"app"}
 	f := func(c prometheus.Collector) { r.reg.MustRegister(c) }
 	r.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -160,9 +159,7 @@ func (r *Registry) Rollout(app string, d time.Duration, err error) {
 
 // Forget removes the series of an app that is gone.
 func (r *Registry) Forget(app string) {
-	r.mu.Lock()
-	delete(r.apps, app)
-	r.mu.Unlock()
+	r.apps.Delete(app)
 	l := prometheus.Labels{"app": app}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream, r.inFlight, r.cache, r.acl, r.rollouts, r.rolloutDur,
@@ -173,14 +170,11 @@ func (r *Registry) Forget(app string) {
 
 // App implements proxy.Observer.
 func (r *Registry) App(app string) proxy.AppObserver {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	a := r.apps[app]
-	if a == nil {
-		a = r.newApp(app)
-		r.apps[app] = a
+	if a, ok := r.apps.Load(app); ok {
+		return a.(*appObserver)
 	}
-	return a
+	a, _ := r.apps.LoadOrStore(app, r.newApp(app))
+	return a.(*appObserver)
 }
 
 // ConnOpened implements proxy.Observer.
