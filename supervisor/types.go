@@ -38,25 +38,29 @@ const (
 
 // InstanceStatus is a snapshot of one instance (one ordinal of one kind).
 type InstanceStatus struct {
-	Kind      string
-	N         int
-	State     State
-	PID       int // 0 while no process runs
-	Port      int // 0 for non-web kinds
-	Addr      string
-	StartedAt time.Time // when the current (or last) process started
-	Restarts  int       // processes started after the first one
-	LastExit  string    // "exit 3", "signal: killed"; "" before the first exit
-	ExitCode  int       // the last exit's code, -1 when a signal ended it or it did not start
-	// RecentRestarts are the times of the restarts in the hour before the
-	// last one (at most maxRecentRestarts); the slice is never changed
+	Kind       string
+	N          int
+	State      State
+	PID        int // 0 while no process runs
+	Port       int // 0 for non-web kinds
+	Addr       string
+	StartedAt  time.Time // when the current (or last) process started
+	Restarts   int       // processes started after the first one
+	LastExit   string    // "exit 3", "signal: killed"; "" before the first exit
+	NextRetry  time.Time // in backoff or crash-looping: when the next start is due
+	RSS        int64     // resident memory in bytes, from /proc/PID/statm
+	Revision   string
+	Generation int
+
+	// ExitCode is the last exit's code: -1 when a signal ended it or the
+	// process did not start.
+	ExitCode int
+	// RecentRestarts are the times of the restarts within the hour before
+	// the last one (at most maxRecentRestarts); the slice is never changed
 	// in place.
 	RecentRestarts []time.Time
-	CPU            float64   // CPU seconds of the running process, from /proc/PID/stat
-	NextRetry      time.Time // in backoff or crash-looping: when the next start is due
-	RSS            int64     // resident memory in bytes, from /proc/PID/statm
-	Revision       string
-	Generation     int
+	// CPU is the CPU seconds the running process used, from /proc/PID/stat.
+	CPU float64
 }
 
 // AppSpec is the desired formation of one app.

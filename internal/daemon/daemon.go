@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 		apps:   map[string]*appState{},
 		locks:  map[string]*sync.Mutex{},
 		routes: map[string]proxy.Route{},
-
+		// the certificates' expiry, by app host
 		certExpiry: map[string]time.Time{},
 	}
 	if err := d.build(); err != nil {
