@@ -20,8 +20,9 @@ type reqInfo struct {
 	client string // the client's address: the peer, or CF-Connecting-IP behind Cloudflare
 	peer   string // the TCP peer's address
 	secure bool
-	port   string // the port the request arrived on
-	err    error  // the last dial error, for the error page
+	port   string      // the port the request arrived on
+	err    error       // the last dial error, for the error page
+	obs    AppObserver // nil without an Observer
 	// trailer is the client request's own Trailer map: the server fills
 	// in its values when the body ends, and the ReverseProxy's copy of
 	// the request has a copy of the map made before that.
@@ -73,9 +74,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		w = lw
 		defer func() { rt.log.write(r, lw, info, time.Since(start)) }()
 	}
+	if ao, lw, body := s.observe(w, r, rt); ao != nil {
+		w, info.obs = lw, ao
+		defer func() { observed(ao, r, lw, body, time.Since(start)) }()
+	}
 	if rt.CloudflareACL {
 		ip := net.ParseIP(peer)
 		if !rt.allowed(ip, s.isCloudflare) {
+			if info.obs != nil {
+				info.obs.ACLRefused()
+			}
 			page(w, http.StatusForbidden)
 			return
 		}
@@ -98,7 +106,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	if rt.cache != nil && rt.cache.applies(r) {
-		rt.cache.serve(w, r, s.rp)
+		hit := rt.cache.serve(w, r, s.rp)
+		if info.obs != nil {
+			info.obs.CacheLookup(hit)
+		}
 		return
 	}
 	s.rp.ServeHTTP(w, r)
@@ -189,12 +200,21 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.Is(err, errNoBackend):
 		s.log.Warn("no backend", "app", info.route.App, "host", r.Host)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
 		page(w, http.StatusBadGateway)
 	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
 		s.log.Warn("backend timed out", "app", info.route.App, "err", err)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamTimeout)
+		}
 		page(w, http.StatusGatewayTimeout)
 	default:
 		s.log.Warn("backend failed", "app", info.route.App, "err", err)
+		if info.obs != nil && isDialError(err) {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
 		page(w, http.StatusBadGateway)
 	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
 	// 64 KiB.
 	MaxHeaderBytes int
+	// Observer is told about every request and connection, for metrics;
+	// nil = none.
+	Observer Observer
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
@@ -155,7 +158,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	newServer := func(h http.Handler) *http.Server {
+		var connState func(net.Conn, http.ConnState)
+		if s.o.Observer != nil {
+			connState = s.connState
+		}
 		return &http.Server{
+			ConnState:         connState,
 			Handler:           h,
 			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 			IdleTimeout:       s.o.IdleTimeout,
