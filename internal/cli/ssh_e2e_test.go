@@ -32,6 +32,10 @@ type pushEnv struct {
 	sshCmd  string // GIT_SSH_COMMAND
 	sshPort int
 	user    string
+	home    string // the piku user's HOME (authorized_keys)
+	bin     string // the piku binary
+	// stopDaemon stops the daemon and waits for it to exit.
+	stopDaemon func()
 	// httpPort is where the daemon's proxy serves HTTP.
 	httpPort int
 }
@@ -59,6 +63,15 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 }
 
 func startPushEnv(t *testing.T) *pushEnv {
+	e := newPushEnv(t)
+	e.piku(t, "HOME="+e.home).run("setup:ssh", filepath.Join(e.dir, "userkey.pub"))
+	e.startDaemon(testdeps.PortsSSH, 500)
+	return e
+}
+
+// newPushEnv builds piku and starts sshd with a host key and a user key
+// (dir/userkey), letting in no key yet and starting no daemon.
+func newPushEnv(t *testing.T) *pushEnv {
 	sshd := testdeps.Require(t, "sshd", "apt-get install openssh-server", "/usr/sbin")
 	keygen := testdeps.Require(t, "ssh-keygen", "apt-get install openssh-client")
 	testdeps.Require(t, "ssh", "apt-get install openssh-client")
@@ -79,7 +92,7 @@ func startPushEnv(t *testing.T) *pushEnv {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
 	}
-	e.piku(t, "HOME="+home).run("setup:ssh", filepath.Join(dir, "userkey.pub"))
+	e.home, e.bin = home, bin
 
 	e.sshPort = freePort(t)
 	cfg := fmt.Sprintf(`Port %d
@@ -118,12 +131,17 @@ SetEnv PATH=%s
 		return true, ""
 	})
 
-	http, https := freePort(t), freePort(t)
-	e.httpPort = http
-	startDaemon(t, bin, e.root, dir, "HOME="+home,
-		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
-		"PIKU_ACME=false", portRange(testdeps.PortsSSH, 500), "PIKU_SHUTDOWN_TIMEOUT=20s")
 	return e
+}
+
+// startDaemon starts the daemon, its apps on the n ports of the test port
+// window at offset.
+func (e *pushEnv) startDaemon(offset, n int) {
+	http, https := freePort(e.t), freePort(e.t)
+	e.httpPort = http
+	e.stopDaemon = startDaemon(e.t, e.bin, e.root, e.dir, "HOME="+e.home,
+		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
+		"PIKU_ACME=false", portRange(offset, n), "PIKU_SHUTDOWN_TIMEOUT=20s")
 }
 
 type cmdRunner struct {
