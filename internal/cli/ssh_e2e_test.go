@@ -340,6 +340,30 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			}
 		})
 	}
+	t.Run("failing first push", func(t *testing.T) {
+		// Nothing older to fall back to: the deploy removes the app, and
+		// says so rather than that its processes are retried.
+		c := e.newCheckout("broken")
+		c.commit(map[string]string{"Procfile": "web: false\n"})
+		out, err := c.push("main")
+		if err == nil || !strings.Contains(out, "pre-receive hook declined") {
+			t.Fatalf("push: err %v, output:\n%s", err, out)
+		}
+		for _, want := range []string{
+			"The first release of 'broken' did not come up: its processes were stopped and the app removed",
+			"nothing of 'broken' runs: push again to retry",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("push output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "retried with backoff") || strings.Contains(out, "stay supervised") {
+			t.Errorf("push output says the processes are kept:\n%s", out)
+		}
+		if _, err := control.NewClient(e.root.Socket()).Status(context.Background(), "broken"); !errors.Is(err, control.ErrUnknownApp) {
+			t.Errorf("status of the removed app: %v", err)
+		}
+	})
 	t.Run("branch deletion and tags", func(t *testing.T) {
 		hello.git().run("branch", "-f", "extra", "main")
 		hello.mustPush("extra")
