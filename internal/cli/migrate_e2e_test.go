@@ -282,6 +282,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 	t.Run("check", func(t *testing.T) {
 		all := tree(t, e.root.Dir())
 		out := piku.run("migrate", "--check")
+		t.Logf("piku migrate --check\n%s", out)
 		for _, want := range []string{
 			"apps/site: started from its checkout as it is",
 			"uwsgi-available/site_web.1.ini: removed: the daemon runs this process itself (kept in python-piku/)",
@@ -307,6 +308,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 
 	t.Run("migrate", func(t *testing.T) {
 		out := piku.run("migrate")
+		t.Logf("piku migrate\n%s", out)
 		if !strings.Contains(out, "Python piku's files are kept in "+e.root.PythonPikuDir()) ||
 			!strings.Contains(out, ": 1 key lines now run "+e.bin) {
 			t.Errorf("migrate:\n%s", out)
@@ -356,6 +358,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 			"clone", "-q", "-o", "piku", e.user+"@127.0.0.1:site", c.dir)
 		c.commit(map[string]string{"index.html": "site version 2\n"})
 		out := c.mustPush("main")
+		t.Logf("git push piku main\n%s", out)
 		if !regexp.MustCompile(`Kept the existing \S+/apps/site as release \S+`).MatchString(out) {
 			t.Errorf("push output:\n%s", out)
 		}
@@ -376,6 +379,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 
 	t.Run("roll back to the adopted release", func(t *testing.T) {
 		out := piku.run("rollback", "site")
+		t.Logf("piku rollback site\n%s", out)
 		if !strings.Contains(out, "Release "+adopted+" of 'site' is live") {
 			t.Errorf("rollback:\n%s", out)
 		}
@@ -385,6 +389,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 	t.Run("go back", func(t *testing.T) {
 		e.stopDaemon()
 		out := piku.run("migrate", "back")
+		t.Logf("piku migrate back\n%s", out)
 		for _, want := range []string{"apps/site: the checkout of release " + adopted, "uwsgi-enabled/site_web.1.ini: restored",
 			"repos/site/hooks/post-receive: restored", keysFile + ": 1 key lines run " + script + " again"} {
 			if !strings.Contains(out, want) {
@@ -411,7 +416,12 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 		// uWSGI's emperor serves every app from the files put back.
 		emperor := exec.Command(uwsgi, "--emperor", e.root.UwsgiEnabledDir())
 		emperor.Dir = e.root.Dir()
-		emperor.Stdout, emperor.Stderr = os.Stderr, os.Stderr
+		emperorLog, err := os.Create(filepath.Join(e.dir, "emperor.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer emperorLog.Close()
+		emperor.Stdout, emperor.Stderr = emperorLog, emperorLog
 		p, err := procgroup.Start(emperor)
 		if err != nil {
 			t.Fatal(err)
@@ -425,6 +435,10 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 			// uWSGI's attached daemons run in sessions of their own and
 			// may outlive the emperor's group.
 			killLeftovers(e.root.Dir())
+			if t.Failed() {
+				b, _ := os.ReadFile(emperorLog.Name())
+				t.Logf("uWSGI emperor log:\n%s", b)
+			}
 		}()
 		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", apps[0].port), "", "^site version 1\n$")
 		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", apps[1].port), "", "^hello from py\n$")
