@@ -19,10 +19,12 @@ type KeptError struct {
 	Err error
 }
 
+// Error is Err's message and that the new processes are retried.
 func (e *KeptError) Error() string {
 	return e.Err.Error() + " (nothing older was running: the new processes stay supervised and are retried with backoff)"
 }
 
+// Unwrap returns Err.
 func (e *KeptError) Unwrap() error { return e.Err }
 
 // change is what a rollout does to one kind.

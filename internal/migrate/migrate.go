@@ -28,9 +28,9 @@ import (
 	"github.com/piku/piku/internal/layout"
 )
 
-// Manifest is python-piku/manifest.json: what Save kept and how Keys
+// manifest is python-piku/manifest.json: what Save kept and how Keys
 // rewrote the authorized_keys file.
-type Manifest struct {
+type manifest struct {
 	// Saved is when Save ran.
 	Saved time.Time `json:"saved"`
 	// Apps are the apps that were plain Python piku checkouts.
@@ -56,7 +56,7 @@ var hookScript = regexp.MustCompile(`(\S+) git-hook \S+\s*$`)
 
 // readManifest reads python-piku/manifest.json; ok is false when nothing
 // was saved.
-func readManifest(root layout.Root) (m Manifest, ok bool, err error) {
+func readManifest(root layout.Root) (m manifest, ok bool, err error) {
 	b, err := os.ReadFile(root.PythonPikuManifest())
 	if errors.Is(err, os.ErrNotExist) {
 		return m, false, nil
@@ -70,7 +70,7 @@ func readManifest(root layout.Root) (m Manifest, ok bool, err error) {
 	return m, true, nil
 }
 
-func writeManifest(root layout.Root, m Manifest) error {
+func writeManifest(root layout.Root, m manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -157,7 +157,7 @@ func Save(root layout.Root, now time.Time) (bool, error) {
 	if _, err := os.Stat(root.PythonPikuDir()); err == nil {
 		return false, nil
 	}
-	m := Manifest{Saved: now.UTC()}
+	m := manifest{Saved: now.UTC()}
 	files := map[string][]byte{} // path under python-piku -> content
 	for _, enabled := range []bool{false, true} {
 		vassals, err := pythonVassals(root, enabled)
@@ -245,10 +245,7 @@ func Keys(root layout.Root, keysFile, binary, rootEnv string, now time.Time) (in
 		return 0, err
 	}
 	if !ok {
-		m = Manifest{Saved: now.UTC()}
-		if err := os.MkdirAll(root.PythonPikuDir(), 0o700); err != nil {
-			return 0, err
-		}
+		m = manifest{Saved: now.UTC()}
 	}
 	data, err := os.ReadFile(keysFile)
 	if errors.Is(err, os.ErrNotExist) {
@@ -285,6 +282,9 @@ func Keys(root layout.Root, keysFile, binary, rootEnv string, now time.Time) (in
 		return 0, nil
 	}
 	m.KeysFile, m.Binary = keysFile, binary
+	if err := os.MkdirAll(root.PythonPikuDir(), 0o700); err != nil {
+		return 0, err
+	}
 	if err := writeManifest(root, m); err != nil {
 		return 0, err
 	}
@@ -449,7 +449,7 @@ func Back(root layout.Root) ([]string, error) {
 
 // keysBack rewrites the key lines Keys wrote back to what they were, and
 // points lines added since (setup:ssh with this piku) at piku.py too.
-func keysBack(m Manifest) (int, error) {
+func keysBack(m manifest) (int, error) {
 	data, err := os.ReadFile(m.KeysFile)
 	if err != nil {
 		return 0, err

@@ -116,3 +116,25 @@ func TestSaveOnce(t *testing.T) {
 		t.Errorf("second Save = %v, %v", saved, err)
 	}
 }
+
+// TestKeysOnAFreshRoot changes nothing where Python piku never ran: no
+// python-piku/ is left behind to stop a later Save.
+func TestKeysOnAFreshRoot(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAA me@host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Keys(root, keys, "/usr/local/bin/piku", "", time.Now()); n != 0 || err != nil {
+		t.Fatalf("Keys = %d, %v", n, err)
+	}
+	if _, err := os.Stat(root.PythonPikuDir()); !os.IsNotExist(err) {
+		t.Errorf("python-piku/ was made: %v", err)
+	}
+	if _, err := Back(root); err == nil || !strings.Contains(err.Error(), "nothing to go back to") {
+		t.Errorf("Back = %v", err)
+	}
+}
