@@ -348,7 +348,12 @@ func Back(root layout.Root) ([]string, error) {
 		say("apps/%s: the checkout of release %s", app, filepath.Base(target))
 	}
 
-	// Vassals: this piku's go, Python piku's come back.
+	// Vassals: this piku's go, Python piku's come back, but for apps
+	// destroyed since.
+	live := map[string]bool{}
+	for _, app := range apps {
+		live[app] = true
+	}
 	for _, enabled := range []bool{false, true} {
 		dir := root.UwsgiAvailableDir()
 		if enabled {
@@ -371,6 +376,10 @@ func Back(root layout.Root) ([]string, error) {
 			return report, err
 		}
 		for _, e := range saved {
+			if layout.VassalOwner(e.Name(), live) == "" {
+				say("%s/%s: not restored: its app is gone", filepath.Base(dir), e.Name())
+				continue
+			}
 			b, err := os.ReadFile(filepath.Join(root.PythonPikuVassalDir(enabled), e.Name()))
 			if err != nil {
 				return report, err
@@ -415,6 +424,9 @@ func Back(root layout.Root) ([]string, error) {
 		say("repos/%s/hooks/post-receive: restored", app)
 	}
 	for _, app := range m.Apps {
+		if !live[app] {
+			continue
+		}
 		b, err := os.ReadFile(root.PythonPikuLiveEnv(app))
 		if errors.Is(err, os.ErrNotExist) {
 			continue

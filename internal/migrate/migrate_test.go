@@ -138,3 +138,55 @@ func TestKeysOnAFreshRoot(t *testing.T) {
 		t.Errorf("Back = %v", err)
 	}
 }
+
+// TestBackSkipsDestroyedApps restores no vassal or LIVE_ENV for an app
+// destroyed after the switch, so uWSGI does not start what is gone.
+func TestBackSkipsDestroyedApps(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"kept", "gone"} {
+		if err := os.MkdirAll(root.Env(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(root.App(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{filepath.Join(root.UwsgiAvailableDir(), app+"_web.1.ini"), root.LiveEnvFile(app)} {
+			if err := os.WriteFile(f, []byte("PORT=5000\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if saved, err := Save(root, time.Now()); !saved || err != nil {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	// The daemon rolls out; piku destroy removes gone.
+	for _, p := range []string{filepath.Join(root.UwsgiAvailableDir(), "kept_web.1.ini"), filepath.Join(root.UwsgiAvailableDir(), "gone_web.1.ini"),
+		root.LiveEnvFile("kept"), root.Env("gone"), root.App("gone")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report, err := Back(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(report, "\n"), "uwsgi-available/gone_web.1.ini: not restored: its app is gone") {
+		t.Errorf("report:\n%s", strings.Join(report, "\n"))
+	}
+	for p, want := range map[string]bool{
+		filepath.Join(root.UwsgiAvailableDir(), "kept_web.1.ini"): true,
+		root.LiveEnvFile("kept"):                                  true,
+		filepath.Join(root.UwsgiAvailableDir(), "gone_web.1.ini"): false,
+		root.Env("gone"): false,
+	} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", p, err == nil, want)
+		}
+	}
+}
