@@ -10,6 +10,23 @@ import (
 	"time"
 )
 
+// KeptError is Apply's error when new instances of kinds that had nothing
+// running did not come up: they stay supervised and are retried with
+// backoff, since there is nothing older to fall back to. A caller that
+// gives up on the app instead (Stop) reports Err alone.
+type KeptError struct {
+	// Err is why the rollout failed.
+	Err error
+}
+
+// Error is Err's message and that the new processes are retried.
+func (e *KeptError) Error() string {
+	return e.Err.Error() + " (nothing older was running: the new processes stay supervised and are retried with backoff)"
+}
+
+// Unwrap returns Err.
+func (e *KeptError) Unwrap() error { return e.Err }
+
 // change is what a rollout does to one kind.
 type change struct {
 	ps      ProcessSpec
@@ -110,10 +127,13 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		s.mu.Unlock()
 		if kept {
 			s.route(spec.App, a)
-			err = fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", err)
 		}
 		stopAll(context.WithoutCancel(ctx), drop)
-		return fmt.Errorf("rolling out %s: %w", spec.App, err)
+		err = fmt.Errorf("rolling out %s: %w", spec.App, err)
+		if kept {
+			return &KeptError{Err: err}
+		}
+		return err
 	}
 	for _, c := range changes {
 		if c.replace && c.old != nil && c.ps.Web && c.ps.FixedPort != 0 {

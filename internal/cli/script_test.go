@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 var portBlock atomic.Int32
 
 func TestScripts(t *testing.T) {
+	// Every run (-count) hands out the blocks again: the scripts of one
+	// run have all finished before the next starts.
+	portBlock.Store(0)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,

@@ -58,6 +58,10 @@ type DeployRequest struct {
 	// Restart lists the process kinds to replace even when unchanged; "*"
 	// means every kind. Empty means only what changed is touched.
 	Restart []string `json:"restart,omitempty"`
+	// First marks the app's first release: if it does not come up, the
+	// daemon stops what it started and forgets the app (the deploy
+	// removes it) instead of retrying the new processes with backoff.
+	First bool `json:"first,omitempty"`
 }
 
 // Event is one line of a streamed operation: a progress message, or the

@@ -17,6 +17,7 @@ import (
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/proxy"
+	"github.com/piku/piku/supervisor"
 )
 
 // Apps implements control.Backend.
@@ -80,7 +81,16 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return d.rollout(ctx, app, req.Restart, out)
+	err := d.rollout(ctx, app, req.Restart, out)
+	var kept *supervisor.KeptError
+	if req.First && errors.As(err, &kept) {
+		// A first release that did not come up is dropped, not retried.
+		if ferr := d.Forget(context.WithoutCancel(ctx), app); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return fmt.Errorf("app %q: %w", app, kept.Err)
+	}
+	return err
 }
 
 // rollout reads app's files and brings its processes, routes and cron jobs

@@ -24,6 +24,7 @@ import (
 	"github.com/piku/piku/internal/cron"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/migrate"
 	"github.com/piku/piku/proxy"
 	"github.com/piku/piku/supervisor"
 )
@@ -125,6 +126,13 @@ func Run(ctx context.Context, cfg Config) error {
 	root := cfg.Root
 	if err := root.Init(); err != nil {
 		return err
+	}
+	// On a server Python piku ran, keep the files it needs before the
+	// rollouts below change them, for `piku migrate back`.
+	if saved, err := migrate.Save(root, time.Now()); err != nil {
+		return err
+	} else if saved {
+		cfg.Logger.Info("kept Python piku's vassals, hooks and LIVE_ENV files for `piku migrate back`", "dir", root.PythonPikuDir())
 	}
 	l, err := control.Listen(root.Socket())
 	if err != nil {
