@@ -65,7 +65,7 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 		}
 	}
 	if local || len(rest) == 0 || serverOnly[rest[0]] {
-		return nil, args, nil
+		return nil, rest, nil
 	}
 	var t target
 	if s := getenv("PIKU_SERVER"); s != "" && remote == "" {
@@ -83,7 +83,7 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 			if remote != "" {
 				return nil, nil, fmt.Errorf("no git remote named %q here (add one: git remote add %s piku@server:app)", remote, remote)
 			}
-			return nil, args, nil // not in a checkout with a piku remote: run locally
+			return nil, rest, nil // not in a checkout with a piku remote: run locally
 		}
 		t, err = parseRemote(u)
 		if err != nil {

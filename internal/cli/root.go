@@ -42,6 +42,10 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 	root.SetErr(c.stderr)
 	root.PersistentFlags().StringVar(&c.rootDir, "root", envOr("PIKU_ROOT", ""),
 		"PIKU_ROOT, where piku keeps apps, repos, envs and logs (default ~/.piku) [$PIKU_ROOT]")
+	// Read by clientTarget before cobra runs; declared here so that help
+	// shows them and a server-side command line may carry them.
+	root.PersistentFlags().Bool("local", false, "run on this machine, not over ssh on the server of the checkout's piku remote")
+	root.PersistentFlags().String("remote", "", "the git remote naming the server and app (default piku) [$PIKU_SERVER, $PIKU_APP]")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddGroup(&cobra.Group{ID: "apps", Title: "App commands:"},
 		&cobra.Group{ID: "server", Title: "Server commands:"})
