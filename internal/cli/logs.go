@@ -31,6 +31,9 @@ func (c *cli) logsCommand() *cobra.Command {
 		Short: "Show the app's logs, merged by time and prefixed with the process (-f follows them)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines < 0 {
+				return fmt.Errorf("--lines %d: must be 0 or more", lines)
+			}
 			root, app, err := c.deployedApp(args[0])
 			if err != nil {
 				return err
