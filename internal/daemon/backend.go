@@ -76,10 +76,35 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if !d.root.Exists(app) {
 		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
 	}
+	if err := d.checkKinds(app, req.Restart); err != nil {
+		return err
+	}
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return d.rollout(ctx, app, req.Restart, out)
+}
+
+// checkKinds refuses a restart of kinds the app's Procfile does not have;
+// "*" is every kind. A Procfile that cannot be read is left to the rollout
+// to report.
+func (d *Daemon) checkKinds(app string, kinds []string) error {
+	if len(kinds) == 0 || (len(kinds) == 1 && kinds[0] == "*") {
+		return nil
+	}
+	a, err := appconfig.Load(d.root, app)
+	if err != nil {
+		return nil
+	}
+	for _, k := range kinds {
+		if k == "*" {
+			continue
+		}
+		if err := a.CheckKind(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rollout reads app's files and brings its processes, routes and cron jobs
