@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/shell"
 )
 
@@ -94,10 +95,16 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 		}
 	}
 	if takesApp[rest[0]] {
-		if t.app == "" {
-			return nil, nil, errors.New("no app to act on: set PIKU_APP or use a remote like piku@server:app")
+		given := len(rest) > 1 && layout.ValidateApp(rest[1]) == nil
+		switch {
+		case given && (rest[1] == t.app || t.app == ""):
+			// The app named as piku users do: piku ps myapp.
+			t.app = rest[1]
+		case t.app == "":
+			return nil, nil, errors.New("no app to act on: name it (piku " + rest[0] + " APP), set PIKU_APP or use a remote like piku@server:app")
+		default:
+			rest = append([]string{rest[0], t.app}, rest[1:]...)
 		}
-		rest = append([]string{rest[0], t.app}, rest[1:]...)
 	}
 	return &t, rest, nil
 }
