@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -63,7 +64,24 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		root.AddCommand(cmd)
 	}
 	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand())
+	withUsage(root)
 	return root
+}
+
+// withUsage makes the argument checks of cmd and its subcommands say how
+// the command is used.
+func withUsage(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		withUsage(sub)
+	}
 }
 
 // root returns the PIKU_ROOT layout.
