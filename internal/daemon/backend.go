@@ -48,6 +48,11 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
 	}
+	// A static-only app runs no process: it is running when the proxy
+	// serves its files.
+	if rt, ok := d.routes[app]; ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
+		st.Running = true
+	}
 	d.mu.Unlock()
 	for _, in := range d.sup.Status(app) {
 		st.Instances = append(st.Instances, control.Instance{
