@@ -34,6 +34,9 @@ const (
 	StateStopping  State = "stopping"
 	StateStopped   State = "stopped"
 	StateExited    State = "exited"
+	// StateFailed is a new web instance that was not ready within the boot
+	// timeout. It is still checked, and is running once it answers.
+	StateFailed State = "failed"
 )
 
 // InstanceStatus is a snapshot of one instance (one ordinal of one kind).
@@ -64,6 +67,11 @@ type AppSpec struct {
 	Restart []string
 	Policy  Policy
 	Logs    LogPolicy
+	// Progress, if set, is told how the boot of new instances goes: which
+	// address is awaited, which instances are ready, and every few seconds
+	// what the ones still awaited answered. It may be called from several
+	// goroutines, one call at a time.
+	Progress func(msg string)
 }
 
 // Policy holds the timings of an app's processes. A zero field takes its

@@ -18,8 +18,5 @@ func (c *cli) apply(root layout.Root, app string, req control.DeployRequest, wha
 	if control.IsNotRunning(err) {
 		return fmt.Errorf("%s, but %w; it will be applied when the daemon starts", what, err)
 	}
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
-	return nil
+	return err // the daemon names the app
 }

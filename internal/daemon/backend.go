@@ -16,6 +16,7 @@ import (
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/proxy"
+	"github.com/piku/piku/supervisor"
 )
 
 // Apps implements control.Backend.
@@ -60,8 +61,8 @@ func (d *Daemon) status(app string) control.AppStatus {
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
 		})
-		if in.PID != 0 {
-			st.Running = true
+		if in.State == supervisor.StateRunning {
+			st.Running = true // a process that is up but never became ready is not
 		}
 	}
 	jobs, _ := d.cron.Status(app)
@@ -183,8 +184,9 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
+	p.spec.Progress = func(msg string) { fmt.Fprintf(out, "       %s\n", msg) }
 	if err := d.sup.Apply(ctx, p.spec); err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
+		return err // names the app
 	}
 	if err := d.cron.Set(app, p.jobs); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
