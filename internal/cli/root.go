@@ -59,7 +59,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.versionCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
