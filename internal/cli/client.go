@@ -22,7 +22,7 @@ import (
 var serverOnly = map[string]bool{
 	"daemon": true, "service": true, "setup": true, "setup:ssh": true, "init": true,
 	"git-receive-pack": true, "git-upload-pack": true, "git-hook": true,
-	"help": true, "completion": true, "--help": true, "-h": true, "--version": true, "version": true,
+	"help": true, "completion": true, "__complete": true, "__completeNoDesc": true, "--help": true, "-h": true, "--version": true, "version": true,
 }
 
 // takesApp lists the commands whose first argument is the app.

@@ -59,11 +59,12 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.versionCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.versionCommand(), c.completionCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
 	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand())
+	c.completeArgs(root)
 	withUsage(root)
 	return root
 }
