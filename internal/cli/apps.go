@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -43,9 +42,7 @@ func (c *cli) appsCommand() *cobra.Command {
 					}
 					out = append(out, st)
 				}
-				enc := json.NewEncoder(c.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(c.stdout, out)
 			}
 			if len(names) == 0 {
 				fmt.Fprintln(c.stderr, "There are no applications deployed.")
