@@ -241,15 +241,16 @@ const progressEvery = 5 * time.Second
 // first failure: an instance that exited, one not ready within timeout, or
 // ctx ending. A web instance not ready in time is marked failed. progress,
 // if not nil, is told how the boot goes.
-func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string)) error {
+func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string, bool)) error {
 	var pmu sync.Mutex
-	say := func(format string, args ...any) {
+	report := func(transient bool, format string, args ...any) {
 		if progress != nil {
 			pmu.Lock()
 			defer pmu.Unlock()
-			progress(fmt.Sprintf(format, args...))
+			progress(fmt.Sprintf(format, args...), transient)
 		}
 	}
+	say := func(format string, args ...any) { report(false, format, args...) }
 	bctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	tctx, cancel := context.WithTimeout(bctx, timeout)
@@ -274,7 +275,7 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 			}
 			for _, in := range insts {
 				if _, ok := awaited.Load(in); ok {
-					say("still waiting for %s (%s of %s): %s", in.name(),
+					report(true, "still waiting for %s (%s of %s): %s", in.name(),
 						time.Since(start).Round(time.Second), timeout, in.lastProbe())
 				}
 			}

@@ -68,10 +68,11 @@ type AppSpec struct {
 	Policy  Policy
 	Logs    LogPolicy
 	// Progress, if set, is told how the boot of new instances goes: which
-	// address is awaited, which instances are ready, and every few seconds
-	// what the ones still awaited answered. It may be called from several
+	// address is awaited and which instances are ready; and, as transient
+	// lines that matter only while someone watches, what the ones still
+	// awaited answered, every few seconds. It may be called from several
 	// goroutines, one call at a time.
-	Progress func(msg string)
+	Progress func(msg string, transient bool)
 }
 
 // Policy holds the timings of an app's processes. A zero field takes its

@@ -47,10 +47,11 @@ func (c *cli) appsCommand() *cobra.Command {
 			if len(names) == 0 {
 				fmt.Fprintln(c.stderr, "There are no applications deployed.")
 			}
+			p := painter(colourOn(c.stdout))
 			for _, n := range names {
 				mark := " "
 				if live[n].Running {
-					mark = "*"
+					mark = p.paint(sgrGreen, "*")
 				}
 				fmt.Fprintf(c.stdout, "%s%s\n", mark, n)
 			}

@@ -184,7 +184,14 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
-	p.spec.Progress = func(msg string) { fmt.Fprintf(out, "       %s\n", msg) }
+	p.spec.Progress = func(msg string, transient bool) {
+		if transient {
+			d.log.Debug(msg, "app", app)
+			control.WriteProgress(out, "       "+msg)
+			return
+		}
+		fmt.Fprintf(out, "       %s\n", msg)
+	}
 	if err := d.sup.Apply(ctx, p.spec); err != nil {
 		return err // names the app
 	}
