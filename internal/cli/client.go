@@ -65,8 +65,8 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 			break
 		}
 	}
-	if local || len(rest) == 0 || serverOnly[rest[0]] {
-		return nil, rest, nil
+	if local || len(rest) == 0 || serverOnly[rest[0]] || (len(rest) > 1 && (rest[1] == "-h" || rest[1] == "--help")) {
+		return nil, rest, nil // help is the same here as on the server
 	}
 	var t target
 	if s := getenv("PIKU_SERVER"); s != "" && remote == "" {

@@ -50,6 +50,7 @@ func TestClientTarget(t *testing.T) {
 		{"PIKU_SERVER and no app", []string{"ps"}, map[string]string{"PIKU_SERVER": "piku@h"}, noRemote, nil, nil, true},
 		{"PIKU_SERVER and no valid app", []string{"ps:scale", "web=2"}, map[string]string{"PIKU_SERVER": "piku@h"}, noRemote, nil, nil, true},
 		{"daemon is local", []string{"daemon"}, nil, gitRemote, nil, []string{"daemon"}, false},
+		{"help is local", []string{"run", "--help"}, nil, gitRemote, nil, []string{"run", "--help"}, false},
 		{"run keeps its words", []string{"run", "--", "ls", "--remote", "x"}, nil, gitRemote,
 			&target{host: "piku@example.com", app: "blog"}, []string{"run", "blog", "--", "ls", "--remote", "x"}, false},
 	}
