@@ -164,7 +164,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			s.mu.Unlock()
 		}
 	}
-	if err := waitBoot(ctx, fresh, spec.Policy.BootTimeout); err != nil {
+	if err := waitBoot(ctx, fresh, spec.Policy.BootTimeout, spec.Progress); err != nil {
 		return fail(err)
 	}
 
@@ -254,20 +254,62 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 	holder.stop(context.WithoutCancel(ctx))
 }
 
+// progressEvery is how often waitBoot says what it still waits for.
+const progressEvery = 5 * time.Second
+
 // waitBoot waits until every instance of insts is ready. It returns at the
 // first failure: an instance that exited, one not ready within timeout, or
-// ctx ending.
-func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) error {
+// ctx ending. A web instance not ready in time is marked failed. progress,
+// if not nil, is told how the boot goes.
+func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string, bool)) error {
+	var pmu sync.Mutex
+	report := func(transient bool, format string, args ...any) {
+		if progress != nil {
+			pmu.Lock()
+			defer pmu.Unlock()
+			progress(fmt.Sprintf(format, args...), transient)
+		}
+	}
+	say := func(format string, args ...any) { report(false, format, args...) }
 	bctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	tctx, cancel := context.WithTimeout(bctx, timeout)
 	defer cancel()
-	var wg sync.WaitGroup
+	start := time.Now()
+	var wg, ticker sync.WaitGroup
+	var awaited sync.Map // *instance -> true while a web instance is not ready
+	for _, in := range insts {
+		if in.spec.Web {
+			awaited.Store(in, true)
+			say("waiting for %s to answer on %s (PORT=%d)", in.name(), in.address(), in.port)
+		}
+	}
+	ticker.Go(func() {
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, in := range insts {
+				if _, ok := awaited.Load(in); ok {
+					report(true, "still waiting for %s (%s of %s): %s", in.name(),
+						time.Since(start).Round(time.Second), timeout, in.lastProbe())
+				}
+			}
+		}
+	})
 	for _, in := range insts {
 		wg.Go(func() {
 			var err error
 			select {
 			case err = <-in.boot:
+				if err == nil && in.spec.Web {
+					awaited.Delete(in)
+					say("%s is ready on %s", in.name(), in.address())
+				}
 			case <-tctx.Done():
 				if bctx.Err() != nil {
 					return
@@ -281,7 +323,12 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) err
 					}
 					break
 				}
-				err = fmt.Errorf("%s was not ready within %s", in.name(), timeout)
+				in.update(func(st *InstanceStatus) {
+					if st.State == StateStarting {
+						st.State = StateFailed
+					}
+				})
+				err = fmt.Errorf("%s was not ready within %s: %s", in.name(), timeout, in.lastProbe())
 				if tail := lastLines(in.logPath, 10); tail != "" {
 					err = fmt.Errorf("%w; last log lines:\n%s", err, tail)
 				}
@@ -292,5 +339,7 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) err
 		})
 	}
 	wg.Wait()
+	cancel() // ends the ticker
+	ticker.Wait()
 	return context.Cause(bctx)
 }

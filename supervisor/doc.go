@@ -18,6 +18,7 @@
 //	    |                    |            others: up for a second)
 //	    +------exit----------+--> exited --> backoff --timer--> starting
 //	                                     \-> crash-looping --BackoffMax--> starting
+//	starting --not ready within the boot timeout--> failed --ready--> running
 //	any state --Stop/Apply--> stopping (SIGTERM, StopTimeout, SIGKILL) --> stopped
 //
 // # Restarts

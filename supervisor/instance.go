@@ -48,6 +48,18 @@ type instance struct {
 
 	mu     sync.Mutex
 	status InstanceStatus
+	probed string // what the last failed readiness check saw
+}
+
+// lastProbe says what the last failed readiness check of a web instance
+// saw: the address or health URL checked and what answered.
+func (in *instance) lastProbe() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.probed == "" {
+		return "nothing answered on " + in.addr + " yet"
+	}
+	return in.probed
 }
 
 func (in *instance) name() string { return in.spec.Kind + "." + strconv.Itoa(in.n) }
@@ -205,7 +217,8 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 	ready := make(chan struct{}, 1)
 	if in.spec.Web {
 		probes.Go(func() {
-			if probeUntilReady(ctx, in.addr, in.spec.HealthPath, in.spec.HealthHost) {
+			seen := func(answer string) { in.mu.Lock(); in.probed = answer; in.mu.Unlock() }
+			if probeUntilReady(ctx, in.address(), in.spec.HealthPath, in.spec.HealthHost, seen) {
 				ready <- struct{}{}
 			}
 		})

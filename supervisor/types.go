@@ -34,6 +34,9 @@ const (
 	StateStopping  State = "stopping"
 	StateStopped   State = "stopped"
 	StateExited    State = "exited"
+	// StateFailed is a new web instance that was not ready within the boot
+	// timeout. It is still checked, and is running once it answers.
+	StateFailed State = "failed"
 )
 
 // InstanceStatus is a snapshot of one instance (one ordinal of one kind).
@@ -74,6 +77,12 @@ type AppSpec struct {
 	Restart []string
 	Policy  Policy
 	Logs    LogPolicy
+	// Progress, if set, is told how the boot of new instances goes: which
+	// address is awaited and which instances are ready; and, as transient
+	// lines that matter only while someone watches, what the ones still
+	// awaited answered, every few seconds. It may be called from several
+	// goroutines, one call at a time.
+	Progress func(msg string, transient bool)
 }
 
 // Policy holds the timings of an app's processes. A zero field takes its

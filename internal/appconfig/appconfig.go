@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"sort"
 	"strings"
 
 	"github.com/piku/piku/internal/layout"
@@ -248,4 +249,24 @@ func ParseAssignments(args []string) ([][2]string, error) {
 		out = append(out, [2]string{k, v})
 	}
 	return out, nil
+}
+
+// Kinds returns the long-running process kinds of the app's Procfile,
+// sorted.
+func (a *App) Kinds() []string {
+	kinds := make([]string, 0, len(a.Scaling))
+	for k := range a.Scaling {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// CheckKind returns an error naming the app and the kinds it has when its
+// Procfile has no long-running kind named kind.
+func (a *App) CheckKind(kind string) error {
+	if _, ok := a.Scaling[kind]; ok {
+		return nil
+	}
+	return fmt.Errorf("app %q has no process kind %q in its Procfile (it has: %s)", a.Name, kind, strings.Join(a.Kinds(), ", "))
 }

@@ -14,12 +14,9 @@ import (
 func (c *cli) apply(root layout.Root, app string, req control.DeployRequest, what string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
-	err := c.client(root).Deploy(ctx, app, req, c.stdout)
+	err := c.client(root).Deploy(ctx, app, req, c.streamOut())
 	if control.IsNotRunning(err) {
 		return fmt.Errorf("%s, but %w; it will be applied when the daemon starts", what, err)
 	}
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
-	return nil
+	return err // the daemon names the app
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -43,17 +42,16 @@ func (c *cli) appsCommand() *cobra.Command {
 					}
 					out = append(out, st)
 				}
-				enc := json.NewEncoder(c.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(c.stdout, out)
 			}
 			if len(names) == 0 {
 				fmt.Fprintln(c.stderr, "There are no applications deployed.")
 			}
+			p := painter(colourOn(c.stdout))
 			for _, n := range names {
 				mark := " "
 				if live[n].Running {
-					mark = "*"
+					mark = p.paint(sgrGreen, "*")
 				}
 				fmt.Fprintf(c.stdout, "%s%s\n", mark, n)
 			}

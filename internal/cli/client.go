@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/shell"
 )
 
@@ -21,7 +22,7 @@ import (
 var serverOnly = map[string]bool{
 	"daemon": true, "service": true, "setup": true, "setup:ssh": true, "init": true,
 	"git-receive-pack": true, "git-upload-pack": true, "git-hook": true,
-	"help": true, "completion": true, "--help": true, "-h": true, "--version": true, "version": true,
+	"help": true, "completion": true, "__complete": true, "__completeNoDesc": true, "--help": true, "-h": true, "--version": true, "version": true,
 }
 
 // takesApp lists the commands whose first argument is the app.
@@ -64,8 +65,8 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 			break
 		}
 	}
-	if local || len(rest) == 0 || serverOnly[rest[0]] {
-		return nil, args, nil
+	if local || len(rest) == 0 || serverOnly[rest[0]] || (len(rest) > 1 && (rest[1] == "-h" || rest[1] == "--help")) {
+		return nil, rest, nil // help is the same here as on the server
 	}
 	var t target
 	if s := getenv("PIKU_SERVER"); s != "" && remote == "" {
@@ -83,7 +84,7 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 			if remote != "" {
 				return nil, nil, fmt.Errorf("no git remote named %q here (add one: git remote add %s piku@server:app)", remote, remote)
 			}
-			return nil, args, nil // not in a checkout with a piku remote: run locally
+			return nil, rest, nil // not in a checkout with a piku remote: run locally
 		}
 		t, err = parseRemote(u)
 		if err != nil {
@@ -94,10 +95,16 @@ func clientTarget(args []string, getenv func(string) string, gitRemote func(name
 		}
 	}
 	if takesApp[rest[0]] {
-		if t.app == "" {
-			return nil, nil, errors.New("no app to act on: set PIKU_APP or use a remote like piku@server:app")
+		given := len(rest) > 1 && layout.ValidateApp(rest[1]) == nil
+		switch {
+		case given && (rest[1] == t.app || t.app == ""):
+			// The app named as piku users do: piku ps myapp.
+			t.app = rest[1]
+		case t.app == "":
+			return nil, nil, errors.New("no app to act on: name it (piku " + rest[0] + " APP), set PIKU_APP or use a remote like piku@server:app")
+		default:
+			rest = append([]string{rest[0], t.app}, rest[1:]...)
 		}
-		rest = append([]string{rest[0], t.app}, rest[1:]...)
 	}
 	return &t, rest, nil
 }

@@ -39,8 +39,18 @@ func TestClientTarget(t *testing.T) {
 		{"PIKU_SERVER wins", []string{"logs", "-f"}, map[string]string{"PIKU_SERVER": "piku@h", "PIKU_APP": "x"}, noRemote,
 			&target{host: "piku@h", app: "x"}, []string{"logs", "x", "-f"}, false},
 		{"no remote: local", []string{"ps", "blog"}, nil, noRemote, nil, []string{"ps", "blog"}, false},
-		{"--local forces local", []string{"--local", "ps", "blog"}, nil, gitRemote, nil, []string{"--local", "ps", "blog"}, false},
+		{"--local forces local", []string{"--local", "ps", "blog"}, nil, gitRemote, nil, []string{"ps", "blog"}, false},
+		{"--local after the command", []string{"apps", "--local"}, nil, gitRemote, nil, []string{"apps"}, false},
+		{"the remote's app named too", []string{"ps", "blog"}, nil, gitRemote,
+			&target{host: "piku@example.com", app: "blog"}, []string{"ps", "blog"}, false},
+		{"another word is no app", []string{"config:get", "KEY"}, nil, gitRemote,
+			&target{host: "piku@example.com", app: "blog"}, []string{"config:get", "blog", "KEY"}, false},
+		{"PIKU_SERVER and an app given", []string{"ps", "other"}, map[string]string{"PIKU_SERVER": "piku@h"}, noRemote,
+			&target{host: "piku@h", app: "other"}, []string{"ps", "other"}, false},
+		{"PIKU_SERVER and no app", []string{"ps"}, map[string]string{"PIKU_SERVER": "piku@h"}, noRemote, nil, nil, true},
+		{"PIKU_SERVER and no valid app", []string{"ps:scale", "web=2"}, map[string]string{"PIKU_SERVER": "piku@h"}, noRemote, nil, nil, true},
 		{"daemon is local", []string{"daemon"}, nil, gitRemote, nil, []string{"daemon"}, false},
+		{"help is local", []string{"run", "--help"}, nil, gitRemote, nil, []string{"run", "--help"}, false},
 		{"run keeps its words", []string{"run", "--", "ls", "--remote", "x"}, nil, gitRemote,
 			&target{host: "piku@example.com", app: "blog"}, []string{"run", "blog", "--", "ls", "--remote", "x"}, false},
 	}
@@ -56,7 +66,7 @@ func TestClientTarget(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("target = %+v, want %+v", got, tt.want)
 			}
-			if tt.want != nil && !reflect.DeepEqual(rest, tt.rest) {
+			if !reflect.DeepEqual(rest, tt.rest) {
 				t.Errorf("args = %q, want %q", rest, tt.rest)
 			}
 		})

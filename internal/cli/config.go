@@ -10,7 +10,8 @@ import (
 )
 
 func (c *cli) configCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "config APP",
 		Short: "Show the settings set with config:set",
 		Args:  cobra.ExactArgs(1),
@@ -23,6 +24,9 @@ func (c *cli) configCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(c.stdout, env.Map())
+			}
 			if env.Len() == 0 {
 				fmt.Fprintf(c.stderr, "Warning: app '%s' has no settings; set some with config:set\n", app)
 				return nil
@@ -30,4 +34,6 @@ func (c *cli) configCommand() *cobra.Command {
 			return procfile.WriteEnv(c.stdout, env)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the settings as a JSON object")
+	return cmd
 }

@@ -84,6 +84,8 @@ func (c *cli) daemonSettings(cmd *cobra.Command) (*viper.Viper, error) {
 		if _, missing := err.(viper.ConfigFileNotFoundError); !missing {
 			return nil, fmt.Errorf("reading the daemon's config in %s: %w", root.Dir(), err)
 		}
+	} else if err := checkConfigKeys(v.ConfigFileUsed(), cmd.LocalNonPersistentFlags()); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

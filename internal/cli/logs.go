@@ -3,17 +3,24 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/layout"
 )
 
 // logFileName matches the live log files of an app: KIND.N.log for
@@ -25,12 +32,33 @@ func (c *cli) logsCommand() *cobra.Command {
 	var (
 		lines  int
 		follow bool
+		asJSON bool
+		since  string
 	)
 	cmd := &cobra.Command{
-		Use:   "logs APP [KIND]",
+		Use:   "logs APP [KIND|KIND.N]",
 		Short: "Show the app's logs, merged by time and prefixed with the process (-f follows them)",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `Show the app's logs, merged by time and prefixed with the process: every
+process, one kind (web), one instance (web.2), a cron entry (cron1) or the
+proxy's access log (access). -f keeps printing new lines, across rotation.
+--since keeps the lines written in the last DURATION (10m, 2h) or since a
+time (2026-01-02T15:04:05Z); -n then bounds them only when given. --json
+prints one JSON object a line (docs/JSON.md).`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines < 0 {
+				return fmt.Errorf("--lines %d: must be 0 or more", lines)
+			}
+			var from time.Time
+			if since != "" {
+				var err error
+				if from, err = parseSince(since, time.Now()); err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("lines") {
+					lines = math.MaxInt
+				}
+			}
 			root, app, err := c.deployedApp(args[0])
 			if err != nil {
 				return err
@@ -38,6 +66,9 @@ func (c *cli) logsCommand() *cobra.Command {
 			kind := ""
 			if len(args) == 2 {
 				kind = args[1]
+				if err := checkLogSource(root, app, kind); err != nil {
+					return err
+				}
 			}
 			files, err := logFiles(root.Logs(app), kind)
 			if err != nil {
@@ -48,12 +79,50 @@ func (c *cli) logsCommand() *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			return tailLogs(ctx, c.stdout, root.Logs(app), kind, files, lines, follow)
+			out := linePrinter(c.stdout, asJSON)
+			return tailLogs(ctx, out, root.Logs(app), kind, files, lines, from, follow)
 		},
 	}
 	cmd.Flags().IntVarP(&lines, "lines", "n", 50, "how many of the last lines to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines as they are written (also across rotation)")
+	cmd.Flags().StringVar(&since, "since", "", "only lines written in the last DURATION (10m, 2h) or since an RFC 3339 time")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object a line: time, source, line")
 	return cmd
+}
+
+// parseSince reads --since: a duration back from now, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration like 10m or 2h, or a time like 2026-01-02T15:04:05Z", s)
+}
+
+// checkLogSource refuses a KIND or KIND.N that names nothing of app's: a
+// Procfile entry, one of its instances, or the proxy's access log.
+func checkLogSource(root layout.Root, app, source string) error {
+	a, err := appconfig.Load(root, app)
+	if err != nil {
+		return nil // the logs of an app with a broken Procfile are still shown
+	}
+	kind, n, hasN := strings.Cut(source, ".")
+	if hasN {
+		if i, err := strconv.Atoi(n); err != nil || i < 1 || strconv.Itoa(i) != n {
+			return fmt.Errorf("%q: want KIND or KIND.N, with N an instance number from 1", source)
+		}
+	}
+	names := []string{"access"}
+	for _, e := range a.Procfile.Entries {
+		names = append(names, e.Kind)
+	}
+	if slices.Contains(names, kind) {
+		return nil
+	}
+	slices.Sort(names)
+	return fmt.Errorf("app %q has no process kind %q in its Procfile, and no log by that name (it has: %s)", app, kind, strings.Join(names, ", "))
 }
 
 func forKind(kind string) string {
@@ -104,8 +173,9 @@ func parseStamp(s string) (time.Time, bool) {
 	return t, err == nil
 }
 
-// readTail returns the last n lines of path, reading from its end.
-func readTail(path string, n int) ([]logLine, int64, error) {
+// readTail returns the last n lines of path, reading from its end; with
+// whole, it reads the whole file (for --since, where n may be unbounded).
+func readTail(path string, n int, whole bool) ([]logLine, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
@@ -120,6 +190,13 @@ func readTail(path string, n int) ([]logLine, int64, error) {
 	const chunk = 64 * 1024
 	start := size
 	var buf []byte
+	if whole {
+		buf = make([]byte, size)
+		if _, err := f.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, 0, err
+		}
+		start = 0
+	}
 	for start > 0 && strings.Count(string(buf), "\n") <= n {
 		step := int64(chunk)
 		if start < step {
@@ -162,23 +239,54 @@ func stamp(source string, raw []string, last time.Time) []logLine {
 
 func sourceName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".log") }
 
-func printLines(w io.Writer, lines []logLine, width int) {
-	for _, l := range lines {
-		fmt.Fprintf(w, "%-*s | %s\n", width, l.source, l.text)
+// logEntry is one line of `piku logs --json` (see docs/JSON.md).
+type logEntry struct {
+	Time   *time.Time `json:"time,omitempty"` // when it was written; absent for a line without a time stamp
+	Source string     `json:"source"`         // web.1, cron1, access
+	Line   string     `json:"line"`           // the text, without the time stamp
+}
+
+// linePrinter returns how tailLogs prints a batch of lines: as a table
+// with the sources padded to width, or as NDJSON.
+func linePrinter(w io.Writer, asJSON bool) func(lines []logLine, width int) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return func(lines []logLine, _ int) {
+			for _, l := range lines {
+				e := logEntry{Source: l.source, Line: l.text}
+				if t, ok := parseStamp(l.text); ok {
+					e.Time = &t
+					e.Line = l.text[strings.IndexByte(l.text, ' ')+1:]
+				}
+				_ = enc.Encode(e)
+			}
+		}
+	}
+	return func(lines []logLine, width int) {
+		for _, l := range lines {
+			fmt.Fprintf(w, "%-*s | %s\n", width, l.source, l.text)
+		}
 	}
 }
 
-func tailLogs(ctx context.Context, w io.Writer, dir, kind string, files []string, n int, follow bool) error {
+// tailLogs prints the last n lines of files merged by time (only those
+// written at or after from, when it is set), then, with follow, the lines
+// written to dir's files of kind from now on.
+func tailLogs(ctx context.Context, print func([]logLine, int), dir, kind string, files []string, n int, from time.Time, follow bool) error {
 	var merged []logLine
 	offsets := map[string]int64{}
 	inodes := map[string]uint64{}
 	width := 5
 	for _, f := range files {
-		lines, size, err := readTail(f, n)
+		lines, size, err := readTail(f, n, !from.IsZero())
 		if err != nil {
 			return err
 		}
-		merged = append(merged, lines...)
+		for _, l := range lines {
+			if from.IsZero() || !l.t.Before(from) {
+				merged = append(merged, l)
+			}
+		}
 		offsets[f] = size
 		inodes[f] = inode(f)
 		if l := len(sourceName(f)); l > width {
@@ -189,7 +297,7 @@ func tailLogs(ctx context.Context, w io.Writer, dir, kind string, files []string
 	if len(merged) > n {
 		merged = merged[len(merged)-n:]
 	}
-	printLines(w, merged, width)
+	print(merged, width)
 	if !follow {
 		return nil
 	}
@@ -221,7 +329,7 @@ func tailLogs(ctx context.Context, w io.Writer, dir, kind string, files []string
 			fresh = append(fresh, lines...)
 		}
 		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].t.Before(fresh[j].t) })
-		printLines(w, fresh, width)
+		print(fresh, width)
 	}
 }
 

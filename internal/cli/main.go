@@ -13,7 +13,7 @@ import (
 )
 
 // Version is piku's version, set at build time with
-// -ldflags "-X github.com/piku/piku/cli.Version=...".
+// -ldflags "-X github.com/piku/piku/internal/cli.Version=...".
 var Version = "dev"
 
 // ExitError carries a process exit code through cobra (for `piku run` and

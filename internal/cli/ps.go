@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -40,9 +39,7 @@ func (c *cli) psCommand() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(c.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return writeJSON(c.stdout, st)
 			}
 			printStatus(c, st, time.Now())
 			return nil
@@ -61,12 +58,14 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 	}
 	if len(st.Instances) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROCESS\tSTATE\tPID\tPORT\tUPTIME\tRESTARTS\tLAST EXIT\tRSS\tREVISION")
+		p := painter(colourOn(c.stdout))
+		fmt.Fprintf(tw, "PROCESS\t%s\tPID\tPORT\tUPTIME\tRESTARTS\tLAST EXIT\tRSS\tREVISION\n", p.paint(sgrPlain, "STATE"))
 		for _, in := range st.Instances {
 			state := in.State
 			if !in.NextRetry.IsZero() && in.NextRetry.After(now) {
 				state += " (retry in " + short(in.NextRetry.Sub(now)) + ")"
 			}
+			state = p.paint(stateColour(in.State), state)
 			fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				in.Kind, in.N, state, dash(in.PID), dash(in.Port), uptime(in, now),
 				in.Restarts, orDash(in.LastExit), rss(in.RSS), orDash(shortRev(in.Revision)))

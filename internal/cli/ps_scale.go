@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -49,13 +48,8 @@ func (c *cli) psScaleCommand() *cobra.Command {
 				if err != nil || n < 0 || n > maxScale {
 					return fmt.Errorf("%q: the count must be a whole number from 0 to %d", arg, maxScale)
 				}
-				if _, ok := a.Scaling[kind]; !ok {
-					var kinds []string
-					for k := range a.Scaling {
-						kinds = append(kinds, k)
-					}
-					sort.Strings(kinds)
-					return fmt.Errorf("app %q has no process kind %q in its Procfile (it has: %s)", app, kind, strings.Join(kinds, ", "))
+				if err := a.CheckKind(kind); err != nil {
+					return err
 				}
 				counts[kind] = n
 				changed = append(changed, fmt.Sprintf("%s:%d", kind, n))

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -29,9 +28,7 @@ func (c *cli) releasesCommand() *cobra.Command {
 				if rels == nil {
 					rels = []deploy.Release{}
 				}
-				enc := json.NewEncoder(c.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rels)
+				return writeJSON(c.stdout, rels)
 			}
 			if len(rels) == 0 {
 				return &ExitError{Code: 1, Msg: "app " + quote(app) + " has no releases"}

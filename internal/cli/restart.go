@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
 )
 
@@ -19,6 +20,13 @@ func (c *cli) restartCommand() *cobra.Command {
 			kind := "*"
 			if len(args) == 2 {
 				kind = args[1]
+				a, err := appconfig.Load(root, app)
+				if err != nil {
+					return err
+				}
+				if err := a.CheckKind(kind); err != nil {
+					return err
+				}
 			}
 			return c.apply(root, app, control.DeployRequest{Restart: []string{kind}}, "nothing was restarted")
 		},

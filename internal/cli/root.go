@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -42,6 +43,10 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 	root.SetErr(c.stderr)
 	root.PersistentFlags().StringVar(&c.rootDir, "root", envOr("PIKU_ROOT", ""),
 		"PIKU_ROOT, where piku keeps apps, repos, envs and logs (default ~/.piku) [$PIKU_ROOT]")
+	// Read by clientTarget before cobra runs; declared here so that help
+	// shows them and a server-side command line may carry them.
+	root.PersistentFlags().Bool("local", false, "run on this machine, not over ssh on the server of the checkout's piku remote")
+	root.PersistentFlags().String("remote", "", "the git remote naming the server and app (default piku) [$PIKU_SERVER, $PIKU_APP]")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddGroup(&cobra.Group{ID: "apps", Title: "App commands:"},
 		&cobra.Group{ID: "server", Title: "Server commands:"})
@@ -54,12 +59,30 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand(), c.versionCommand(), c.completionCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
 	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand())
+	c.completeArgs(root)
+	withUsage(root)
 	return root
+}
+
+// withUsage makes the argument checks of cmd and its subcommands say how
+// the command is used.
+func withUsage(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		withUsage(sub)
+	}
 }
 
 // root returns the PIKU_ROOT layout.

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"os/exec"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,9 +11,18 @@ import (
 
 func (c *cli) runCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "run APP -- COMMAND...",
+		Use:   "run APP [--] COMMAND [ARG...]",
 		Short: "Run a command in the app's directory and environment; its exit code is piku's",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `Run a command in the app's directory and environment; its exit code is piku's.
+The words after APP (and an optional --) are the command and its arguments,
+passed as given. A single word is a shell line, run by /bin/sh -c, as
+heroku run does: piku run APP 'ls | wc -l'.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+				return nil
+			}
+			return cobra.MinimumNArgs(2)(cmd, args)
+		},
 		// Everything after APP belongs to the command, flags included.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,9 +44,7 @@ func (c *cli) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// As piku does, the words are joined and run by the shell, so
-			// `piku run app -- 'ls | wc -l'` works.
-			sh := exec.Command("/bin/sh", "-c", strings.Join(rest, " "))
+			sh := exec.Command("/bin/sh", runShellArgs(rest)...)
 			sh.Dir = a.Dir
 			sh.Env = a.Env.Environ()
 			sh.Stdin, sh.Stdout, sh.Stderr = c.stdin, c.stdout, c.stderr
@@ -50,4 +56,14 @@ func (c *cli) runCommand() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// runShellArgs returns the arguments of /bin/sh for `piku run`: one word is
+// a shell line; several are a command and its arguments, which the shell
+// looks up in the app's PATH and execs without re-parsing them.
+func runShellArgs(words []string) []string {
+	if len(words) == 1 {
+		return []string{"-c", words[0]}
+	}
+	return append([]string{"-c", `exec "$@"`, "sh"}, words...)
 }

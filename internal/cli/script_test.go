@@ -40,8 +40,9 @@ func TestMain(m *testing.M) {
 var portBlock atomic.Int32
 
 func TestScripts(t *testing.T) {
-	// Every run (-count) hands out the blocks again: the scripts of one
-	// run have all finished before the next starts.
+	// Every run (go test -count=N runs it N times, one after the other)
+	// hands the blocks out from the first: the scripts of the run before
+	// have all ended.
 	portBlock.Store(0)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",

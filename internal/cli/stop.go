@@ -25,7 +25,7 @@ func (c *cli) stopCommand() *cobra.Command {
 			fmt.Fprintf(c.stdout, "-----> Stopping '%s'\n", app)
 			ctx, cancel := signalContext()
 			defer cancel()
-			err = c.client(root).Stop(ctx, app, c.stdout)
+			err = c.client(root).Stop(ctx, app, c.streamOut())
 			if control.IsNotRunning(err) {
 				return fmt.Errorf("app %q is marked stopped, but %w", app, err)
 			}

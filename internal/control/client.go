@@ -76,7 +76,8 @@ func (c *Client) Status(ctx context.Context, app string) (AppStatus, error) {
 }
 
 // Deploy asks the daemon to roll out app from its files, copying progress
-// to out, and returns the rollout's error.
+// to out, and returns the rollout's error. Transient progress lines go to
+// out only when it is a ProgressWriter.
 func (c *Client) Deploy(ctx context.Context, app string, req DeployRequest, out io.Writer) error {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -171,7 +172,11 @@ func (c *Client) stream(ctx context.Context, path string, body []byte, out io.Wr
 			}
 			return nil
 		}
-		if out != nil {
+		switch {
+		case out == nil:
+		case ev.Progress:
+			WriteProgress(out, ev.Msg)
+		default:
 			fmt.Fprintln(out, ev.Msg)
 		}
 	}

@@ -245,6 +245,11 @@ func (e *eventWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Progress sends msg as a transient progress event.
+func (e *eventWriter) Progress(msg string) {
+	e.send(Event{Msg: msg, Progress: true})
+}
+
 func (e *eventWriter) flushPartial() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -266,3 +271,5 @@ func (e *eventWriter) sendLocked(ev Event) {
 		e.flusher.Flush()
 	}
 }
+
+var _ ProgressWriter = (*eventWriter)(nil)

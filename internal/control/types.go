@@ -67,9 +67,28 @@ type DeployRequest struct {
 // Event is one line of a streamed operation: a progress message, or the
 // final result (Done) with the error, if any.
 type Event struct {
-	Msg   string `json:"msg,omitempty"`
-	Done  bool   `json:"done,omitempty"`
-	Error string `json:"error,omitempty"`
+	Msg string `json:"msg,omitempty"`
+	// Progress marks a transient line (what a rollout still waits for),
+	// which clients show only on a terminal.
+	Progress bool   `json:"progress,omitempty"`
+	Done     bool   `json:"done,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// ProgressWriter is an operation's output that can also take transient
+// progress lines: the server's event stream, and on the client side a
+// terminal.
+type ProgressWriter interface {
+	io.Writer
+	Progress(msg string)
+}
+
+// WriteProgress sends a transient progress line to w when w takes them,
+// and drops it otherwise.
+func WriteProgress(w io.Writer, msg string) {
+	if pw, ok := w.(ProgressWriter); ok {
+		pw.Progress(msg)
+	}
 }
 
 // Backend is what the daemon provides to the control server.

@@ -50,6 +50,11 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
 	}
+	// A static-only app runs no process: it is running when the proxy
+	// serves its files.
+	if rt, ok := d.routes[app]; ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
+		st.Running = true
+	}
 	d.mu.Unlock()
 	for _, in := range d.sup.Status(app) {
 		st.Instances = append(st.Instances, control.Instance{
@@ -57,8 +62,8 @@ func (d *Daemon) status(app string) control.AppStatus {
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
 		})
-		if in.PID != 0 {
-			st.Running = true
+		if in.State == supervisor.StateRunning {
+			st.Running = true // a process that is up but never became ready is not
 		}
 	}
 	jobs, _ := d.cron.Status(app)
@@ -78,6 +83,9 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if !d.root.Exists(app) {
 		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
 	}
+	if err := d.checkKinds(app, req.Restart); err != nil {
+		return err
+	}
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -91,6 +99,28 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 		return fmt.Errorf("app %q: %w", app, kept.Err)
 	}
 	return err
+}
+
+// checkKinds refuses a restart of kinds the app's Procfile does not have;
+// "*" is every kind. A Procfile that cannot be read is left to the rollout
+// to report.
+func (d *Daemon) checkKinds(app string, kinds []string) error {
+	if len(kinds) == 0 || (len(kinds) == 1 && kinds[0] == "*") {
+		return nil
+	}
+	a, err := appconfig.Load(d.root, app)
+	if err != nil {
+		return nil
+	}
+	for _, k := range kinds {
+		if k == "*" {
+			continue
+		}
+		if err := a.CheckKind(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rollout reads app's files and brings its processes, routes and cron jobs
@@ -166,8 +196,16 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
+	p.spec.Progress = func(msg string, transient bool) {
+		if transient {
+			d.log.Debug(msg, "app", app)
+			control.WriteProgress(out, "       "+msg)
+			return
+		}
+		fmt.Fprintf(out, "       %s\n", msg)
+	}
 	if err := d.sup.Apply(ctx, p.spec); err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
+		return err // names the app
 	}
 	if err := d.cron.Set(app, p.jobs); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
