@@ -50,10 +50,10 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("UPDATE_GOLDEN") == "1",
 		Setup: func(env *testscript.Env) error {
 			n := int(portBlock.Add(1) - 1)
-			if n >= 25 {
-				return fmt.Errorf("more than 25 scripts: give them a wider part of the test port window (testdeps.PortsScripts)")
+			if n >= testdeps.ScriptBlocks {
+				return fmt.Errorf("more than %d scripts: give them a wider part of the test port window (testdeps.PortsScripts)", testdeps.ScriptBlocks)
 			}
-			block := testdeps.PortBase() + testdeps.PortsScripts + n*80
+			block := testdeps.PortBase() + testdeps.PortsScripts + n*testdeps.ScriptBlock
 			root := filepath.Join(env.WorkDir, "root")
 			env.Setenv("PIKU_ROOT", root)
 			env.Setenv("PIKU_HTTP", "127.0.0.1:"+strconv.Itoa(block))
@@ -61,7 +61,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PIKU_HTTPS", "127.0.0.1:"+strconv.Itoa(block+1))
 			env.Setenv("HTTPS_PORT", strconv.Itoa(block+1))
 			env.Setenv("METRICS_PORT", metricsPort(block))
-			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+79))
+			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+testdeps.ScriptBlock-1))
 			env.Setenv("PIKU_ACME", "false")
 			env.Setenv("PIKU_SHUTDOWN_TIMEOUT", "20s")
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))

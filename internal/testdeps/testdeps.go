@@ -46,12 +46,15 @@ func Require(t testing.TB, program, install string, extraDirs ...string) string 
 const (
 	PortWindow = 4200
 
-	PortsScripts    = 0    // 25 blocks of 80, one per end-to-end script
+	PortsScripts    = 0    // ScriptBlocks blocks of ScriptBlock ports, one per end-to-end script
 	PortsSSH        = 2000 // 500 app ports for the SSH end-to-end test
 	PortsACME       = 2500 // 500 app ports for the ACME end-to-end test
 	PortsSupervisor = 3000 // 1000 ports for the supervisor's tests
 	PortsMigrate    = 4000 // 100 ports for the migration end-to-end test
 	PortsSpare      = 4100 // 100 ports for whatever comes next
+
+	ScriptBlock  = 50 // ports per end-to-end script: listeners first, apps from the 10th
+	ScriptBlocks = (PortsSSH - PortsScripts) / ScriptBlock
 )
 
 // PortBase is the first port of the window: 10000, or PIKU_TEST_PORT_BASE.
