@@ -33,10 +33,10 @@ type change struct {
 //     ready the router sends requests to them, the old addresses are
 //     drained and the old generation is stopped.
 //
-// New instances of every kind must be ready within the boot timeout: a web
-// instance when it accepts TCP connections (or answers the health path
-// below 500), any other when it is still up after a second or the boot
-// timeout, whichever comes first (or has exited cleanly). If one exits or
+// New instances of every kind must be ready: a web instance within the boot
+// timeout, when it accepts TCP connections (or answers the health path
+// below 500); any other once its process has been up for a second or the
+// boot timeout, whichever is shorter (or has exited cleanly). If one exits or
 // times out, the new instances are stopped, the old ones keep running and
 // routed, and Apply returns why, with the last lines of the instance's
 // log; new instances of kinds that had nothing running stay supervised
@@ -235,8 +235,11 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 }
 
 // waitBoot waits until every instance of insts is ready. It returns at the
-// first failure: an instance that exited, one not ready within timeout, or
-// ctx ending.
+// first failure: an instance that exited, a web instance not ready within
+// timeout, or ctx ending. A worker's owner decides by itself whether it
+// started (up for the boot timeout or a second, counted from its own
+// start), so waitBoot does not time workers out: counting from here would
+// call a worker started before its process even exists on a busy machine.
 func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) error {
 	bctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
@@ -245,21 +248,18 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) err
 	var wg sync.WaitGroup
 	for _, in := range insts {
 		wg.Go(func() {
+			deadline := tctx.Done()
+			if !in.spec.Web {
+				deadline = nil
+			}
 			var err error
 			select {
 			case err = <-in.boot:
-			case <-tctx.Done():
+			case <-bctx.Done():
+				return
+			case <-deadline:
 				if bctx.Err() != nil {
 					return
-				}
-				if !in.spec.Web {
-					// A worker still up at the deadline has started, unless
-					// it has just reported otherwise.
-					select {
-					case err = <-in.boot:
-					default:
-					}
-					break
 				}
 				err = fmt.Errorf("%s was not ready within %s", in.name(), timeout)
 				if tail := lastLines(in.logPath, 10); tail != "" {

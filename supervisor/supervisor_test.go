@@ -612,3 +612,35 @@ func TestRestartMovesOffATakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWorkerCountsAsStartedOnlyOnceUp: a worker is started once its own
+// process has been up for the boot timeout (or a second), measured from
+// its own start. Apply used to count the boot timeout from its own call,
+// so with a short timeout on a busy machine it returned before the worker
+// had even been spawned: no pid in Status, nothing in the state file. A
+// boot timeout of 1ns makes that race certain.
+func TestWorkerCountsAsStartedOnlyOnceUp(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "processes.json")
+	ts := startSup(t, state)
+	spec := ts.spec("quick", ProcessSpec{Kind: "worker", Count: 2, Command: "sleep 1000"})
+	spec.Policy.BootTimeout = time.Nanosecond
+	if err := ts.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	st := ts.Status("quick")
+	for _, in := range st {
+		if in.PID == 0 || in.State != StateRunning {
+			t.Errorf("after Apply: %s.%d pid %d state %s; want a running process", in.Kind, in.N, in.PID, in.State)
+		}
+	}
+	recorded, err := readState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) != 2 {
+		t.Errorf("after Apply the state file lists %+v; want both workers", recorded)
+	}
+	if err := ts.Stop(context.Background(), "quick"); err != nil {
+		t.Fatal(err)
+	}
+}
