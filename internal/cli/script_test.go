@@ -35,11 +35,11 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// portBlock hands each script its own block of ports so parallel scripts
-// never race for one.
-var portBlock atomic.Int32
-
 func TestScripts(t *testing.T) {
+	// portBlock hands each script its own block of ports so parallel
+	// scripts never race for one. It counts from 0 in every run of
+	// TestScripts: -count=3 runs it three times, one after the other.
+	var portBlock atomic.Int32
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
