@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
@@ -36,7 +35,8 @@ func portRange(offset, n int) string {
 // startDaemon runs `bin daemon` for root with env added to the test's
 // environment, logging to dir/daemon.log, and waits until it answers. When
 // the test ends it stops the daemon with SIGINT and fails the test unless
-// it exits cleanly within 30s; the log is printed if the test failed.
+// it exits cleanly before the test's own timeout; the log is printed if the
+// test failed.
 func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...string) {
 	t.Helper()
 	logFile := filepath.Join(dir, "daemon.log")
@@ -51,6 +51,7 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 		daemonLog.Close()
 		t.Fatal(err)
 	}
+	wait := testdeps.Waiting(t) // registered first, so it ends after the cleanup below
 	t.Cleanup(func() {
 		defer daemonLog.Close()
 		_ = d.Process.Signal(os.Interrupt)
@@ -61,17 +62,17 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 			if err != nil {
 				t.Errorf("the daemon did not exit cleanly: %v", err)
 			}
-		case <-time.After(30 * time.Second):
+		case <-wait.Done():
 			_ = d.Process.Kill()
 			<-done
-			t.Error("the daemon did not stop within 30s")
+			t.Error("the daemon had not stopped when the test's time ran out")
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile)
 			t.Logf("daemon log:\n%s", b)
 		}
 	})
-	waitFor(t, "daemon answering", 30*time.Second, func() (bool, string) {
+	waitFor(t, "daemon answering", func() (bool, string) {
 		_, err := control.NewClient(root.Socket()).Ping(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
