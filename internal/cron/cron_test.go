@@ -172,7 +172,11 @@ func (f *fixture) waitLog(name, want string) {
 	}
 }
 
-// waitArmed waits until the runner waits on a timer for at.
+// waitArmed waits until the runner waits on a timer for at. A test must
+// not move the clock before: the runner reads the time, then arms a timer
+// for the rest of the wait, and the fake clock counts that rest from the
+// time it is armed, so a move in between would put the timer past the
+// time the test moves the clock to.
 func (f *fixture) waitArmed(at time.Time) {
 	f.t.Helper()
 	wait := testdeps.Waiting(f.t)
@@ -229,8 +233,10 @@ func TestSkipsWhileRunningAndStopKills(t *testing.T) {
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "echo started; exec sleep 60")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool { return s.Running })
+	f.waitArmed(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC))
 	f.clock.Advance(time.Minute)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool {
 		return s.NextRun.Equal(time.Date(2024, 1, 1, 0, 3, 0, 0, time.UTC))
@@ -253,8 +259,9 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "trap '' TERM; echo trapped; sleep 60; echo never")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
-	f.waitLog("cron1", "trapped")
+	f.waitLog("cron1", "trapped\n")
 	start := time.Now()
 	f.r.Stop()
 	// Timers never fire early, so this holds on any machine; how much
@@ -299,6 +306,7 @@ func TestRemoveStopsRunningJob(t *testing.T) {
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "exec sleep 60")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool { return s.Running })
 	if err := f.r.Remove("blog"); err != nil {
