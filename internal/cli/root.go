@@ -49,7 +49,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		c.appsCommand(), c.configCommand(), c.configGetCommand(), c.configSetCommand(),
 		c.configUnsetCommand(), c.configLiveCommand(), c.deployCommand(), c.destroyCommand(),
 		c.logsCommand(), c.psCommand(), c.psScaleCommand(), c.restartCommand(), c.stopCommand(),
-		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(),
+		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(), c.topCommand(),
 	} {
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)

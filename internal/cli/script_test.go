@@ -57,6 +57,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HTTP_PORT", strconv.Itoa(block))
 			env.Setenv("PIKU_HTTPS", "127.0.0.1:"+strconv.Itoa(block+1))
 			env.Setenv("HTTPS_PORT", strconv.Itoa(block+1))
+			env.Setenv("METRICS_PORT", metricsPort(block))
 			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+79))
 			env.Setenv("PIKU_ACME", "false")
 			env.Setenv("PIKU_SHUTDOWN_TIMEOUT", "20s")
@@ -81,6 +82,9 @@ func TestScripts(t *testing.T) {
 			"wsecho":     cmdWSEcho,
 			"loadstart":  cmdLoadStart,
 			"loadcheck":  cmdLoadCheck,
+			"waitmetric": cmdWaitMetric,
+			"jsonfield":  cmdJSONField,
+			"tmux":       cmdTmux,
 		},
 	})
 }

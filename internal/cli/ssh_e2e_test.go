@@ -20,6 +20,7 @@ import (
 
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/testdeps"
 )
 
@@ -296,6 +297,11 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		}
 		if out := cl.run("releases"); strings.Count(out, "\n") != 3 {
 			t.Errorf("piku releases through the remote:\n%s", out)
+		}
+		var top []metrics.AppTop
+		if out := cl.run("top", "--json"); json.Unmarshal([]byte(out), &top) != nil ||
+			len(top) != 1 || top[0].App != "hello" || top[0].InstancesUp != 1 {
+			t.Errorf("piku top --json through the remote:\n%s", out)
 		}
 		out, err := cl.output("config:get", "NOT_SET")
 		var xe *exec.ExitError

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
@@ -89,7 +90,9 @@ func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out 
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
+	start := time.Now()
 	err := d.rolloutLocked(ctx, app, restart, out)
+	d.metrics.Rollout(app, time.Since(start), err)
 	d.mu.Lock()
 	st.lastErr = ""
 	if err != nil {
@@ -257,6 +260,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.routes, app)
 	delete(d.apps, app)
 	d.mu.Unlock()
+	d.metrics.Forget(app)
 	return nil
 }
 

@@ -17,6 +17,7 @@
 //	  logs/APP/            per-process logs, access.log
 //	  data/APP/            the app's persistent data (DATA_ROOT), kept on destroy
 //	  cache/APP/           the app's cache (NGINX_CACHE_PATH), kept on destroy
+//	  cache/.python/KEY/   a virtualenv template per Python interpreter
 //	  uwsgi-available/     uWSGI vassal .ini files piku writes
 //	  uwsgi-enabled/       the vassals that are switched on
 //	  certs/               TLS certificates (ACME and self-signed)
@@ -178,6 +179,11 @@ func (r Root) Data(app string) string { return filepath.Join(r.DataDir(), app) }
 
 // Cache is cache/APP.
 func (r Root) Cache(app string) string { return filepath.Join(r.CacheDir(), app) }
+
+// VenvTemplate is cache/.python/KEY, a virtualenv with pip made once per
+// Python interpreter (KEY names it) that new virtualenvs are seeded from.
+// No app can be named .python, so it never meets an app's cache.
+func (r Root) VenvTemplate(key string) string { return filepath.Join(r.CacheDir(), ".python", key) }
 
 // Releases is releases/APP.
 func (r Root) Releases(app string) string { return filepath.Join(r.ReleasesDir(), app) }
