@@ -1,11 +1,11 @@
-# piku: make build | test | demo | bench | fuzz | lint
+# piku: make build | test | stress | demo | bench | fuzz | lint
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/piku/piku/internal/cli.Version=$(VERSION)
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 export PATH := $(PATH):$(GOBIN)
 
-.PHONY: build test test-deps lint unit e2e demo bench fuzz clean
+.PHONY: build test stress test-deps lint unit e2e demo bench fuzz clean
 
 ## build: the binary, ./bin/piku (static: CGO off)
 build:
@@ -14,6 +14,16 @@ build:
 ## test: install what the tests drive, check formatting and lint, run every test with the race detector
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## stress: the packages that run processes, three times over with the race detector, while two
+## CPU-bound processes (started and stopped here) keep every core busy: tests must wait for
+## events, never for the scheduler
+STRESSPKGS := ./supervisor/ ./internal/uwsgi/ ./internal/daemon/ ./internal/cli/
+stress: test-deps
+	@hogs=""; trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
+	  for i in 1 2; do sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
+	  echo "stress: CPU hogs$$hogs running"; \
+	  $(GO) test -race -count=3 -timeout 45m $(STRESSPKGS)
 
 ## test-deps: install sshd, uwsgi, nginx, pebble, staticcheck, deadcode when missing
 test-deps:

@@ -34,22 +34,17 @@ func TestLockSerialisesOneAppOnly(t *testing.T) {
 	}
 
 	// Once released, a waiter gets it.
-	got := make(chan error, 1)
+	got, waiting := make(chan error, 1), make(chan struct{})
 	go func() {
-		unlock, err := Lock(context.Background(), a, nil)
+		unlock, err := Lock(context.Background(), a, func() { close(waiting) })
 		if err == nil {
 			unlock()
 		}
 		got <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-waiting
 	unlockA()
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiter never got the lock")
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/piku/piku/internal/testdeps"
 )
 
 func cloudflareLists(t *testing.T, v4, v6 string) *httptest.Server {
@@ -65,14 +67,17 @@ func TestRefreshCloudflare(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RefreshCloudflare(ctx, srv.Client(), srv.URL+"/ips-v4") }()
+	wait := testdeps.Waiting(t) // every wait ends just before the test's timeout
 	select {
 	case <-fetched:
-	case <-time.After(30 * time.Second):
+	case <-wait.Done():
 		t.Fatal("the list was not fetched")
 	}
-	for end := time.Now().Add(30 * time.Second); !s.isCloudflare(net.ParseIP("198.51.100.7")); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(end) {
+	for !s.isCloudflare(net.ParseIP("198.51.100.7")) {
+		select {
+		case <-wait.Done():
 			t.Fatal("the fetched list is not in use")
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	if s.isCloudflare(net.ParseIP("173.245.48.1")) {

@@ -50,10 +50,10 @@ type change struct {
 //     ready the router sends requests to them, the old addresses are
 //     drained and the old generation is stopped.
 //
-// New instances of every kind must be ready within the boot timeout: a web
-// instance when it accepts TCP connections (or answers the health path
-// below 500), any other when it is still up after a second or the boot
-// timeout, whichever comes first (or has exited cleanly). If one exits or
+// New instances of every kind must be ready: a web instance within the boot
+// timeout, when it accepts TCP connections (or answers the health path
+// below 500); any other once its process has been up for a second or the
+// boot timeout, whichever is shorter (or has exited cleanly). If one exits or
 // times out, the new instances are stopped, the old ones keep running and
 // routed, and Apply returns why, with the last lines of the instance's
 // log; new instances of kinds that had nothing running stay supervised
@@ -258,9 +258,12 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 const progressEvery = 5 * time.Second
 
 // waitBoot waits until every instance of insts is ready. It returns at the
-// first failure: an instance that exited, one not ready within timeout, or
-// ctx ending. A web instance not ready in time is marked failed. progress,
-// if not nil, is told how the boot goes.
+// first failure: an instance that exited, a web instance not ready within
+// timeout (it is marked failed), or ctx ending. A worker's owner decides by
+// itself whether it started (up for the boot timeout or a second, counted
+// from its own start), so waitBoot does not time workers out: counting from
+// here would call a worker started before its process even exists on a busy
+// machine. progress, if not nil, is told how the boot goes.
 func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string, bool)) error {
 	var pmu sync.Mutex
 	report := func(transient bool, format string, args ...any) {
@@ -303,6 +306,10 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 	})
 	for _, in := range insts {
 		wg.Go(func() {
+			deadline := tctx.Done()
+			if !in.spec.Web {
+				deadline = nil
+			}
 			var err error
 			select {
 			case err = <-in.boot:
@@ -310,18 +317,11 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 					awaited.Delete(in)
 					say("%s is ready on %s", in.name(), in.address())
 				}
-			case <-tctx.Done():
+			case <-bctx.Done():
+				return
+			case <-deadline:
 				if bctx.Err() != nil {
 					return
-				}
-				if !in.spec.Web {
-					// A worker still up at the deadline has started, unless
-					// it has just reported otherwise.
-					select {
-					case err = <-in.boot:
-					default:
-					}
-					break
 				}
 				in.update(func(st *InstanceStatus) {
 					if st.State == StateStarting {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 const helperEnv = "PIKU_SUPERVISOR_TEST_HELPER"
 
 // TestMain lets the test binary act as an app: with PIKU_SUPERVISOR_TEST_HELPER=http
-// it is a web server on $PORT that answers "gen=$GEN".
+// it is a web server on $PORT that answers "gen=$GEN", and exits on /exit.
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "http" {
 		helperServer()
@@ -41,6 +42,9 @@ func helperServer() {
 	}
 	gen := os.Getenv("GEN")
 	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/exit" {
+			os.Exit(0)
+		}
 		if r.URL.Path == "/health" && r.Host != "app.example" {
 			http.Error(w, "wrong host", http.StatusServiceUnavailable)
 			return
@@ -70,7 +74,7 @@ type fakeRouter struct {
 }
 
 func newFakeRouter() *fakeRouter {
-	r := &fakeRouter{inflight: map[string]int{}, client: &http.Client{Timeout: 10 * time.Second}}
+	r := &fakeRouter{inflight: map[string]int{}, client: &http.Client{}}
 	r.cond = sync.NewCond(&r.mu)
 	return r
 }
@@ -106,8 +110,8 @@ func (r *fakeRouter) lastRoute() []string {
 	return r.routes[len(r.routes)-1]
 }
 
-// do sends one GET / to the next backend, as a proxy would.
-func (r *fakeRouter) do() (string, error) {
+// do sends one GET for path to the next backend, as a proxy would.
+func (r *fakeRouter) do(path string) (string, error) {
 	r.mu.Lock()
 	if len(r.addrs) == 0 {
 		r.mu.Unlock()
@@ -123,7 +127,7 @@ func (r *fakeRouter) do() (string, error) {
 		r.cond.Broadcast()
 		r.mu.Unlock()
 	}()
-	resp, err := r.client.Get("http://" + addr + "/")
+	resp, err := r.client.Get("http://" + addr + path)
 	if err != nil {
 		return "", err
 	}
@@ -167,6 +171,11 @@ func startSup(t testing.TB, state string) *testSup {
 	return &testSup{Supervisor: s, router: r, dir: dir, logs: filepath.Join(dir, "logs")}
 }
 
+// workerUp is the boot timeout of tests whose workers run until stopped: a
+// worker counts as started once its process has been up this long, so it
+// only makes those tests quicker than the usual second.
+const workerUp = 20 * time.Millisecond
+
 // spec returns an AppSpec for app with fast timings.
 func (ts *testSup) spec(app string, ps ...ProcessSpec) AppSpec {
 	return AppSpec{App: app, Revision: "r1", Dir: ts.dir, Processes: ps,
@@ -178,15 +187,17 @@ func webSpec(count int, gen string) ProcessSpec {
 	return ProcessSpec{Kind: "web", Command: helperCommand(), Count: count, Env: helperEnvFor(gen), Web: true}
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
+// eventually polls cond until it holds. It is for what only polling can
+// tell (/proc, a port, Status); the test's own timeout is its only bound.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	ctx := testdeps.Waiting(t)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up waiting for %s before the test's timeout", what)
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -204,4 +215,40 @@ func pids(st []InstanceStatus) map[string]int {
 	return m
 }
 
+// gone reports whether process group pgid has no live member left.
 func gone(pgid int) bool { return len(procgroup.Members(pgid)) == 0 }
+
+// groupOf returns the process group of app's only instance, failing the
+// test when it has no process.
+func (ts *testSup) groupOf(t testing.TB, app string) int {
+	t.Helper()
+	st := ts.Status(app)
+	if len(st) != 1 || st[0].PID <= 1 {
+		t.Fatalf("%s: want one instance with a process, have %+v", app, st)
+	}
+	return st[0].PID
+}
+
+// fifo makes a named pipe in a temporary directory. A command that reads
+// it (read x < FIFO) waits until the test writes a line with release.
+func fifo(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// release lets one reader of the named pipe p go on.
+func release(t testing.TB, p string) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/pebbletest"
+	"github.com/piku/piku/internal/testdeps"
 	"golang.org/x/crypto/acme"
 )
 
@@ -140,15 +141,16 @@ func TestACMEWithPebble(t *testing.T) {
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(ctx) }()
 	m.SetHosts("other", []string{"pre.test"}, true)
-	deadline := time.Now().Add(60 * time.Second)
+	wait := testdeps.Waiting(t) // every wait ends just before the test's timeout
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "acme", "pre.test")); err == nil {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-wait.Done():
 			t.Fatal("Run did not obtain the certificate of pre.test")
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	select {
@@ -156,7 +158,7 @@ func TestACMEWithPebble(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-wait.Done():
 		t.Error("Run did not return after its context ended")
 	}
 

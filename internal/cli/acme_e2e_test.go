@@ -72,7 +72,7 @@ func TestACMEEndToEnd(t *testing.T) {
 	)
 
 	httpURL := fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
-	waitFor(t, host+" over HTTP", 60*time.Second, func() (bool, string) {
+	waitFor(t, host+" over HTTP", func() (bool, string) {
 		code, body, err := httpGet(httpURL, host)
 		return err == nil && code == 200 && body == index, fmt.Sprint(code, " ", body, " ", err)
 	})
@@ -82,7 +82,7 @@ func TestACMEEndToEnd(t *testing.T) {
 	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpsPort))
 	t0 := time.Now()
 	var chain []*x509.Certificate
-	waitFor(t, "a certificate from pebble for "+host, 60*time.Second, func() (bool, string) {
+	waitFor(t, "a certificate from pebble for "+host, func() (bool, string) {
 		c, err := acmeHandshake(httpsAddr, &tls.Config{ServerName: host, RootCAs: pb.Roots, MinVersion: tls.VersionTLS12})
 		if err != nil {
 			return false, err.Error()

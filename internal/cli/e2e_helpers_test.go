@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
@@ -37,8 +36,8 @@ func portRange(offset, n int) string {
 // startDaemon runs `bin daemon` for root with env added to the test's
 // environment, logging to dir/daemon.log, and waits until it answers. The
 // returned stop (called at the latest when the test ends) stops the daemon
-// with SIGINT and fails the test unless it exits cleanly within 30s; the
-// log is printed if the test failed.
+// with SIGINT and fails the test unless it exits cleanly before the test's
+// own timeout; the log is printed if the test failed.
 func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...string) (stop func()) {
 	t.Helper()
 	logFile := filepath.Join(dir, "daemon.log")
@@ -53,6 +52,7 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 		daemonLog.Close()
 		t.Fatal(err)
 	}
+	wait := testdeps.Waiting(t) // registered first, so it ends after the cleanup below
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -65,10 +65,10 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 				if err != nil {
 					t.Errorf("the daemon did not exit cleanly: %v", err)
 				}
-			case <-time.After(30 * time.Second):
+			case <-wait.Done():
 				_ = d.Process.Kill()
 				<-done
-				t.Error("the daemon did not stop within 30s")
+				t.Error("the daemon had not stopped when the test's time ran out")
 			}
 			if t.Failed() {
 				b, _ := os.ReadFile(logFile)
@@ -77,7 +77,7 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, "daemon answering", 30*time.Second, func() (bool, string) {
+	waitFor(t, "daemon answering", func() (bool, string) {
 		_, err := control.NewClient(root.Socket()).Ping(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -26,16 +25,16 @@ func cmdWaitMetric(ts *testscript.TestScript, neg bool, args []string) {
 	want := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(args[0]) + " (?:" + args[1] + ")$")
 	c := control.NewClient(rootOf(ts).Socket())
 	var last string
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		b, err := c.Metrics(context.Background())
 		if err != nil {
 			last = err.Error()
-			continue
+			return false
 		}
 		last = string(b)
-		if want.MatchString(last) != neg {
-			return
-		}
+		return want.MatchString(last) != neg
+	}) {
+		return
 	}
 	var lines []string
 	name, _, _ := strings.Cut(args[0], "{")
@@ -113,16 +112,16 @@ func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		re := regexp.MustCompile("(?m)" + args[2])
 		var screen string
-		for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if polling(ts, func() bool {
 			out, err := run("capture-pane", "-p", "-t", name)
 			if err != nil {
 				ts.Fatalf("tmux capture-pane: %v\n%s", err, out)
 			}
 			screen = out
-			if re.MatchString(screen) != neg {
-				fmt.Fprint(ts.Stdout(), screen)
-				return
-			}
+			return re.MatchString(screen) != neg
+		}) {
+			fmt.Fprint(ts.Stdout(), screen)
+			return
 		}
 		ts.Fatalf("tmux screen %q: gave up; the screen:\n%s", args[2], screen)
 	case "keys":
@@ -130,12 +129,13 @@ func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("tmux send-keys: %v\n%s", err, out)
 		}
 	case "gone":
-		for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if _, err := run("has-session", "-t", name); err != nil {
-				return
-			}
+		if polling(ts, func() bool {
+			_, err := run("has-session", "-t", name)
+			return err != nil
+		}) {
+			return
 		}
-		ts.Fatalf("tmux session %s still there after %s", name, deadline)
+		ts.Fatalf("tmux session %s still there when the test's time ran out", name)
 	default:
 		ts.Fatalf("tmux: unknown verb %q", args[0])
 	}

@@ -235,7 +235,7 @@ func sameTree(t *testing.T, what string, got, want map[string]string) {
 func waitHTTP(t *testing.T, url, host, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	waitFor(t, url+" ("+host+") answering "+re, 60*time.Second, func() (bool, string) {
+	waitFor(t, url+" ("+host+") answering "+re, func() (bool, string) {
 		code, body, err := httpGet(url, host)
 		return err == nil && code == 200 && rx.MatchString(body), fmt.Sprintf("%d %q %v", code, body, err)
 	})
@@ -324,7 +324,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 	proxyURL := fmt.Sprintf("http://127.0.0.1:%d/", e.httpPort)
 	t.Run("every app serves", func(t *testing.T) {
 		waitHTTP(t, proxyURL, "site.test", "^site version 1\n$")
-		waitFor(t, "py's wsgi and site's worker running", 60*time.Second, func() (bool, string) {
+		waitFor(t, "py's wsgi and site's worker running", func() (bool, string) {
 			var seen []string
 			for _, app := range []string{"py", "site"} {
 				st, err := client.Status(t.Context(), app)

@@ -35,15 +35,12 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// portBlock hands each script its own block of ports so parallel scripts
-// never race for one.
-var portBlock atomic.Int32
-
 func TestScripts(t *testing.T) {
-	// Every run (go test -count=N runs it N times, one after the other)
-	// hands the blocks out from the first: the scripts of the run before
-	// have all ended.
-	portBlock.Store(0)
+	// portBlock hands each script its own block of ports so parallel
+	// scripts never race for one. It counts from 0 in every run of
+	// TestScripts: -count=3 runs it three times, one after the other.
+	var portBlock atomic.Int32
+	giveUp := testdeps.Waiting(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
@@ -67,6 +64,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			env.Setenv("USER", "piku")
 			env.Setenv("PATH", os.Getenv("PATH"))
+			env.Values[giveUpKey{}] = giveUp
 			env.Defer(func() { killLeftovers(root) })
 			return os.MkdirAll(filepath.Join(env.WorkDir, "home"), 0o755)
 		},
@@ -91,9 +89,25 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// deadline is how long the wait commands wait: generous, because machines
-// running the tests are noisy; a wait returns as soon as its condition holds.
-const deadline = 30 * time.Second
+// giveUpKey holds, in each script's values, the context that ends just
+// before the test's own timeout: the wait commands wait for their event
+// until then, never for a guessed time, since machines running the tests
+// are noisy. A wait returns as soon as its condition holds.
+type giveUpKey struct{}
+
+// polling calls cond every 50ms until it reports true or the test is about
+// to time out, and reports whether cond held.
+func polling(ts *testscript.TestScript, cond func() bool) bool {
+	giveUp := ts.Value(giveUpKey{}).(context.Context)
+	for !cond() {
+		select {
+		case <-giveUp.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return true
+}
 
 func rootOf(ts *testscript.TestScript) layout.Root {
 	r, err := layout.New(ts.Getenv("PIKU_ROOT"))
@@ -105,11 +119,10 @@ func rootOf(ts *testscript.TestScript) layout.Root {
 func cmdWaitDaemon(ts *testscript.TestScript, neg bool, args []string) {
 	c := control.NewClient(rootOf(ts).Socket())
 	var err error
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if _, err = c.Ping(context.Background()); err == nil {
-			break
-		}
-	}
+	polling(ts, func() bool {
+		_, err = c.Ping(context.Background())
+		return (err == nil) != neg
+	})
 	if neg != (err != nil) {
 		ts.Fatalf("waitdaemon: %v", err)
 	}
@@ -136,14 +149,14 @@ func cmdWaitPS(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	re := regexp.MustCompile("(?m)" + args[1])
 	var last string
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		out, err := psLines(ts, args[0])
 		if err == nil {
 			last = out
-			if re.MatchString(out) != neg {
-				return
-			}
 		}
+		return err == nil && re.MatchString(out) != neg
+	}) {
+		return
 	}
 	ts.Fatalf("waitps %s %q: gave up; last state:\n%s", args[0], args[1], last)
 }
@@ -204,7 +217,6 @@ func httpGet(url, host string) (int, string, error) {
 // testClient does not follow redirects (scripts check them) and takes
 // the proxy's self-signed certificates.
 var testClient = &http.Client{
-	Timeout: 5 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	},
@@ -226,12 +238,12 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	re := regexp.MustCompile(args[1])
 	var last string
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		code, body, err := httpGet(args[0], host)
 		last = fmt.Sprintf("%d %q %v", code, body, err)
-		if (err == nil && code/100 == 2 && re.MatchString(body)) != neg {
-			return
-		}
+		return (err == nil && code/100 == 2 && re.MatchString(body)) != neg
+	}) {
+		return
 	}
 	ts.Fatalf("waithttp %s: gave up; last answer: %s", args[0], last)
 }
@@ -252,24 +264,18 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "%d\n%s", code, body)
 }
 
-// waitfile [-t DURATION] PATH REGEXP: wait until the file exists and matches.
+// waitfile PATH REGEXP: wait until the file exists and matches.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
-	wait := deadline
-	if len(args) > 2 && args[0] == "-t" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		wait, args = d, args[2:]
-	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: waitfile [-t DURATION] PATH REGEXP")
+		ts.Fatalf("usage: waitfile PATH REGEXP")
 	}
 	re := regexp.MustCompile("(?m)" + args[1])
 	path := ts.MkAbs(args[0])
-	for end := time.Now().Add(wait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		b, err := os.ReadFile(path)
-		if (err == nil && re.Match(b)) != neg {
-			return
-		}
+		return (err == nil && re.Match(b)) != neg
+	}) {
+		return
 	}
 	b, _ := os.ReadFile(path)
 	ts.Fatalf("waitfile %s %q: gave up; content:\n%s", args[0], args[1], b)
@@ -283,27 +289,27 @@ func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
 	pid, err := strconv.Atoi(args[0])
 	ts.Check(err)
 	var alive bool
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		alive = processAlive(pid)
-		if alive != neg {
-			return
-		}
+		return alive != neg
+	}) {
+		return
 	}
 	ts.Fatalf("alive %d: got alive=%v", pid, alive)
 }
 
 // groupgone MARKER: no process whose command line contains MARKER is left
-// (orphans and zombies included); waits up to the deadline.
+// (orphans and zombies included); waits until it holds.
 func cmdGroupGone(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: groupgone MARKER")
 	}
 	var found []int
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		found = processesWith(args[0])
-		if (len(found) == 0) != neg {
-			return
-		}
+		return (len(found) == 0) != neg
+	}) {
+		return
 	}
 	ts.Fatalf("groupgone %q: processes %v", args[0], found)
 }
@@ -317,11 +323,11 @@ func cmdProcs(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	var found []int
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		found = processesWith(args[0])
-		if (len(found) == n) != neg {
-			return
-		}
+		return (len(found) == n) != neg
+	}) {
+		return
 	}
 	ts.Fatalf("procs %q: want %d, found %v", args[0], n, found)
 }
@@ -395,7 +401,7 @@ func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
 	want, err := strconv.Atoi(args[2])
 	ts.Check(err)
 	var names []string
-	for end := time.Now().Add(deadline); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	if polling(ts, func() bool {
 		ents, _ := os.ReadDir(ts.MkAbs(args[0]))
 		names = names[:0]
 		for _, e := range ents {
@@ -403,9 +409,9 @@ func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
 				names = append(names, e.Name())
 			}
 		}
-		if len(names) == want {
-			return
-		}
+		return len(names) == want
+	}) {
+		return
 	}
 	ts.Fatalf("waitfiles %s %q: want %d, have %q", args[0], args[1], want, names)
 }

@@ -51,16 +51,21 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+// waitFor polls cond until it holds; the test's own timeout is the bound.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	last := ""
-	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		var ok bool
-		if ok, last = cond(); ok {
+	wait := testdeps.Waiting(t)
+	for {
+		ok, last := cond()
+		if ok {
 			return
 		}
+		select {
+		case <-wait.Done():
+			t.Fatalf("%s: gave up before the test's timeout; last: %s", what, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	t.Fatalf("%s: gave up after %s; last: %s", what, timeout, last)
 }
 
 func startPushEnv(t *testing.T) *pushEnv {
@@ -123,7 +128,7 @@ SetEnv PATH=%s
 	}
 	t.Cleanup(func() { _ = sd.Process.Kill(); _ = sd.Wait() })
 	e.sshCmd = fmt.Sprintf("ssh -i %s/userkey -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes", dir, e.sshPort)
-	waitFor(t, "sshd listening", 10*time.Second, func() (bool, string) {
+	waitFor(t, "sshd listening", func() (bool, string) {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(e.sshPort))
 		if err != nil {
 			return false, err.Error()
@@ -229,7 +234,7 @@ func (c *checkout) mustPush(refspec string) string {
 func (e *pushEnv) waitBody(t *testing.T, app, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	waitFor(t, app+" answering "+re, 60*time.Second, func() (bool, string) {
+	waitFor(t, app+" answering "+re, func() (bool, string) {
 		st, err := control.NewClient(e.root.Socket()).Status(context.Background(), app)
 		if err != nil {
 			return false, err.Error()
@@ -429,14 +434,14 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		c.commit(staticApp("A", env))
 		c.mustPush("main")
 		url := fmt.Sprintf("http://127.0.0.1:%d/", e.httpPort)
-		waitFor(t, "loaded.test through the proxy", 60*time.Second, func() (bool, string) {
+		waitFor(t, "loaded.test through the proxy", func() (bool, string) {
 			code, body, err := httpGet(url, "loaded.test")
 			return err == nil && code == 200 && strings.Contains(body, "version A"), fmt.Sprint(code, body, err)
 		})
 		stop := steadyLoad(testClient, url, "loaded.test")
 		c.commit(staticApp("B", env))
 		c.mustPush("main")
-		waitFor(t, "version B through the proxy", 60*time.Second, func() (bool, string) {
+		waitFor(t, "version B through the proxy", func() (bool, string) {
 			code, body, err := httpGet(url, "loaded.test")
 			return err == nil && code == 200 && strings.Contains(body, "version B"), fmt.Sprint(code, body, err)
 		})

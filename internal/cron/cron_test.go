@@ -59,6 +59,18 @@ func (f *fakeClock) Advance(d time.Duration) {
 	}
 }
 
+// armed reports whether a timer that fires at at is waiting.
+func (f *fakeClock) armed(at time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.timers {
+		if !t.done && t.at.Equal(at) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 func (t *fakeTimer) Stop() bool {
 	t.clk.mu.Lock()
@@ -88,14 +100,15 @@ func newFixture(t *testing.T, stopTimeout time.Duration) *fixture {
 			t.Errorf("Run: %v", err)
 		}
 		// No goroutine outlives the runner.
-		deadline := time.Now().Add(5 * time.Second)
+		wait := testdeps.Waiting(t)
 		for goroutines() > base {
-			if time.Now().After(deadline) {
+			select {
+			case <-wait.Done():
 				buf := make([]byte, 1<<16)
 				t.Errorf("goroutines leaked: %d > %d\n%s", goroutines(), base, buf[:runtime.Stack(buf, true)])
 				return
+			case <-time.After(10 * time.Millisecond):
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	})
 	return f
@@ -127,7 +140,7 @@ func (f *fixture) job(name, spec, command string) Job {
 // waitFor waits until cond holds for app's status of job name.
 func (f *fixture) waitFor(app, name string, cond func(JobStatus) bool) JobStatus {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	wait := testdeps.Waiting(f.t)
 	for {
 		st, err := f.r.Status(app)
 		if err != nil {
@@ -138,10 +151,41 @@ func (f *fixture) waitFor(app, name string, cond func(JobStatus) bool) JobStatus
 				return s
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-wait.Done():
 			f.t.Fatalf("status of %s never matched: %+v", name, st)
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitLog waits until the log of job name holds want.
+func (f *fixture) waitLog(name, want string) {
+	f.t.Helper()
+	wait := testdeps.Waiting(f.t)
+	for !strings.Contains(f.log(name), want) {
+		select {
+		case <-wait.Done():
+			f.t.Fatalf("the log of %s never showed %q:\n%s", name, want, f.log(name))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitArmed waits until the runner waits on a timer for at. A test must
+// not move the clock before: the runner reads the time, then arms a timer
+// for the rest of the wait, and the fake clock counts that rest from the
+// time it is armed, so a move in between would put the timer past the
+// time the test moves the clock to.
+func (f *fixture) waitArmed(at time.Time) {
+	f.t.Helper()
+	wait := testdeps.Waiting(f.t)
+	for !f.clock.armed(at) {
+		select {
+		case <-wait.Done():
+			f.t.Fatalf("no timer for %s", at)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -159,8 +203,14 @@ func TestRunsAtScheduledTime(t *testing.T) {
 	if want := time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC); !st.NextRun.Equal(want) || !st.LastRun.IsZero() || st.Running {
 		t.Fatalf("before: %+v", st)
 	}
+	// The runner waits on a timer for the minute; a second before it, the
+	// timer has not fired, so nothing can have run.
+	at := time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC)
+	f.waitArmed(at)
 	f.clock.Advance(29 * time.Second)
-	time.Sleep(50 * time.Millisecond)
+	if !f.clock.armed(at) {
+		t.Fatal("the timer for 00:01 fired at 00:00:59")
+	}
 	if st, _ := f.r.Status("blog"); !st[0].LastRun.IsZero() {
 		t.Fatalf("ran early: %+v", st)
 	}
@@ -178,12 +228,15 @@ func TestRunsAtScheduledTime(t *testing.T) {
 }
 
 func TestSkipsWhileRunningAndStopKills(t *testing.T) {
-	f := newFixture(t, 5*time.Second)
+	// A stop timeout that cannot pass: the run must end on SIGTERM.
+	f := newFixture(t, time.Hour)
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "echo started; exec sleep 60")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool { return s.Running })
+	f.waitArmed(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC))
 	f.clock.Advance(time.Minute)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool {
 		return s.NextRun.Equal(time.Date(2024, 1, 1, 0, 3, 0, 0, time.UTC))
@@ -191,13 +244,9 @@ func TestSkipsWhileRunningAndStopKills(t *testing.T) {
 	if log := f.log("cron1"); !strings.Contains(log, "00:02:00Z] cron1: skipped: previous run still going") {
 		t.Errorf("no skip noted:\n%s", log)
 	}
-	start := time.Now()
 	f.r.Stop()
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Stop took %v", d)
-	}
-	if log := f.log("cron1"); !strings.Contains(log, "(stopped)") {
-		t.Errorf("no stop noted:\n%s", log)
+	if log := f.log("cron1"); !strings.Contains(log, "signal: terminated (stopped)") {
+		t.Errorf("no stop by SIGTERM noted:\n%s", log)
 	}
 	if _, err := f.r.Status("blog"); err != ErrStopped {
 		t.Errorf("Status after Stop = %v", err)
@@ -207,16 +256,18 @@ func TestSkipsWhileRunningAndStopKills(t *testing.T) {
 func TestStopKillsAfterTimeout(t *testing.T) {
 	f := newFixture(t, 200*time.Millisecond)
 	// The shell and its child ignore SIGTERM: only SIGKILL ends them.
-	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "trap '' TERM; sleep 60; echo never")}); err != nil {
+	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "trap '' TERM; echo trapped; sleep 60; echo never")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
-	f.waitFor("blog", "cron1", func(s JobStatus) bool { return s.Running })
-	time.Sleep(100 * time.Millisecond) // let the shell install its trap
+	f.waitLog("cron1", "trapped\n")
 	start := time.Now()
 	f.r.Stop()
-	if d := time.Since(start); d < 200*time.Millisecond || d > 3*time.Second {
-		t.Errorf("Stop took %v, want about the 200ms stop timeout", d)
+	// Timers never fire early, so this holds on any machine; how much
+	// longer Stop took depends on the machine.
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("Stop took %v, less than the 200ms stop timeout", d)
 	}
 	if log := f.log("cron1"); !strings.Contains(log, "signal: killed (stopped)") {
 		t.Errorf("log:\n%s", log)
@@ -255,18 +306,13 @@ func TestRemoveStopsRunningJob(t *testing.T) {
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "exec sleep 60")}); err != nil {
 		t.Fatal(err)
 	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
 	f.clock.Advance(30 * time.Second)
 	f.waitFor("blog", "cron1", func(s JobStatus) bool { return s.Running })
 	if err := f.r.Remove("blog"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(f.log("cron1"), "(stopped)") {
-		if time.Now().After(deadline) {
-			t.Fatalf("run not stopped:\n%s", f.log("cron1"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	f.waitLog("cron1", "(stopped)")
 }
 
 func TestRunTwiceAndStopBeforeRun(t *testing.T) {

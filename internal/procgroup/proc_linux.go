@@ -49,8 +49,13 @@ func Stat(pid int) (pgrp int, start uint64, err error) {
 }
 
 // Members returns the live pids whose process group is pgid; zombies,
-// which only wait to be reaped, are not counted.
+// which only wait to be reaped, are not counted. A pgid below 2 has no
+// members: no process piku starts leads such a group, and group 0 is
+// where the kernel's own threads are, which never end.
 func Members(pgid int) []int {
+	if pgid <= 1 {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil

@@ -98,6 +98,17 @@ func TestSignalGroupRefusesOwnAndAll(t *testing.T) {
 	}
 }
 
+// TestMembersOfNoGroup: a pid of 0 (an instance not started yet) is no
+// group. Members(0) used to list the kernel's threads, which are in group
+// 0, so a wait for "group 0 is gone" never ended.
+func TestMembersOfNoGroup(t *testing.T) {
+	for _, pgid := range []int{-1, 0, 1} {
+		if m := Members(pgid); len(m) != 0 {
+			t.Errorf("Members(%d) = %v, want none", pgid, m)
+		}
+	}
+}
+
 func TestStatAndRSS(t *testing.T) {
 	p, err := Start(exec.Command("sleep", "300"))
 	if err != nil {

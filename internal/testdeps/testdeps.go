@@ -6,10 +6,12 @@
 package testdeps
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // Require returns the path of program, looked up on PATH and then in the
@@ -66,4 +68,23 @@ func PortBase() int {
 		panic("PIKU_TEST_PORT_BASE=" + v + ": want a port above 1024 with room for " + strconv.Itoa(PortWindow) + " after it")
 	}
 	return 10000
+}
+
+// Waiting returns a context for a wait that has no bound of its own (a
+// process to exit, a line to appear, a group to be gone): tests wait for
+// the event itself, never for a guessed time, and the test binary's
+// -timeout is the only bound. The context ends a little before that
+// timeout (a tenth of the time left, at most a minute), so the wait can
+// fail with its own message and what it saw instead of the timeout's
+// goroutine dump. Without a timeout it ends only with the test.
+func Waiting(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := d.Deadline(); ok {
+			margin := min(time.Until(end)/10, time.Minute)
+			ctx, cancel = context.WithDeadline(context.Background(), end.Add(-margin))
+		}
+	}
+	t.Cleanup(cancel)
+	return ctx
 }

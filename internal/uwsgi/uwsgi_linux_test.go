@@ -1,6 +1,7 @@
 package uwsgi
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -9,15 +10,34 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/testdeps"
 )
 
-// TestRealUWSGI runs a vassal with the real uwsgi: it must serve HTTP on
-// $(PORT), and stop promptly with all its workers on SIGTERM.
+// acceptingHook makes every uWSGI worker print acceptingLine once it is
+// ready: its signal handlers are installed and it takes requests. uWSGI
+// reads options from UWSGI_* variables too. (It also logs that it runs the
+// hook, on a line of its own that holds acceptingLine.)
+const (
+	acceptingHook = "UWSGI_HOOK_ACCEPTING=print:" + acceptingLine
+	acceptingLine = "piku-test: worker accepting"
+)
+
+// TestRealUWSGI runs a vassal with the real uwsgi as the supervisor does:
+// it must serve HTTP on $(PORT), and end with all its workers on SIGTERM to
+// its process group, without the SIGKILL that follows the stop timeout.
+//
+// It waits until both workers are accepting before it stops them. A
+// worker still in its post-fork start (Python's at-fork hooks run before
+// uWSGI installs the worker's signal handlers) takes SIGTERM or the
+// master's SIGINT as a KeyboardInterrupt and goes on to serve, and the
+// master waits its 60s "mercy" for it: on a busy machine, where the test
+// used to stop uWSGI as soon as one worker answered, that is what "uwsgi
+// still running 10s after SIGTERM" was.
 func TestRealUWSGI(t *testing.T) {
 	bin := testdeps.Require(t, "uwsgi", "apt-get install uwsgi-core uwsgi-plugin-python3")
 	if err := Check("wsgi", nil); err != nil {
@@ -45,65 +65,102 @@ func TestRealUWSGI(t *testing.T) {
 	port := freePort(t)
 	// The command the supervisor runs for instance 1 of kind wsgi.
 	cmd := exec.Command("/bin/sh", "-c", InstanceCommand(vassals, "hello", "wsgi"))
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), InstanceEnv+"=1", "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), InstanceEnv+"=1",
+		"PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"), acceptingHook)
+	out := newOutput()
+	cmd.Stdout, cmd.Stderr = out, out
+	p, err := procgroup.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-	})
+	t.Cleanup(func() { p.Stop(0, nil) })
+	wait := testdeps.Waiting(t)
 
-	url := fmt.Sprintf("http://127.0.0.1:%d/ping", port)
-	var body string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("uwsgi exited: %v\n%s", err, out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("uwsgi never answered on %s: %v\n%s", url, err, out.String())
-		}
+	// Both workers take requests: the master bound the socket before
+	// forking them.
+	if err := out.waitLines(wait.Done(), p.Done(), acceptingLine, 2); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
-	if body != "hello from /ping hi" {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ping", port))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from /ping hi" {
 		t.Errorf("body = %q", body)
 	}
 
-	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	// What the supervisor does to stop an instance: SIGTERM to the group,
+	// here with a grace period that lasts until just before the test's own
+	// timeout.
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("uwsgi still running 10s after SIGTERM\n%s", out.String())
+	case <-p.Done():
+	case <-wait.Done():
+		t.Fatalf("uwsgi was still running when the test's time ran out\n%s", out)
 	}
-	t.Logf("uwsgi stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-	// The workers are gone too: nothing is left in the process group.
-	gone := time.Now().Add(5 * time.Second)
-	for syscall.Kill(-pgid, 0) == nil {
-		if time.Now().After(gone) {
-			t.Fatalf("workers of process group %d still running after the master exited", pgid)
+	if got := p.Exit(); got != "exit 0" {
+		t.Errorf("uwsgi ended with %s, want exit 0 (die-on-term)\n%s", got, out)
+	}
+	// The master exits after it has reaped its workers: nothing is left.
+	if m := procgroup.Members(p.PGID); len(m) > 0 {
+		t.Errorf("processes %v of the group outlived the master\n%s", m, out)
+	}
+	if strings.Contains(out.String(), "NO MERCY") {
+		t.Errorf("uwsgi had to kill workers that did not stop\n%s", out)
+	}
+}
+
+// output collects a process's output and lets the test wait for lines in
+// it.
+type output struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newOutput() *output { return &output{changed: make(chan struct{})} }
+
+func (o *output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return o.buf.Write(b)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitLines waits until n lines are line, the process exits (exited is
+// closed) or giveUp is closed.
+func (o *output) waitLines(giveUp, exited <-chan struct{}, line string, n int) error {
+	for {
+		o.mu.Lock()
+		have := 0
+		for l := range bytes.Lines(o.buf.Bytes()) {
+			if string(bytes.TrimSuffix(l, []byte("\n"))) == line {
+				have++
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		changed := o.changed
+		o.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-exited:
+			return fmt.Errorf("uwsgi exited after %d of %d %q lines", have, n, line)
+		case <-giveUp:
+			return fmt.Errorf("gave up before the test's timeout with %d of %d %q lines", have, n, line)
+		}
 	}
 }
 

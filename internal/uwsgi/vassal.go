@@ -13,6 +13,10 @@
 //     separate http router process ("http", "http-use-socket").
 //   - It stays in the foreground and logs to stderr (no logto, log-maxsize,
 //     uid, gid): the supervisor captures and rotates the output.
+//   - "skip-atexit-teardown = true": a worker that is stopped runs the
+//     app's atexit handlers but skips Python's interpreter teardown, which
+//     can hang in a threaded worker (enable-threads, threads = 4) until
+//     uWSGI's 60s worker mercy, far past piku's stop timeout.
 //   - "die-on-term = true" makes SIGTERM a graceful stop, and "need-app =
 //     true" (wsgi family) makes an app that fails to load exit instead of
 //     serving errors.
@@ -178,6 +182,7 @@ func Settings(o Options) ([]Setting, error) {
 		{"enable-threads", boolean(o.get("UWSGI_ENABLE_THREADS", DefaultEnableThreads))},
 		{"log-x-forwarded-for", boolean(o.get("UWSGI_LOG_X_FORWARDED_FOR", DefaultLogXForwardedFor))},
 		{"die-on-term", "true"},
+		{"skip-atexit-teardown", "true"},
 	}
 	if procfile.IsWSGIFamily(o.Kind) {
 		s = append(s, Setting{"need-app", "true"})
