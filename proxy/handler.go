@@ -132,14 +132,6 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// spoofable are request headers a client could forge to pose as another
-// address or scheme; they are dropped and set from what the proxy saw.
-var spoofable = []string{
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
-	"X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Real-Ip", "X-Remote-Address",
-	"X-Request-Start", "X-Client-Ip", "Forwarded",
-}
-
 // rewrite sets the outbound request's headers like piku's nginx did.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	info := infoFrom(pr.In.Context())
@@ -148,9 +140,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = "backend" // the balancer sets the address
 	out.Host = pr.In.Host
 	h := out.Header
-	for _, k := range spoofable {
-		h.Del(k)
-	}
+	dropClientHeaders(h, info.route.UnderscoresInHeaders)
 	if info.client == info.peer {
 		h.Del("Cf-Connecting-Ip")
 		h.Set("X-Forwarded-For", info.client)
