@@ -166,6 +166,13 @@ func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, errNoBackend
 		}
+		if s.isSelf(b.addr) {
+			b.done()
+			s.log.Error("backend is the proxy's own listener; not forwarding", "app", info.route.App, "backend", b.addr)
+			info.err = errSelf
+			tried = append(tried, b)
+			continue
+		}
 		out := req.WithContext(req.Context())
 		u := *req.URL
 		u.Host = b.addr

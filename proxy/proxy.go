@@ -77,6 +77,7 @@ type Server struct {
 
 	ready chan struct{}
 	addrs [2]string
+	self  map[string]bool // host:port of every listener; set before ready closes
 }
 
 // New returns a Server; Run starts it.
@@ -197,6 +198,12 @@ func (s *Server) Run(ctx context.Context) error {
 		srv.TLSConfig = cfg
 		ls = append(ls, listener{srv, ln, true})
 		s.addrs[1] = ln.Addr().String()
+	}
+	s.self = map[string]bool{}
+	for _, l := range ls {
+		for a := range ownAddrs(l.ln.Addr().String()) {
+			s.self[a] = true
+		}
 	}
 	close(s.ready)
 	for _, l := range ls {

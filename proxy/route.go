@@ -240,7 +240,8 @@ func ParseHosts(s string) ([]string, error) {
 }
 
 // ParseStaticPaths reads NGINX_STATIC_PATHS, "/url:path,/url2:path2", where
-// each path is relative to dir or absolute.
+// each path is relative to dir (and may not lead out of it with "..") or
+// absolute.
 func ParseStaticPaths(s, dir string) ([]StaticPath, error) {
 	var out []StaticPath
 	for _, item := range strings.Split(s, ",") {
@@ -261,6 +262,9 @@ func ParseStaticPaths(s, dir string) ([]StaticPath, error) {
 		prefix = path.Clean(prefix)
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
+			if rel, err := filepath.Rel(dir, p); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+				return nil, fmt.Errorf("%q: a relative path must stay inside the app's folder", item)
+			}
 		}
 		out = append(out, StaticPath{Prefix: prefix, Dir: filepath.Clean(p)})
 	}

@@ -111,6 +111,13 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	if err != nil {
 		return err
 	}
+	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	if err := d.checkStaticDirs(app, route, p.static); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -121,10 +128,6 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 
-	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
 	route.AccessLog = d.root.AccessLog(app)
 	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {

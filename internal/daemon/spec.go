@@ -76,6 +76,9 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		if err != nil || n <= 0 || n > 65535 {
 			return nil, fmt.Errorf("app %q: PORT=%q is not a port number", a.Name, v)
 		}
+		if err := d.checkPinnedPort(a.Name, n); err != nil {
+			return nil, err
+		}
 		pinned = n
 	}
 	base := procfile.NewEnv()

@@ -294,6 +294,15 @@ func VassalOwner(name string, apps map[string]bool) string {
 	return owner
 }
 
+// AppFolders are the folders under PIKU_ROOT that belong to app and that
+// the app's own settings (NGINX_STATIC_PATHS, a `static` entry) may point
+// into: its checkout link, its releases, its data and its cache. The rest
+// of PIKU_ROOT (other apps, every app's envs/ with its secrets, repos/,
+// certs/, run/) is not the app's to serve.
+func (r Root) AppFolders(app string) []string {
+	return []string{r.App(app), r.Releases(app), r.Data(app), r.Cache(app)}
+}
+
 // Init creates the top-level directories (0755; run/ 0700).
 func (r Root) Init() error {
 	for _, d := range []string{r.AppsDir(), r.ReposDir(), r.EnvsDir(), r.LogsDir(), r.DataDir(),

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/piku/piku/proxy"
+)
+
+// checkStaticDirs refuses static folders of app (NGINX_STATIC_PATHS, the
+// `static` entry) that lie under PIKU_ROOT outside the app's own folders:
+// served as files, they would hand out other apps' code and every app's
+// secrets. Symbolic links are followed, so a link in the checkout does not
+// get around it.
+func (d *Daemon) checkStaticDirs(app string, route proxy.Route, static string) error {
+	root := resolve(d.root.Dir())
+	var own []string
+	for _, f := range d.root.AppFolders(app) {
+		own = append(own, resolve(f))
+	}
+	check := func(what, dir string) error {
+		p := resolve(dir)
+		if !within(p, root) {
+			return nil
+		}
+		for _, f := range own {
+			if within(p, f) {
+				return nil
+			}
+		}
+		return fmt.Errorf("app %q: %s: %s is inside PIKU_ROOT but outside the app's own folders", app, what, dir)
+	}
+	for _, sp := range route.StaticPaths {
+		if err := check("NGINX_STATIC_PATHS "+sp.Prefix, sp.Dir); err != nil {
+			return err
+		}
+	}
+	if static != "" {
+		if err := check("Procfile static entry", static); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolve returns p absolute with its symbolic links followed, as far as
+// they exist.
+func resolve(p string) string {
+	p = filepath.Clean(p)
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// checkPinnedPort refuses an app's PORT pin on one of piku's own
+// listeners: the readiness check would reach the proxy and succeed, and
+// the proxy would then forward every request to itself.
+func (d *Daemon) checkPinnedPort(app string, port int) error {
+	httpAddr, httpsAddr := d.proxy.Addrs()
+	for _, a := range []string{d.cfg.HTTPAddr, d.cfg.HTTPSAddr, httpAddr, httpsAddr} {
+		if a == "" {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(a); err == nil && p == strconv.Itoa(port) {
+			return fmt.Errorf("app %q: PORT=%d is piku's own listener (%s); pick another port or leave PORT unset", app, port, a)
+		}
+	}
+	return nil
+}
