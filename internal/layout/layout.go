@@ -113,8 +113,12 @@ func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
 // by one that stops what it left.
 func (r Root) ProcessStateFile() string { return filepath.Join(r.RunDir(), "processes.json") }
 
+// daemonLogName is the daemon's log file in logs/, beside the apps' log
+// folders; rotated copies are named piku-TIMESTAMP.log.
+const daemonLogName = "piku.log"
+
 // DaemonLog is the daemon's own log file.
-func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), "piku.log") }
+func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), daemonLogName) }
 
 // ConfigFile is the daemon's optional configuration file (piku.yaml; viper
 // also accepts piku.toml or piku.json beside it).
@@ -347,7 +351,8 @@ func (r Root) Exists(app string) bool {
 const MaxAppName = 64
 
 // ValidateApp checks an app name against piku's rules: letters, digits, '.',
-// '_' and '-', not starting with '.' or '-', at most MaxAppName bytes.
+// '_' and '-', not starting with '.' or '-', at most MaxAppName bytes, and
+// not the name of a file piku keeps beside the apps' folders (piku.log).
 // Anything that could escape PIKU_ROOT or reach a shell is refused.
 func ValidateApp(name string) error {
 	if name == "" {
@@ -363,6 +368,11 @@ func ValidateApp(name string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("app name %q: only letters, digits, '.', '_' and '-' are allowed", name)
 		}
+	}
+	// logs/APP would be the daemon's own log or one of its rotated copies.
+	stem := strings.TrimSuffix(daemonLogName, ".log")
+	if name == daemonLogName || strings.HasPrefix(name, stem+"-") && strings.HasSuffix(name, ".log") {
+		return fmt.Errorf("app name %q is reserved: piku keeps its own log under that name", name)
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ func TestValidateApp(t *testing.T) {
 		{"a\nb", false},
 		{"ünï", false},
 		{string(make([]byte, 65)), false},
+		{"piku.log", false},
+		{"piku-2026-11-25T18-52-10.000.log", false},
+		{"piku", true},
+		{"piku.logs", true},
+		{"my-piku.log", true},
 	}
 	for _, tt := range tests {
 		err := ValidateApp(tt.name)
