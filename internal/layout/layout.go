@@ -307,16 +307,27 @@ func (r Root) AppFolders(app string) []string {
 	return []string{r.App(app), r.Releases(app), r.Data(app), r.Cache(app)}
 }
 
-// Init creates the top-level directories (0755; run/ 0700).
+// Init creates PIKU_ROOT and its top-level directories, and sets their
+// modes also when they existed: PIKU_ROOT and the folders holding code,
+// data and secrets (apps, repos, releases, data, envs, cache, certs, run)
+// 0700; logs and the vassal folders 0750, for a log reader in the piku
+// group.
 func (r Root) Init() error {
-	for _, d := range []string{r.AppsDir(), r.ReposDir(), r.EnvsDir(), r.LogsDir(), r.DataDir(),
-		r.CacheDir(), r.UwsgiAvailableDir(), r.UwsgiEnabledDir(), r.CertsDir(), r.ReleasesDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{r.dir, 0o700},
+		{r.AppsDir(), 0o700}, {r.ReposDir(), 0o700}, {r.ReleasesDir(), 0o700}, {r.DataDir(), 0o700},
+		{r.EnvsDir(), 0o700}, {r.CacheDir(), 0o700}, {r.CertsDir(), 0o700}, {r.RunDir(), 0o700},
+		{r.LogsDir(), 0o750}, {r.UwsgiAvailableDir(), 0o750}, {r.UwsgiEnabledDir(), 0o750},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("creating %s: %w", d.path, err)
 		}
-	}
-	if err := os.MkdirAll(r.RunDir(), 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", r.RunDir(), err)
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return err
+		}
 	}
 	return nil
 }
