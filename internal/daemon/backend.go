@@ -118,6 +118,12 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	if err := d.checkStaticDirs(app, route, p.static); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	err = d.checkHosts(app, route.Hosts)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -139,6 +145,10 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	}
 	route.StaticSite = p.static
 	d.mu.Lock()
+	if err := d.checkHosts(app, route.Hosts); err != nil { // another rollout may have claimed them meanwhile
+		d.mu.Unlock()
+		return err
+	}
 	if old, ok := d.routes[app]; ok {
 		route.Backends = old.Backends // kept until the supervisor routes the new ones
 	}
