@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -265,7 +264,7 @@ func (in *instance) start() (*proc, error) {
 	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
 	go func() {
 		defer close(p.copied)
-		_, _ = io.Copy(w2, r)
+		in.copyOutput(w2, r)
 		_ = r.Close()
 		in.s.logs.close(in.logPath)
 	}()

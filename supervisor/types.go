@@ -51,6 +51,11 @@ type InstanceStatus struct {
 	RSS        int64     // resident memory in bytes, from /proc/PID/statm
 	Revision   string
 	Generation int
+	// LogDropped counts the bytes of output dropped because the log could
+	// not be written (a full disk); LogError is the last such error while
+	// writes still fail, "" once they succeed again.
+	LogDropped int64
+	LogError   string
 }
 
 // AppSpec is the desired formation of one app.

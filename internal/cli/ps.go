@@ -72,6 +72,16 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 				in.Restarts, orDash(in.LastExit), rss(in.RSS), orDash(shortRev(in.Revision)))
 		}
 		tw.Flush()
+		for _, in := range st.Instances {
+			switch {
+			case in.LogError != "":
+				fmt.Fprintf(c.stdout, "%s.%d: its log cannot be written (%s): %s of output dropped so far\n",
+					in.Kind, in.N, in.LogError, rss(in.LogDropped))
+			case in.LogDropped > 0:
+				fmt.Fprintf(c.stdout, "%s.%d: %s of output were dropped while its log could not be written\n",
+					in.Kind, in.N, rss(in.LogDropped))
+			}
+		}
 	}
 	if len(st.Cron) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)

@@ -29,6 +29,10 @@ type Instance struct {
 	RSS        int64     `json:"rss_bytes,omitempty"`
 	Revision   string    `json:"revision,omitempty"`
 	Generation int       `json:"generation,omitempty"`
+	// LogDropped is the bytes of output dropped because the log could not
+	// be written; LogError the error while that lasts.
+	LogDropped int64  `json:"log_dropped_bytes,omitempty"`
+	LogError   string `json:"log_error,omitempty"`
 }
 
 // CronJob is the state of one cronNAME entry.
