@@ -196,6 +196,7 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var probes sync.WaitGroup
 	ready := make(chan struct{}, 1)
+	unhealthy := make(chan string, 1)
 	if in.spec.Web {
 		probes.Go(func() {
 			if probeUntilReady(ctx, in.addr, in.spec.HealthPath, in.spec.HealthHost) {
@@ -224,6 +225,16 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 		case <-ready:
 			in.update(func(st *InstanceStatus) { st.State = StateRunning })
 			bootResult(nil)
+			if in.spec.Web && in.policy.HealthInterval > 0 {
+				probes.Go(func() { in.checkHealth(ctx, unhealthy) })
+			}
+		case reason := <-unhealthy:
+			in.log.Warn("restarting: "+reason, "pid", p.Pid())
+			in.update(func(st *InstanceStatus) { st.State, st.LastHealthError = StateUnhealthy, reason })
+			// A stopped (SIGSTOP) group would hold SIGTERM pending until
+			// the SIGKILL: let it run so it can stop gracefully.
+			_ = p.Signal(syscall.SIGCONT)
+			p.Stop(in.policy.StopTimeout, in.kill) // p.Done follows
 		case <-p.Done():
 			in.finish(p)
 			return false
@@ -270,7 +281,7 @@ func (in *instance) start() (*proc, error) {
 	}()
 	state := StateStarting
 	in.update(func(s *InstanceStatus) {
-		s.State, s.PID, s.StartedAt = state, pid, p.Started
+		s.State, s.PID, s.StartedAt, s.HealthFailures = state, pid, p.Started, 0
 	})
 	in.log.Info("started", "pid", pid)
 	return p, nil

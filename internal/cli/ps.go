@@ -67,6 +67,9 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 			if !in.NextRetry.IsZero() && in.NextRetry.After(now) {
 				state += " (retry in " + short(in.NextRetry.Sub(now)) + ")"
 			}
+			if in.HealthFailures > 0 && in.State == "running" {
+				state += fmt.Sprintf(" (health check failed %dx)", in.HealthFailures)
+			}
 			fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				in.Kind, in.N, state, dash(in.PID), dash(in.Port), uptime(in, now),
 				in.Restarts, orDash(in.LastExit), rss(in.RSS), orDash(shortRev(in.Revision)))
@@ -80,6 +83,9 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 			case in.LogDropped > 0:
 				fmt.Fprintf(c.stdout, "%s.%d: %s of output were dropped while its log could not be written\n",
 					in.Kind, in.N, rss(in.LogDropped))
+			}
+			if in.LastHealthError != "" {
+				fmt.Fprintf(c.stdout, "%s.%d: restarted when its %s\n", in.Kind, in.N, in.LastHealthError)
 			}
 		}
 	}

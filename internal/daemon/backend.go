@@ -55,6 +55,7 @@ func (d *Daemon) status(app string) control.AppStatus {
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
 			LogDropped: in.LogDropped, LogError: in.LogError,
+			HealthFailures: in.HealthFailures, LastHealthError: in.LastHealthError,
 		})
 		if in.PID != 0 {
 			st.Running = true
