@@ -271,7 +271,7 @@ func (in *instance) start() (*proc, error) {
 	p := &proc{Process: pg, copied: make(chan struct{}), out: r}
 	pid := pg.Pid()
 	_, st, _ := procgroup.Stat(pid)
-	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st})
+	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st, Token: p.Token})
 	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
 	go func() {
 		defer close(p.copied)
