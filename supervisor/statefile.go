@@ -149,3 +149,13 @@ func reapLeftovers(log *slog.Logger, list []liveProc, grace time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Track records p, a process group the daemon started outside the
+// supervisor (a cron run of app), in the state file, so that a later
+// daemon stops it like the supervisor's own when this one was killed. The
+// function returned removes it once the group has ended.
+func (s *Supervisor) Track(app, kind string, p *procgroup.Process) (done func()) {
+	_, start, _ := procgroup.Stat(p.Pid())
+	s.state.add(liveProc{App: app, Kind: kind, PID: p.Pid(), PGID: p.PGID, Start: start, Token: p.Token})
+	return func() { s.state.remove(p.Pid()) }
+}

@@ -38,6 +38,6 @@ func (d *Daemon) build() error {
 		TLSConfig: d.certs.TLSConfig(),
 		HTTPWrap:  d.certs.HTTPHandler,
 	})
-	d.cron = cron.New(cron.Options{})
+	d.cron = cron.New(cron.Options{Track: d.sup.Track})
 	return nil
 }
