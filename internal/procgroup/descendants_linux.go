@@ -101,7 +101,7 @@ func ReapOrphans() int {
 }
 
 type procStat struct {
-	state                byte
+	state               byte
 	ppid, pgrp, session int
 }
 
