@@ -53,6 +53,11 @@ type Options struct {
 	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
 	// 64 KiB.
 	MaxHeaderBytes int
+	// MaxConns bounds the client connections open at once, over all
+	// listeners; beyond it new clients wait in the kernel's backlog until
+	// one closes. 0 = no bound. The daemon sets it from its file
+	// descriptor limit, so the proxy cannot starve the supervisor.
+	MaxConns int
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
@@ -167,11 +172,22 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 	}
+	var slots chan struct{}
+	if s.o.MaxConns > 0 {
+		slots = make(chan struct{}, s.o.MaxConns)
+	}
+	limit := func(ln net.Listener) net.Listener {
+		if slots == nil {
+			return ln
+		}
+		return newLimitListener(ln, slots)
+	}
 	if s.o.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
+		ln = limit(ln)
 		var h http.Handler = s.handler(false, portOf(ln.Addr().String()))
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
@@ -188,6 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("proxy: %w", err)
 		}
+		ln = limit(ln)
 		srv := newServer(s.handler(true, portOf(ln.Addr().String())))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {

@@ -259,14 +259,14 @@ func (in *instance) start() (*proc, error) {
 	cmd.Env = env
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, spawnError(err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	pg, err := procgroup.Start(cmd)
 	_ = w.Close()
 	if err != nil {
 		_ = r.Close()
-		return nil, err
+		return nil, spawnError(err)
 	}
 	p := &proc{Process: pg, copied: make(chan struct{}), out: r}
 	pid := pg.Pid()
@@ -285,6 +285,15 @@ func (in *instance) start() (*proc, error) {
 	})
 	in.log.Info("started", "pid", pid)
 	return p, nil
+}
+
+// spawnError says plainly when a process could not be started because the
+// daemon ran out of file descriptors, the one cause the app cannot fix.
+func spawnError(err error) error {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return fmt.Errorf("the daemon is out of file descriptors (raise the service's LimitNOFILE): %w", err)
+	}
+	return err
 }
 
 // finish cleans up after the process leader exited: what is left of its

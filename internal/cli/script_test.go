@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"wsecho":     cmdWSEcho,
 			"loadstart":  cmdLoadStart,
 			"loadcheck":  cmdLoadCheck,
+			"holdconns":  cmdHoldConns,
 		},
 	})
 }

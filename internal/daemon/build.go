@@ -31,7 +31,13 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	maxConns := 0
+	if limit := raiseFDLimit(d.log); limit > 0 {
+		maxConns = proxyConnLimit(limit)
+		d.log.Info("file descriptors", "limit", limit, "proxy_connections", maxConns, "reserved", fdReserve(limit))
+	}
 	d.proxy = proxy.New(proxy.Options{
+		MaxConns:  maxConns,
 		Logger:    d.log.With("part", "proxy"),
 		HTTPAddr:  d.cfg.HTTPAddr,
 		HTTPSAddr: d.cfg.HTTPSAddr,
