@@ -8,8 +8,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/piku/piku/procfile"
 	"github.com/piku/piku/proxy"
 )
+
+// keyBindAddress is where an app's instances listen; see bindAddress.
+const keyBindAddress = "BIND_ADDRESS"
 
 // checkStaticDirs refuses static folders of app (NGINX_STATIC_PATHS, the
 // `static` entry) that lie under PIKU_ROOT outside the app's own folders:
@@ -107,6 +111,26 @@ func (d *Daemon) hostOwner(app string, hosts []string) (owner, host string) {
 func (d *Daemon) checkHosts(app string, hosts []string) error {
 	if owner, host := d.hostOwner(app, hosts); owner != "" {
 		return fmt.Errorf("app %q: NGINX_SERVER_NAME: %s is already served by app %q; remove it there first", app, host, owner)
+	}
+	return nil
+}
+
+// bindAddress makes the app's BIND_ADDRESS agree with the address the
+// daemon probes and proxies its instances on (--bind): unset or piku's
+// default 127.0.0.1 becomes that address; the address itself and an
+// unspecified one (0.0.0.0, ::) are kept; anything else could never be
+// reached, and is refused.
+func (d *Daemon) bindAddress(app string, env *procfile.Env) error {
+	v, _ := env.Get(keyBindAddress)
+	v = strings.TrimSpace(v)
+	ip := net.ParseIP(strings.Trim(v, "[]"))
+	switch {
+	case v == "" || v == "127.0.0.1" || v == d.cfg.Bind:
+		env.Set(keyBindAddress, d.cfg.Bind)
+	case ip != nil && (ip.IsUnspecified() || ip.Equal(net.ParseIP(d.cfg.Bind))):
+	default:
+		return fmt.Errorf("app %q: BIND_ADDRESS=%q: the daemon reaches instances on %s (--bind); leave BIND_ADDRESS unset, or set it to %s or 0.0.0.0",
+			app, v, d.cfg.Bind, d.cfg.Bind)
 	}
 	return nil
 }

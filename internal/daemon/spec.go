@@ -87,6 +87,9 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	base := procfile.NewEnv()
 	base.Merge(env)
 	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
+	if err := d.bindAddress(a.Name, base); err != nil {
+		return nil, err
+	}
 
 	for _, e := range a.Procfile.Entries {
 		switch {
