@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -78,8 +79,12 @@ func within(p, dir string) bool {
 // listeners: the readiness check would reach the proxy and succeed, and
 // the proxy would then forward every request to itself.
 func (d *Daemon) checkPinnedPort(app string, port int) error {
-	httpAddr, httpsAddr := d.proxy.Addrs()
-	for _, a := range []string{d.cfg.HTTPAddr, d.cfg.HTTPSAddr, httpAddr, httpsAddr} {
+	addrs := []string{d.cfg.HTTPAddr, d.cfg.HTTPSAddr}
+	if d.proxy != nil {
+		httpAddr, httpsAddr := d.proxy.Addrs()
+		addrs = append(addrs, httpAddr, httpsAddr)
+	}
+	for _, a := range addrs {
 		if a == "" {
 			continue
 		}
@@ -121,16 +126,17 @@ func (d *Daemon) checkHosts(app string, hosts []string) error {
 // unspecified one (0.0.0.0, ::) are kept; anything else could never be
 // reached, and is refused.
 func (d *Daemon) bindAddress(app string, env *procfile.Env) error {
+	bind := cmp.Or(d.cfg.Bind, "127.0.0.1")
 	v, _ := env.Get(keyBindAddress)
 	v = strings.TrimSpace(v)
 	ip := net.ParseIP(strings.Trim(v, "[]"))
 	switch {
-	case v == "" || v == "127.0.0.1" || v == d.cfg.Bind:
-		env.Set(keyBindAddress, d.cfg.Bind)
-	case ip != nil && (ip.IsUnspecified() || ip.Equal(net.ParseIP(d.cfg.Bind))):
+	case v == "" || v == "127.0.0.1" || v == bind:
+		env.Set(keyBindAddress, bind)
+	case ip != nil && (ip.IsUnspecified() || ip.Equal(net.ParseIP(bind))):
 	default:
 		return fmt.Errorf("app %q: BIND_ADDRESS=%q: the daemon reaches instances on %s (--bind); leave BIND_ADDRESS unset, or set it to %s or 0.0.0.0",
-			app, v, d.cfg.Bind, d.cfg.Bind)
+			app, v, bind, bind)
 	}
 	return nil
 }

@@ -58,14 +58,16 @@ func TestReapOrphansLeavesOwnChildren(t *testing.T) {
 	}
 	// An own child exiting meanwhile is left to its Wait. (How often
 	// ReapOrphans meets it as a zombie, between its exit and its Wait,
-	// is up to the scheduler: the count below says it was not taken.)
+	// is up to the scheduler: its Exit below says it was not taken.)
 	own := exec.Command("/bin/sh", "-c", "exit 5")
 	q, err := Start(own)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ReapOrphans(); got != 1 {
-		t.Errorf("ReapOrphans reaped %d, want the one orphan", got)
+	// (Orphans of other tests, re-parented to this subreaper too, may be
+	// reaped along with it.)
+	if got := ReapOrphans(); got < 1 {
+		t.Errorf("ReapOrphans reaped %d, want the orphan", got)
 	}
 	if _, err := readStat(orphan); err == nil {
 		t.Errorf("the orphan %d is still there", orphan)
