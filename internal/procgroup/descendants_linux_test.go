@@ -76,3 +76,11 @@ func TestReapOrphansLeavesOwnChildren(t *testing.T) {
 		t.Errorf("own child after ReapOrphans: %q, want exit 5", got)
 	}
 }
+
+// BenchmarkTagged measures the /proc scan that Signal adds to every
+// signal sent to a group, to find the processes that left it.
+func BenchmarkTagged(b *testing.B) {
+	for b.Loop() {
+		Tagged("0000000000000000")
+	}
+}
