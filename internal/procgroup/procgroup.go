@@ -42,10 +42,9 @@ type Process struct {
 func Start(cmd *exec.Cmd) (*Process, error) {
 	setGroup(cmd)
 	token := newToken()
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
-	}
-	cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], TagVar+"="+token)
+	// Environ is what the command would get (with PWD set to Dir when
+	// Env is nil), as a copy.
+	cmd.Env = append(cmd.Environ(), TagVar+"="+token)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
