@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 var portBlock atomic.Int32
 
 func TestScripts(t *testing.T) {
+	portBlock.Store(0) // each run (go test -count=N) hands the blocks out again
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
