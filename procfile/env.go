@@ -145,10 +145,16 @@ type envParser struct {
 	line   int
 	lookup func(string) (string, bool)
 	env    *Env
+	key    string // the key whose value is being read
+	total  int    // bytes of the keys and values read so far
 }
 
 func (p *envParser) errorf(line int, format string, args ...any) error {
 	return errorf(p.file, line, format, args...)
+}
+
+func (p *envParser) tooLong(line int) error {
+	return p.errorf(line, "%s is longer than %d bytes after expansion", p.key, MaxValue)
 }
 
 // restOfLine returns the text up to the end of the current line and moves
@@ -203,9 +209,16 @@ func (p *envParser) parse() error {
 		}
 		p.pos++ // '='
 		p.skipBlanks()
+		p.key = key
 		val, err := p.value(start)
 		if err != nil {
 			return err
+		}
+		if len(val) > MaxValue {
+			return p.tooLong(start)
+		}
+		if p.total += len(key) + len(val) + 2; p.total > MaxEnv {
+			return p.errorf(start, "the variables so far are larger than %d bytes", MaxEnv)
 		}
 		p.env.Set(key, val)
 	}
@@ -257,7 +270,7 @@ func (p *envParser) value(start int) (string, error) {
 		}
 	}
 	raw := strings.TrimRight(p.restOfLine(), " \t\r\f\v")
-	sub := &envParser{src: raw, file: p.file, line: start, lookup: p.lookup, env: p.env}
+	sub := &envParser{src: raw, file: p.file, line: start, lookup: p.lookup, env: p.env, key: p.key}
 	var b strings.Builder
 	for sub.pos < len(raw) {
 		c := raw[sub.pos]
@@ -302,6 +315,9 @@ func (p *envParser) expand(b *strings.Builder, start int) error {
 		}
 		p.pos += end + 1
 		if v, ok := p.resolve(name); ok {
+			if b.Len()+len(v) > MaxValue {
+				return p.tooLong(start)
+			}
 			b.WriteString(v)
 		} else {
 			b.WriteString(p.src[start0:p.pos])
@@ -318,6 +334,9 @@ func (p *envParser) expand(b *strings.Builder, start int) error {
 		return nil
 	}
 	if v, ok := p.resolve(p.src[p.pos:n]); ok {
+		if b.Len()+len(v) > MaxValue {
+			return p.tooLong(start)
+		}
 		b.WriteString(v)
 	} else {
 		b.WriteString(p.src[start0:n])

@@ -132,6 +132,9 @@ func Parse(r io.Reader, file string) (*Procfile, error) {
 			p.Entries[i] = e
 			return nil
 		}
+		if len(p.Entries) == MaxKinds {
+			return errorf(file, n, "more than %d process kinds", MaxKinds)
+		}
 		index[kind] = len(p.Entries)
 		p.Entries = append(p.Entries, e)
 		return nil

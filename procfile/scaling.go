@@ -9,9 +9,6 @@ import (
 	"strings"
 )
 
-// MaxScale is the largest instance count a SCALING file may ask for.
-const MaxScale = 1000
-
 // Scaling maps a process kind to its instance count.
 type Scaling map[string]int
 

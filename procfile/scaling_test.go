@@ -17,7 +17,7 @@ func TestParseScaling(t *testing.T) {
 		{"web:1\nworker:2\n", Scaling{"web": 1, "worker": 2}},
 		{"# c\n\n web : 3 \r\nworker=0\n", Scaling{"web": 3, "worker": 0}},
 		{"web:1\nweb:4\n", Scaling{"web": 4}},
-		{"cron-x:1000", Scaling{"cron-x": 1000}},
+		{"cron-x:64", Scaling{"cron-x": 64}},
 	}
 	for _, tt := range tests {
 		got, err := ParseScaling(strings.NewReader(tt.in), "SCALING")

@@ -151,6 +151,13 @@ func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, errNoBackend
 		}
+		if s.isSelf(b.addr) {
+			b.done()
+			s.log.Error("backend is the proxy's own listener; not forwarding", "app", info.route.App, "backend", b.addr)
+			info.err = errSelf
+			tried = append(tried, b)
+			continue
+		}
 		res, err := s.roundTrip(b, req, body)
 		if err == nil {
 			res.Body = b.wrap(res.Body)

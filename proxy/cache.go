@@ -117,10 +117,21 @@ func (c *cache) remove(el *list.Element) {
 	c.size -= e.size
 }
 
+// withCredentials reports whether r carries a client's credentials
+// (Authorization or Cookie). Such a request is never answered from the
+// cache, and its response is stored only when the backend says it may be
+// shared (RFC 9111 section 3.5): a shared cache must not hand one user's
+// page to another.
+func withCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != ""
+}
+
 // ttl is how long a response with status code and header h may be kept;
 // 0 = not at all. The backend's Cache-Control max-age wins over the
-// configured times, as with nginx.
-func (c *cache) ttl(code int, h http.Header) time.Duration {
+// configured times, as with nginx. A response to a request with
+// credentials is kept only when it is marked public, s-maxage or
+// must-revalidate.
+func (c *cache) ttl(code int, h http.Header, credentials bool) time.Duration {
 	if h.Get("Set-Cookie") != "" {
 		return 0
 	}
@@ -132,12 +143,17 @@ func (c *cache) ttl(code int, h http.Header) time.Duration {
 		}
 	}
 	maxAge := -1
+	shared := false
 	for _, d := range strings.Split(strings.ToLower(strings.Join(h.Values("Cache-Control"), ",")), ",") {
 		d = strings.TrimSpace(d)
 		switch {
-		case d == "no-store" || d == "no-cache" || d == "private" || strings.HasPrefix(d, "no-cache="):
+		case d == "no-store" || d == "no-cache" || d == "private" ||
+			strings.HasPrefix(d, "no-cache=") || strings.HasPrefix(d, "private="):
 			return 0
+		case d == "public" || d == "must-revalidate":
+			shared = true
 		case strings.HasPrefix(d, "s-maxage="):
+			shared = true
 			if n, err := strconv.Atoi(d[len("s-maxage="):]); err == nil {
 				maxAge = n
 			}
@@ -146,6 +162,9 @@ func (c *cache) ttl(code int, h http.Header) time.Duration {
 				maxAge = n
 			}
 		}
+	}
+	if credentials && !shared {
+		return 0
 	}
 	if maxAge >= 0 {
 		return time.Duration(maxAge) * time.Second
@@ -164,7 +183,12 @@ func (c *cache) ttl(code int, h http.Header) time.Duration {
 // reports whether the answer came from the cache.
 func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) (hit bool) {
 	key := cacheKey(r)
-	if e := c.get(key); e != nil {
+	credentials := withCredentials(r)
+	var e *entry
+	if !credentials { // else answered by the app, which knows who this is
+		e = c.get(key)
+	}
+	if e != nil {
 		h := w.Header()
 		for k, v := range e.header {
 			h[k] = slices.Clone(v)
@@ -178,7 +202,7 @@ func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		}
 		return true
 	}
-	rec := &cacheRecorder{ResponseWriter: w, c: c}
+	rec := &cacheRecorder{ResponseWriter: w, c: c, credentials: credentials}
 	next.ServeHTTP(rec, r)
 	if r.Method != http.MethodGet || rec.ttl <= 0 || rec.overflow {
 		return false
@@ -187,7 +211,7 @@ func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return false // the body was cut short
 	}
 	now := c.now()
-	e := &entry{key: key, status: rec.status, header: rec.header, body: rec.body.Bytes(),
+	e = &entry{key: key, status: rec.status, header: rec.header, body: rec.body.Bytes(),
 		stored: now, used: now, expires: now.Add(rec.ttl)}
 	e.size = int64(len(e.body)) + int64(len(key)) + 64
 	for k, v := range e.header {
@@ -203,19 +227,20 @@ func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 // cacheRecorder passes a response through while keeping a copy of it.
 type cacheRecorder struct {
 	http.ResponseWriter
-	c        *cache
-	status   int
-	header   http.Header
-	ttl      time.Duration
-	body     bytes.Buffer
-	overflow bool
+	c           *cache
+	credentials bool // the request carried Authorization or Cookie
+	status      int
+	header      http.Header
+	ttl         time.Duration
+	body        bytes.Buffer
+	overflow    bool
 }
 
 func (rec *cacheRecorder) WriteHeader(code int) {
 	if rec.status == 0 && code >= 200 {
 		rec.status = code
 		h := rec.ResponseWriter.Header()
-		rec.ttl = rec.c.ttl(code, h)
+		rec.ttl = rec.c.ttl(code, h, rec.credentials)
 		if rec.ttl > 0 && h.Get("Cache-Control") == "" && rec.c.cfg.Control > 0 {
 			h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(rec.c.cfg.Control/time.Second)))
 		}

@@ -147,14 +147,6 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// spoofable are request headers a client could forge to pose as another
-// address or scheme; they are dropped and set from what the proxy saw.
-var spoofable = []string{
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
-	"X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Real-Ip", "X-Remote-Address",
-	"X-Request-Start", "X-Client-Ip", "Forwarded",
-}
-
 // rewrite sets the outbound request's headers like piku's nginx did.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	info := infoFrom(pr.In.Context())
@@ -164,11 +156,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = pr.In.Host
 	// The keys are in canonical form: the map is written directly, which
 	// spares canonicalising every key of every request (see
-	// TestHeaderKeysCanonical).
+	// TestForwardedHeaders).
 	h := out.Header
-	for _, k := range spoofable {
-		delete(h, k)
-	}
+	dropClientHeaders(h, info.route.UnderscoresInHeaders)
 	if info.client == info.peer {
 		delete(h, "Cf-Connecting-Ip")
 		h["X-Forwarded-For"] = []string{info.client}

@@ -56,6 +56,11 @@ type Options struct {
 	// Observer is told about every request and connection, for metrics;
 	// nil = none.
 	Observer Observer
+	// MaxConns bounds the client connections open at once, over all
+	// listeners; beyond it new clients wait in the kernel's backlog until
+	// one closes. 0 = no bound. The daemon sets it from its file
+	// descriptor limit, so the proxy cannot starve the supervisor.
+	MaxConns int
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
@@ -79,6 +84,7 @@ type Server struct {
 
 	ready chan struct{}
 	addrs [2]string
+	self  map[string]bool // host:port of every listener; set before ready closes
 }
 
 // New returns a Server; Run starts it.
@@ -172,11 +178,22 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 	}
+	var slots chan struct{}
+	if s.o.MaxConns > 0 {
+		slots = make(chan struct{}, s.o.MaxConns)
+	}
+	limit := func(ln net.Listener) net.Listener {
+		if slots == nil {
+			return ln
+		}
+		return newLimitListener(ln, slots)
+	}
 	if s.o.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
+		ln = limit(ln)
 		var h http.Handler = s.handler(false, portOf(ln.Addr().String()))
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
@@ -193,6 +210,7 @@ func (s *Server) Run(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("proxy: %w", err)
 		}
+		ln = limit(ln)
 		srv := newServer(s.handler(true, portOf(ln.Addr().String())))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {
@@ -203,6 +221,12 @@ func (s *Server) Run(ctx context.Context) error {
 		srv.TLSConfig = cfg
 		ls = append(ls, listener{srv, ln, true})
 		s.addrs[1] = ln.Addr().String()
+	}
+	s.self = map[string]bool{}
+	for _, l := range ls {
+		for a := range ownAddrs(l.ln.Addr().String()) {
+			s.self[a] = true
+		}
 	}
 	close(s.ready)
 	for _, l := range ls {

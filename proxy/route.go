@@ -44,6 +44,11 @@ type Route struct {
 	// AllowGit serves paths containing "/.git" (NGINX_ALLOW_GIT_FOLDERS);
 	// by default they get 403.
 	AllowGit bool
+	// UnderscoresInHeaders passes request headers whose names contain an
+	// underscore to the backends (NGINX_UNDERSCORES_IN_HEADERS); by
+	// default they are dropped, as nginx does, since CGI-style servers
+	// read "X_Forwarded_For" as X-Forwarded-For.
+	UnderscoresInHeaders bool
 	// Cache is non-nil when NGINX_CACHE_PREFIXES is set.
 	Cache *CacheConfig
 	// AccessLog is the path of the app's access log; "" = none.
@@ -136,10 +141,11 @@ func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
 	}
 	r.Hosts = hosts
 	for key, dst := range map[string]*bool{
-		"NGINX_HTTPS_ONLY":        &r.HTTPSOnly,
-		"NGINX_CLOUDFLARE_ACL":    &r.CloudflareACL,
-		"NGINX_ALLOW_GIT_FOLDERS": &r.AllowGit,
-		"DISABLE_IPV6":            &r.DisableIPv6,
+		"NGINX_HTTPS_ONLY":             &r.HTTPSOnly,
+		"NGINX_CLOUDFLARE_ACL":         &r.CloudflareACL,
+		"NGINX_ALLOW_GIT_FOLDERS":      &r.AllowGit,
+		"DISABLE_IPV6":                 &r.DisableIPv6,
+		"NGINX_UNDERSCORES_IN_HEADERS": &r.UnderscoresInHeaders,
 	} {
 		if *dst, err = parseBool(env[key]); err != nil {
 			return Route{}, fmt.Errorf("%s: %w", key, err)
@@ -234,7 +240,8 @@ func ParseHosts(s string) ([]string, error) {
 }
 
 // ParseStaticPaths reads NGINX_STATIC_PATHS, "/url:path,/url2:path2", where
-// each path is relative to dir or absolute.
+// each path is relative to dir (and may not lead out of it with "..") or
+// absolute.
 func ParseStaticPaths(s, dir string) ([]StaticPath, error) {
 	var out []StaticPath
 	for _, item := range strings.Split(s, ",") {
@@ -255,6 +262,9 @@ func ParseStaticPaths(s, dir string) ([]StaticPath, error) {
 		prefix = path.Clean(prefix)
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
+			if rel, err := filepath.Rel(dir, p); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+				return nil, fmt.Errorf("%q: a relative path must stay inside the app's folder", item)
+			}
 		}
 		out = append(out, StaticPath{Prefix: prefix, Dir: filepath.Clean(p)})
 	}

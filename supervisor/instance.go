@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -215,6 +214,7 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var probes sync.WaitGroup
 	ready := make(chan struct{}, 1)
+	unhealthy := make(chan string, 1)
 	if in.spec.Web {
 		probes.Go(func() {
 			seen := func(answer string) { in.mu.Lock(); in.probed = answer; in.mu.Unlock() }
@@ -244,6 +244,16 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 		case <-ready:
 			in.update(func(st *InstanceStatus) { st.State = StateRunning })
 			bootResult(nil)
+			if in.spec.Web && in.policy.HealthInterval > 0 {
+				probes.Go(func() { in.checkHealth(ctx, unhealthy) })
+			}
+		case reason := <-unhealthy:
+			in.log.Warn("restarting: "+reason, "pid", p.Pid())
+			in.update(func(st *InstanceStatus) { st.State, st.LastHealthError = StateUnhealthy, reason })
+			// A stopped (SIGSTOP) group would hold SIGTERM pending until
+			// the SIGKILL: let it run so it can stop gracefully.
+			_ = p.Signal(syscall.SIGCONT)
+			p.Stop(in.policy.StopTimeout, in.kill) // p.Done follows
 		case <-p.Done():
 			in.finish(p)
 			return false
@@ -268,32 +278,41 @@ func (in *instance) start() (*proc, error) {
 	cmd.Env = env
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, spawnError(err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	pg, err := procgroup.Start(cmd)
 	_ = w.Close()
 	if err != nil {
 		_ = r.Close()
-		return nil, err
+		return nil, spawnError(err)
 	}
 	p := &proc{Process: pg, copied: make(chan struct{}), out: r}
 	pid := pg.Pid()
 	_, st, _ := procgroup.Stat(pid)
-	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st})
+	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st, Token: p.Token})
 	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
 	go func() {
 		defer close(p.copied)
-		_, _ = io.Copy(w2, r)
+		in.copyOutput(w2, r)
 		_ = r.Close()
 		in.s.logs.close(in.logPath)
 	}()
 	state := StateStarting
 	in.update(func(s *InstanceStatus) {
-		s.State, s.PID, s.StartedAt = state, pid, p.Started
+		s.State, s.PID, s.StartedAt, s.HealthFailures = state, pid, p.Started, 0
 	})
 	in.log.Info("started", "pid", pid)
 	return p, nil
+}
+
+// spawnError says plainly when a process could not be started because the
+// daemon ran out of file descriptors, the one cause the app cannot fix.
+func spawnError(err error) error {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return fmt.Errorf("the daemon is out of file descriptors (raise the service's LimitNOFILE): %w", err)
+	}
+	return err
 }
 
 // finish cleans up after the process leader exited: what is left of its

@@ -24,6 +24,9 @@ type liveProc struct {
 	PID   int    `json:"pid"`
 	PGID  int    `json:"pgid"`
 	Start uint64 `json:"start"` // /proc/PID/stat starttime, to tell a reused pid apart
+	// Token is the group's procgroup token: processes that left the group
+	// (setsid, double fork) still carry it in their environment.
+	Token string `json:"token,omitempty"`
 }
 
 // stateFile keeps the list of live processes on disk, so that a daemon
@@ -87,7 +90,14 @@ func readState(path string) ([]liveProc, error) {
 	return list, nil
 }
 
-// reapLeftovers stops the process groups recorded by a previous daemon:
+func signalPids(pids []int, sig syscall.Signal) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig)
+	}
+}
+
+// reapLeftovers stops the process groups recorded by a previous daemon,
+// with the processes that left them but carry their token:
 // SIGTERM to each group that is still ours, then SIGKILL to what is left
 // after grace. A group is ours if its leader is the recorded process (same
 // start time), or if the leader is gone and the group still has members.
@@ -99,29 +109,53 @@ func reapLeftovers(log *slog.Logger, list []liveProc, grace time.Duration) {
 		if p.PGID <= 1 {
 			continue
 		}
+		reused := false
 		if _, start, err := procgroup.Stat(p.PID); err == nil && start != p.Start {
-			continue // the pid was reused by another process
+			reused = true // the pid was reused by another process
 		}
-		if len(procgroup.Members(p.PGID)) == 0 {
+		escaped := procgroup.Tagged(p.Token)
+		if (reused || len(procgroup.Members(p.PGID)) == 0) && len(escaped) == 0 {
 			continue
 		}
-		log.Info("stopping a process left by a previous daemon", "app", p.App, "kind", p.Kind, "n", p.N, "pid", p.PID)
-		_ = procgroup.SignalGroup(p.PGID, syscall.SIGTERM)
+		log.Info("stopping a process left by a previous daemon", "app", p.App, "kind", p.Kind, "n", p.N, "pid", p.PID,
+			"escaped", len(escaped))
+		if !reused {
+			_ = procgroup.SignalGroup(p.PGID, syscall.SIGTERM)
+		} else {
+			p.PGID = 0 // not ours any more: only the tagged processes are
+		}
+		signalPids(escaped, syscall.SIGTERM)
 		groups = append(groups, p)
+	}
+	left := func(p liveProc) bool {
+		return (p.PGID > 1 && len(procgroup.Members(p.PGID)) > 0) || len(procgroup.Tagged(p.Token)) > 0
 	}
 	deadline := time.Now().Add(grace)
 	for len(groups) > 0 {
-		groups = slices.DeleteFunc(groups, func(p liveProc) bool { return len(procgroup.Members(p.PGID)) == 0 })
+		groups = slices.DeleteFunc(groups, func(p liveProc) bool { return !left(p) })
 		if len(groups) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			for _, p := range groups {
 				log.Warn("killing a process group left by a previous daemon", "app", p.App, "kind", p.Kind, "pgid", p.PGID)
-				_ = procgroup.SignalGroup(p.PGID, syscall.SIGKILL)
+				if p.PGID > 1 {
+					_ = procgroup.SignalGroup(p.PGID, syscall.SIGKILL)
+				}
+				signalPids(procgroup.Tagged(p.Token), syscall.SIGKILL)
 			}
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Track records p, a process group the daemon started outside the
+// supervisor (a cron run of app), in the state file, so that a later
+// daemon stops it like the supervisor's own when this one was killed. The
+// function returned removes it once the group has ended.
+func (s *Supervisor) Track(app, kind string, p *procgroup.Process) (done func()) {
+	_, start, _ := procgroup.Stat(p.Pid())
+	s.state.add(liveProc{App: app, Kind: kind, PID: p.Pid(), PGID: p.PGID, Start: start, Token: p.Token})
+	return func() { s.state.remove(p.Pid()) }
 }

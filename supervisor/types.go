@@ -31,6 +31,7 @@ const (
 	StateRunning   State = "running"
 	StateBackoff   State = "backoff"
 	StateCrashLoop State = "crash-looping"
+	StateUnhealthy State = "unhealthy" // failed its health check; being restarted
 	StateStopping  State = "stopping"
 	StateStopped   State = "stopped"
 	StateExited    State = "exited"
@@ -64,6 +65,16 @@ type InstanceStatus struct {
 	RecentRestarts []time.Time
 	// CPU is the CPU seconds the running process used, from /proc/PID/stat.
 	CPU float64
+	// LogDropped counts the bytes of output dropped because the log could
+	// not be written (a full disk); LogError is the last such error while
+	// writes still fail, "" once they succeed again.
+	LogDropped int64
+	LogError   string
+	// HealthFailures is the number of health checks failed in a row by
+	// the running process; LastHealthError is why the last process was
+	// restarted by the health check ("" if it never was).
+	HealthFailures  int
+	LastHealthError string
 }
 
 // AppSpec is the desired formation of one app.
@@ -92,6 +103,13 @@ type Policy struct {
 	BootTimeout    time.Duration // how long a new web instance may take to be ready; default 60s
 	BackoffInitial time.Duration // first restart delay; default 100ms
 	BackoffMax     time.Duration // restart delay cap, and the crash-loop retry period; default 30s
+	// HealthInterval is how often a running web instance is checked;
+	// default 10s, negative turns the check off. HealthTimeout bounds one
+	// check; default 5s. HealthFailures checks failed in a row restart
+	// the instance; default 3.
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthFailures int
 }
 
 // LogPolicy says where instance logs go and how they rotate.
@@ -141,6 +159,18 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.BackoffMax < p.BackoffInitial {
 		p.BackoffMax = p.BackoffInitial
+	}
+	switch {
+	case p.HealthInterval < 0:
+		p.HealthInterval = 0 // off
+	case p.HealthInterval == 0:
+		p.HealthInterval = DefaultHealthInterval
+	}
+	if p.HealthTimeout <= 0 {
+		p.HealthTimeout = DefaultHealthTimeout
+	}
+	if p.HealthFailures <= 0 {
+		p.HealthFailures = DefaultHealthFailures
 	}
 	return p
 }

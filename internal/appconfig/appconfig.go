@@ -67,6 +67,9 @@ func Load(root layout.Root, app string) (*App, error) {
 		Overrides: overrides,
 		Scaling:   EffectiveScaling(pf, counts),
 	}
+	if err := CheckInstances(root, app, a.Scaling); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(root.StoppedFile(app)); err == nil {
 		a.Stopped = true
 	}
@@ -232,6 +235,23 @@ func EffectiveScaling(pf *procfile.Procfile, counts map[string]int) map[string]i
 		out[e.Kind] = n
 	}
 	return out
+}
+
+// CheckInstances refuses counts (kind -> instances) that add up to more
+// than procfile.MaxInstances, naming the SCALING file and the kinds.
+func CheckInstances(root layout.Root, app string, counts map[string]int) error {
+	total := 0
+	kinds := make([]string, 0, len(counts))
+	for k, n := range counts {
+		total += n
+		kinds = append(kinds, fmt.Sprintf("%s:%d", k, n))
+	}
+	if total <= procfile.MaxInstances {
+		return nil
+	}
+	sort.Strings(kinds)
+	return fmt.Errorf("app %q: %s: %d instances in all (%s), more than %d per app",
+		app, root.ScalingFile(app), total, strings.Join(kinds, " "), procfile.MaxInstances)
 }
 
 // ParseAssignments parses K=V arguments of config:set. Keys must be valid

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -122,5 +123,30 @@ func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if res.total < min {
 		ts.Fatalf("load %s: only %d requests were sent, want at least %d", args[0], res.total, min)
+	}
+}
+
+// holdconns N ADDR HOST: open N connections to ADDR, send one keep-alive
+// request for Host HOST on each and leave them open, idle, until the
+// script ends (the clients beyond what the server accepts wait in its
+// backlog).
+func cmdHoldConns(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: holdconns N ADDR HOST")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	var conns []net.Conn
+	ts.Defer(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.Dial("tcp", args[1])
+		ts.Check(err)
+		conns = append(conns, c)
+		_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+args[2]+"\r\n\r\n")
+		ts.Check(err)
 	}
 }

@@ -61,6 +61,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	c := newCLI(stdin, stdout, stderr)
 	root := c.rootCommand()
+	if _, ok := os.LookupEnv("SSH_ORIGINAL_COMMAND"); ok {
+		if err := refuseGlobalFlags(args, root.PersistentFlags()); err != nil {
+			fmt.Fprintln(stderr, "piku:", err)
+			return 1
+		}
+	}
 	root.SetArgs(args)
 	return exitCode(root.Execute(), stderr)
 }

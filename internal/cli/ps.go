@@ -65,12 +65,28 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 			if !in.NextRetry.IsZero() && in.NextRetry.After(now) {
 				state += " (retry in " + short(in.NextRetry.Sub(now)) + ")"
 			}
+			if in.HealthFailures > 0 && in.State == "running" {
+				state += fmt.Sprintf(" (health check failed %dx)", in.HealthFailures)
+			}
 			state = p.paint(stateColour(in.State), state)
 			fmt.Fprintf(tw, "%s.%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				in.Kind, in.N, state, dash(in.PID), dash(in.Port), uptime(in, now),
 				in.Restarts, orDash(in.LastExit), rss(in.RSS), orDash(shortRev(in.Revision)))
 		}
 		tw.Flush()
+		for _, in := range st.Instances {
+			switch {
+			case in.LogError != "":
+				fmt.Fprintf(c.stdout, "%s.%d: its log cannot be written (%s): %s of output dropped so far\n",
+					in.Kind, in.N, in.LogError, rss(in.LogDropped))
+			case in.LogDropped > 0:
+				fmt.Fprintf(c.stdout, "%s.%d: %s of output were dropped while its log could not be written\n",
+					in.Kind, in.N, rss(in.LogDropped))
+			}
+			if in.LastHealthError != "" {
+				fmt.Fprintf(c.stdout, "%s.%d: restarted when its %s\n", in.Kind, in.N, in.LastHealthError)
+			}
+		}
 	}
 	if len(st.Cron) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)

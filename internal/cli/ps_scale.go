@@ -9,11 +9,8 @@ import (
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/procfile"
 )
-
-// maxScale bounds one kind's instance count, a guard against typos like
-// web=1000 on a small server.
-const maxScale = 64
 
 func (c *cli) psScaleCommand() *cobra.Command {
 	return &cobra.Command{
@@ -45,14 +42,17 @@ func (c *cli) psScaleCommand() *cobra.Command {
 					return fmt.Errorf("%q is not KIND=COUNT", arg)
 				}
 				n, err := strconv.Atoi(num)
-				if err != nil || n < 0 || n > maxScale {
-					return fmt.Errorf("%q: the count must be a whole number from 0 to %d", arg, maxScale)
+				if err != nil || n < 0 || n > procfile.MaxScale {
+					return fmt.Errorf("%q: the count must be a whole number from 0 to %d", arg, procfile.MaxScale)
 				}
 				if err := a.CheckKind(kind); err != nil {
 					return err
 				}
 				counts[kind] = n
 				changed = append(changed, fmt.Sprintf("%s:%d", kind, n))
+			}
+			if err := appconfig.CheckInstances(root, app, counts); err != nil {
+				return err
 			}
 			if err := appconfig.WriteScaling(root, app, counts); err != nil {
 				return err

@@ -85,6 +85,7 @@ func TestScripts(t *testing.T) {
 			"waitmetric": cmdWaitMetric,
 			"jsonfield":  cmdJSONField,
 			"tmux":       cmdTmux,
+			"holdconns":  cmdHoldConns,
 		},
 	})
 }
@@ -372,6 +373,18 @@ func processesWith(marker string) []int {
 func killLeftovers(root string) {
 	for _, pid := range processesWithCwd(root) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	unmountUnder(root)
+}
+
+// unmountUnder detaches what a failed script left mounted below dir (a
+// small tmpfs filled to play a full disk), so its folder can be removed.
+func unmountUnder(dir string) {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
 	}
 }
 

@@ -112,7 +112,9 @@ func addAuthorizedKeys(path string, data []byte, pikuBinary, rootDir string) ([]
 			continue
 		}
 		present[string(k.Marshal())] = true
-		line := fmt.Sprintf("command=\"FINGERPRINT=%s NAME=default %s%s $SSH_ORIGINAL_COMMAND\",%s %s",
+		// The client's command line stays one quoted word: unquoted, the
+		// login shell would split and glob it before piku can refuse it.
+		line := fmt.Sprintf("command=\"FINGERPRINT=%s NAME=default %s%s \\\"$SSH_ORIGINAL_COMMAND\\\"\",%s %s",
 			fp, env, pikuBinary, sshKeyOptions, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
 		if comments[i] != "" {
 			line += " " + comments[i]

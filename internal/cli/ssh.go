@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // sshRefused lists the commands a key holder may not run through the SSH
@@ -74,4 +76,32 @@ func sshCommand(line string) ([]string, error) {
 		return nil, fmt.Errorf("refusing %q over SSH: it manages the server; run it on the server itself", words[0])
 	}
 	return words, nil
+}
+
+// refuseGlobalFlags refuses, in a command that came over SSH, every flag
+// of piku itself (flags, its persistent flags, such as --root) anywhere
+// before a "--": a key holder must not point piku at another PIKU_ROOT
+// or get past the refused commands with `--root X setup`.
+func refuseGlobalFlags(args []string, flags *pflag.FlagSet) error {
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		var f *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--"):
+			name, _, _ := strings.Cut(a[2:], "=")
+			f = flags.Lookup(name)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for _, c := range a[1:] {
+				if f = flags.ShorthandLookup(string(c)); f != nil {
+					break
+				}
+			}
+		}
+		if f != nil {
+			return fmt.Errorf("refusing %q over SSH: piku's own flags (--%s) are set on the server, not by clients", a, f.Name)
+		}
+	}
+	return nil
 }

@@ -270,8 +270,8 @@ func TestSSHPushEndToEnd(t *testing.T) {
 	e := startPushEnv(t)
 
 	t.Run("refused forced command", func(t *testing.T) {
-		for _, cmd := range []string{"daemon", "git-hook hello", "ls; id", "sh -c id"} {
-			args := append(strings.Fields(e.sshCmd)[1:], e.user+"@127.0.0.1", cmd)
+		for _, cmd := range []string{"daemon", "git-hook hello", "ls; id", "sh -c id", "--root=/tmp setup", "--root /tmp daemon", "apps --root=/tmp"} {
+			args := append(strings.Fields(e.sshCmd)[1:], "--", e.user+"@127.0.0.1", cmd)
 			out, err := exec.Command("ssh", args...).CombinedOutput()
 			if err == nil {
 				t.Errorf("%q was run over SSH:\n%s", cmd, out)

@@ -29,6 +29,15 @@ type Instance struct {
 	RSS        int64     `json:"rss_bytes,omitempty"`
 	Revision   string    `json:"revision,omitempty"`
 	Generation int       `json:"generation,omitempty"`
+	// LogDropped is the bytes of output dropped because the log could not
+	// be written; LogError the error while that lasts.
+	LogDropped int64  `json:"log_dropped_bytes,omitempty"`
+	LogError   string `json:"log_error,omitempty"`
+	// HealthFailures is the number of health checks the running process
+	// failed in a row; LastHealthError why the health check last
+	// restarted the instance.
+	HealthFailures  int    `json:"health_failures,omitempty"`
+	LastHealthError string `json:"last_health_error,omitempty"`
 }
 
 // CronJob is the state of one cronNAME entry.

@@ -73,6 +73,12 @@ type Options struct {
 	// LogMaxSizeMB is the size in megabytes at which a job's log is
 	// rotated; default 10. LogBackups old logs are kept; default 3.
 	LogMaxSizeMB, LogBackups int
+	// Track, when set, is told about every run's process group as it
+	// starts (app, job name, process) and calls the function it returns
+	// once the run is over: the daemon records runs in its process state
+	// file, so that a daemon killed with SIGKILL leaves nothing a later
+	// one does not find.
+	Track func(app, name string, p *procgroup.Process) (done func())
 }
 
 // ErrStopped is returned by requests to a Runner that is not running.
@@ -371,11 +377,18 @@ func (r *Runner) start(s *state, j *job, at time.Time) *run {
 	ctx, cancel := context.WithCancel(s.ctx)
 	ru := &run{cancel: cancel}
 	log, name, command, dir, env := j.log, j.Name, j.Command, j.Dir, slices.Clone(j.Env)
+	app, track := j.app, r.opts.Track
 	s.runs.Add(1)
 	go func() {
 		defer s.runs.Done()
 		defer cancel()
-		res := execute(ctx, log, name, command, dir, env, at, r.opts.StopTimeout)
+		started := func(p *procgroup.Process) func() {
+			if track == nil {
+				return func() {}
+			}
+			return track(app, name, p)
+		}
+		res := execute(ctx, log, name, command, dir, env, at, r.opts.StopTimeout, started)
 		// The owner may be shutting down; it reads finished until every
 		// run is done.
 		s.finished <- finished{run: ru, result: res}
@@ -383,8 +396,11 @@ func (r *Runner) start(s *state, j *job, at time.Time) *run {
 	return ru
 }
 
-// execute runs one command and returns how it ended.
-func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration) result {
+// execute runs one command and returns how it ended. started is told
+// about the run's process group once it runs; what it returns is called
+// when the run is over.
+func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration,
+	started func(*procgroup.Process) (done func())) result {
 	fmt.Fprintf(log, "[%s] %s: running: %s\n", at.Format(time.RFC3339), name, command)
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir, cmd.Env = dir, env
@@ -397,6 +413,7 @@ func execute(ctx context.Context, log io.Writer, name, command, dir string, env 
 		fmt.Fprintf(log, "[%s] %s: could not start: %v\n", time.Now().Format(time.RFC3339), name, err)
 		return result{exit: "could not start: " + err.Error(), code: -1}
 	}
+	defer started(p)()
 	stopped := false
 	select {
 	case <-p.Done():

@@ -61,6 +61,8 @@ func (d *Daemon) status(app string) control.AppStatus {
 			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
+			LogDropped: in.LogDropped, LogError: in.LogError,
+			HealthFailures: in.HealthFailures, LastHealthError: in.LastHealthError,
 		})
 		if in.State == supervisor.StateRunning {
 			st.Running = true // a process that is up but never became ready is not
@@ -154,6 +156,19 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	if err != nil {
 		return err
 	}
+	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
+	if err := d.checkStaticDirs(app, route, p.static); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	err = d.checkHosts(app, route.Hosts)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -164,10 +179,6 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 
-	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
 	route.AccessLog = d.root.AccessLog(app)
 	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
@@ -179,6 +190,10 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	}
 	route.StaticSite = p.static
 	d.mu.Lock()
+	if err := d.checkHosts(app, route.Hosts); err != nil { // another rollout may have claimed them meanwhile
+		d.mu.Unlock()
+		return err
+	}
 	if old, ok := d.routes[app]; ok {
 		route.Backends = old.Backends // kept until the supervisor routes the new ones
 	}

@@ -32,7 +32,13 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	d.metrics = d.newMetrics()
+	maxConns := 0
+	if limit := raiseFDLimit(d.log); limit > 0 {
+		maxConns = proxyConnLimit(limit)
+		d.log.Info("file descriptors", "limit", limit, "proxy_connections", maxConns, "reserved", fdReserve(limit))
+	}
 	d.proxy = proxy.New(proxy.Options{
+		MaxConns:  maxConns,
 		Logger:    d.log.With("part", "proxy"),
 		HTTPAddr:  d.cfg.HTTPAddr,
 		HTTPSAddr: d.cfg.HTTPSAddr,
@@ -40,6 +46,6 @@ func (d *Daemon) build() error {
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
 	})
-	d.cron = cron.New(cron.Options{})
+	d.cron = cron.New(cron.Options{Track: d.sup.Track})
 	return nil
 }

@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunning()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -172,6 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	goRun("supervisor", d.sup.Run)
+	goRun("orphan reaper", func(ctx context.Context) error { return reapOrphans(ctx, d.log) })
 	goRun("proxy", d.proxy.Run)
 	goRun("cron", d.cron.Run)
 	goRun("certificates", d.certs.Run)

@@ -26,14 +26,17 @@ type plan struct {
 
 // ENV keys piku adds for the supervisor (all optional, per app).
 const (
-	keyStopTimeout  = "PIKU_STOP_TIMEOUT"     // seconds or a Go duration; default 10s
-	keyBootTimeout  = "PIKU_BOOT_TIMEOUT"     // default 60s
-	keyRestartDelay = "PIKU_RESTART_DELAY"    // first restart delay; default 100ms
-	keyRestartMax   = "PIKU_RESTART_MAX"      // backoff cap; default 30s
-	keyHealthPath   = "PIKU_HEALTHCHECK_PATH" // readiness: HTTP path answering below 500
-	keyLogMaxSize   = "PIKU_LOG_MAX_SIZE"     // MB per log file before rotation; default 10
-	keyLogBackups   = "PIKU_LOG_BACKUPS"      // rotated files kept; default 5
-	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"      // days rotated files are kept; default 0 (no limit)
+	keyStopTimeout  = "PIKU_STOP_TIMEOUT"         // seconds or a Go duration; default 10s
+	keyBootTimeout  = "PIKU_BOOT_TIMEOUT"         // default 60s
+	keyRestartDelay = "PIKU_RESTART_DELAY"        // first restart delay; default 100ms
+	keyRestartMax   = "PIKU_RESTART_MAX"          // backoff cap; default 30s
+	keyHealthPath   = "PIKU_HEALTHCHECK_PATH"     // readiness: HTTP path answering below 500
+	keyHealthEvery  = "PIKU_HEALTHCHECK_INTERVAL" // liveness of running web instances; default 10s, 0 = off
+	keyHealthWait   = "PIKU_HEALTHCHECK_TIMEOUT"  // one check; default 5s
+	keyHealthFails  = "PIKU_HEALTHCHECK_FAILURES" // failed checks in a row that restart; default 3
+	keyLogMaxSize   = "PIKU_LOG_MAX_SIZE"         // MB per log file before rotation; default 10
+	keyLogBackups   = "PIKU_LOG_BACKUPS"          // rotated files kept; default 5
+	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"          // days rotated files are kept; default 0 (no limit)
 	keyServerName   = "NGINX_SERVER_NAME"
 	keyPinnedPort   = "PORT"
 )
@@ -76,11 +79,17 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		if err != nil || n <= 0 || n > 65535 {
 			return nil, fmt.Errorf("app %q: PORT=%q is not a port number", a.Name, v)
 		}
+		if err := d.checkPinnedPort(a.Name, n); err != nil {
+			return nil, err
+		}
 		pinned = n
 	}
 	base := procfile.NewEnv()
 	base.Merge(env)
 	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
+	if err := d.bindAddress(a.Name, base); err != nil {
+		return nil, err
+	}
 
 	for _, e := range a.Procfile.Entries {
 		switch {
@@ -161,6 +170,18 @@ func policyFromEnv(env *procfile.Env) (supervisor.Policy, error) {
 		return p, err
 	}
 	if p.BackoffMax, err = durationKey(env, keyRestartMax); err != nil {
+		return p, err
+	}
+	if p.HealthInterval, err = durationKey(env, keyHealthEvery); err != nil {
+		return p, err
+	}
+	if v, ok := env.Get(keyHealthEvery); ok && strings.TrimSpace(v) != "" && p.HealthInterval == 0 {
+		p.HealthInterval = -1 // set to 0: off
+	}
+	if p.HealthTimeout, err = durationKey(env, keyHealthWait); err != nil {
+		return p, err
+	}
+	if p.HealthFailures, err = intKey(env, keyHealthFails); err != nil {
 		return p, err
 	}
 	return p, nil

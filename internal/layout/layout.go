@@ -115,8 +115,12 @@ func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
 // by one that stops what it left.
 func (r Root) ProcessStateFile() string { return filepath.Join(r.RunDir(), "processes.json") }
 
+// daemonLogName is the daemon's log file in logs/, beside the apps' log
+// folders; rotated copies are named piku-TIMESTAMP.log.
+const daemonLogName = "piku.log"
+
 // DaemonLog is the daemon's own log file.
-func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), "piku.log") }
+func (r Root) DaemonLog() string { return filepath.Join(r.LogsDir(), daemonLogName) }
 
 // ConfigFile is the daemon's optional configuration file (piku.yaml; viper
 // also accepts piku.toml or piku.json beside it).
@@ -341,16 +345,36 @@ func VassalOwner(name string, apps map[string]bool) string {
 	return owner
 }
 
-// Init creates the top-level directories (0755; run/ 0700).
+// AppFolders are the folders under PIKU_ROOT that belong to app and that
+// the app's own settings (NGINX_STATIC_PATHS, a `static` entry) may point
+// into: its checkout link, its releases, its data and its cache. The rest
+// of PIKU_ROOT (other apps, every app's envs/ with its secrets, repos/,
+// certs/, run/) is not the app's to serve.
+func (r Root) AppFolders(app string) []string {
+	return []string{r.App(app), r.Releases(app), r.Data(app), r.Cache(app)}
+}
+
+// Init creates PIKU_ROOT and its top-level directories, and sets their
+// modes also when they existed: PIKU_ROOT and the folders holding code,
+// data and secrets (apps, repos, releases, data, envs, cache, certs, run)
+// 0700; logs and the vassal folders 0750, for a log reader in the piku
+// group.
 func (r Root) Init() error {
-	for _, d := range []string{r.AppsDir(), r.ReposDir(), r.EnvsDir(), r.LogsDir(), r.DataDir(),
-		r.CacheDir(), r.UwsgiAvailableDir(), r.UwsgiEnabledDir(), r.CertsDir(), r.ReleasesDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{r.dir, 0o700},
+		{r.AppsDir(), 0o700}, {r.ReposDir(), 0o700}, {r.ReleasesDir(), 0o700}, {r.DataDir(), 0o700},
+		{r.EnvsDir(), 0o700}, {r.CacheDir(), 0o700}, {r.CertsDir(), 0o700}, {r.RunDir(), 0o700},
+		{r.LogsDir(), 0o750}, {r.UwsgiAvailableDir(), 0o750}, {r.UwsgiEnabledDir(), 0o750},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("creating %s: %w", d.path, err)
 		}
-	}
-	if err := os.MkdirAll(r.RunDir(), 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", r.RunDir(), err)
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -385,7 +409,8 @@ func (r Root) Exists(app string) bool {
 const MaxAppName = 64
 
 // ValidateApp checks an app name against piku's rules: letters, digits, '.',
-// '_' and '-', not starting with '.' or '-', at most MaxAppName bytes.
+// '_' and '-', not starting with '.' or '-', at most MaxAppName bytes, and
+// not the name of a file piku keeps beside the apps' folders (piku.log).
 // Anything that could escape PIKU_ROOT or reach a shell is refused.
 func ValidateApp(name string) error {
 	if name == "" {
@@ -401,6 +426,11 @@ func ValidateApp(name string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("app name %q: only letters, digits, '.', '_' and '-' are allowed", name)
 		}
+	}
+	// logs/APP would be the daemon's own log or one of its rotated copies.
+	stem := strings.TrimSuffix(daemonLogName, ".log")
+	if name == daemonLogName || strings.HasPrefix(name, stem+"-") && strings.HasSuffix(name, ".log") {
+		return fmt.Errorf("app name %q is reserved: piku keeps its own log under that name", name)
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ func TestValidateApp(t *testing.T) {
 		{"a\nb", false},
 		{"ünï", false},
 		{string(make([]byte, 65)), false},
+		{"piku.log", false},
+		{"piku-2026-11-25T18-52-10.000.log", false},
+		{"piku", true},
+		{"piku.logs", true},
+		{"my-piku.log", true},
 	}
 	for _, tt := range tests {
 		err := ValidateApp(tt.name)
@@ -206,5 +211,50 @@ func TestVassalFilesKeepsOtherApps(t *testing.T) {
 	want := []string{r.VassalAvailable("foo", "wsgi", 1), r.VassalEnabled("foo", "wsgi", 1)}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("VassalFiles(foo) = %q, want %q", got, want)
+	}
+}
+
+// TestInitModes checks Init leaves PIKU_ROOT and the folders holding
+// code, data and secrets to the piku user alone, also when they already
+// existed with looser modes (a root set up by an older version).
+func TestInitModes(t *testing.T) {
+	r, err := New(filepath.Join(t.TempDir(), "piku"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(r.ReposDir(), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(r.ReposDir(), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Init(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		dir  string
+		mode os.FileMode
+	}{
+		{r.Dir(), 0o700},
+		{r.AppsDir(), 0o700},
+		{r.ReposDir(), 0o700},
+		{r.ReleasesDir(), 0o700},
+		{r.DataDir(), 0o700},
+		{r.EnvsDir(), 0o700},
+		{r.CacheDir(), 0o700},
+		{r.CertsDir(), 0o700},
+		{r.RunDir(), 0o700},
+		{r.LogsDir(), 0o750},
+		{r.UwsgiAvailableDir(), 0o750},
+		{r.UwsgiEnabledDir(), 0o750},
+	}
+	for _, tt := range tests {
+		fi, err := os.Stat(tt.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != tt.mode {
+			t.Errorf("%s: mode %o, want %o", tt.dir, got, tt.mode)
+		}
 	}
 }

@@ -6,6 +6,8 @@
 package procgroup
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -23,21 +25,30 @@ type Process struct {
 	PGID int
 	// Started is when the leader was started.
 	Started time.Time
+	// Token marks the group's processes in their environment (TagVar),
+	// so that those which left the group are found too.
+	Token string
 
 	done chan struct{}
 	err  error
 }
 
-// Start starts cmd as the leader of a new process group. On Linux the leader
+// Start starts cmd as the leader of a new process group, with TagVar set to
+// the group's token in its environment (cmd.Env, or the caller's own
+// environment when that is nil). On Linux the leader
 // is also killed when the thread that started it exits (Pdeathsig), so a
 // daemon that dies without stopping it does not leave it behind. Any
 // SysProcAttr already set on cmd is kept, with Setpgid added.
 func Start(cmd *exec.Cmd) (*Process, error) {
 	setGroup(cmd)
+	token := newToken()
+	// Environ is what the command would get (with PWD set to Dir when
+	// Env is nil), as a copy.
+	cmd.Env = append(cmd.Environ(), TagVar+"="+token)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &Process{Cmd: cmd, PGID: cmd.Process.Pid, Started: time.Now(), done: make(chan struct{})}
+	p := &Process{Cmd: cmd, PGID: cmd.Process.Pid, Started: time.Now(), Token: token, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -51,8 +62,21 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Pid is the leader's pid.
 func (p *Process) Pid() int { return p.Cmd.Process.Pid }
 
-// Signal sends sig to every process of the group.
-func (p *Process) Signal(sig syscall.Signal) error { return SignalGroup(p.PGID, sig) }
+// Signal sends sig to every process of the group, and to the processes
+// that carry its token but left the group (a daemonised grandchild in a
+// session of its own).
+func (p *Process) Signal(sig syscall.Signal) error {
+	err := SignalGroup(p.PGID, sig)
+	signalTagged(p.Token, p.PGID, sig)
+	return err
+}
+
+// newToken returns a random token for a new group.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Stop asks the group to end with SIGTERM and waits for the leader to exit.
 // When grace has passed, or force is closed first (it may be nil), the group
