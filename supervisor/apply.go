@@ -66,6 +66,9 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		return fmt.Errorf("rolling out %s: %w", spec.App, err)
 	}
 	defer a.lock.Unlock()
+	s.mu.Lock()
+	a.policy = spec.Policy
+	s.mu.Unlock()
 
 	restartAll := slices.Contains(spec.Restart, "*")
 	var changes []*change
@@ -117,7 +120,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	}
 	for _, c := range changes {
 		if c.replace && c.old != nil && c.ps.Web && c.ps.FixedPort != 0 {
-			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort)
+			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
 		}
 		first := 1
 		if !c.replace {
@@ -184,11 +187,24 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	s.route(spec.App, a)
 	// Highest ordinals first, as a scale-down promises.
 	slices.SortFunc(retired, func(x, y *instance) int { return y.n - x.n })
-	if old := webAddrs(retired); len(old) > 0 {
-		s.router.Drain(ctx, old)
-	}
+	s.drain(ctx, spec.App, webAddrs(retired), spec.Policy.DrainTimeout)
 	stopAll(context.WithoutCancel(ctx), retired)
 	return nil
+}
+
+// drain waits until no request is in flight to addrs, for at most timeout.
+// What is still open then (upgraded connections, event streams, long
+// polls) is cut when the instances behind addrs stop; drain logs how much.
+func (s *Supervisor) drain(ctx context.Context, appName string, addrs []string, timeout time.Duration) {
+	if len(addrs) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if n := s.router.Drain(dctx, addrs); n > 0 {
+		s.log.Warn("drain deadline reached: cutting the requests still open", "app", appName,
+			"requests", n, "drain_timeout", timeout)
+	}
 }
 
 // differs reports whether ps (in spec) needs a new generation of k.
@@ -215,8 +231,8 @@ func (a *app) webAddrs() []string {
 }
 
 // freeFixedPort stops the instance of k that listens on port, after routing
-// requests away from it and draining it.
-func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, k *kind, port int) {
+// requests away from it and draining it for at most drainTimeout.
+func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, k *kind, port int, drainTimeout time.Duration) {
 	s.mu.Lock()
 	var holder *instance
 	for n, in := range k.insts {
@@ -230,7 +246,7 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 		return
 	}
 	s.route(appName, a)
-	s.router.Drain(ctx, []string{holder.address()})
+	s.drain(ctx, appName, []string{holder.address()}, drainTimeout)
 	holder.stop(context.WithoutCancel(ctx))
 }
 

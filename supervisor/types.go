@@ -18,8 +18,9 @@ type Router interface {
 	// Route makes addrs the web backends of app. It returns once new
 	// requests go only to addrs.
 	Route(app string, addrs []string)
-	// Drain returns once no request is in flight to any of addrs, or ctx ends.
-	Drain(ctx context.Context, addrs []string)
+	// Drain returns once no request is in flight to any of addrs, or ctx
+	// ends. It returns how many requests were still in flight then.
+	Drain(ctx context.Context, addrs []string) int
 }
 
 // State is where an instance is in its life.
@@ -69,7 +70,11 @@ type AppSpec struct {
 // Policy holds the timings of an app's processes. A zero field takes its
 // default.
 type Policy struct {
-	StopTimeout    time.Duration // SIGTERM to SIGKILL; default 10s
+	StopTimeout time.Duration // SIGTERM to SIGKILL; default 10s
+	// DrainTimeout bounds the wait for requests in flight to instances
+	// being retired; the ones still open then (WebSocket, SSE, long polls)
+	// are cut when the instances stop. Default 30s.
+	DrainTimeout   time.Duration
 	BootTimeout    time.Duration // how long a new web instance may take to be ready; default 60s
 	BackoffInitial time.Duration // first restart delay; default 100ms
 	BackoffMax     time.Duration // restart delay cap, and the crash-loop retry period; default 30s
@@ -100,6 +105,7 @@ type ProcessSpec struct {
 // Defaults of Policy and LogPolicy.
 const (
 	DefaultStopTimeout    = 10 * time.Second
+	DefaultDrainTimeout   = 30 * time.Second
 	DefaultBootTimeout    = 60 * time.Second
 	DefaultBackoffInitial = 100 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
@@ -110,6 +116,9 @@ const (
 func (p Policy) withDefaults() Policy {
 	if p.StopTimeout <= 0 {
 		p.StopTimeout = DefaultStopTimeout
+	}
+	if p.DrainTimeout <= 0 {
+		p.DrainTimeout = DefaultDrainTimeout
 	}
 	if p.BootTimeout <= 0 {
 		p.BootTimeout = DefaultBootTimeout
