@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/piku/piku/internal/appconfig"
-	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
 )
 
 // maxScale bounds one kind's instance count, a guard against typos like
@@ -26,45 +26,52 @@ func (c *cli) psScaleCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := appconfig.Load(root, app)
-			if err != nil {
-				return err
-			}
-			counts, err := appconfig.ReadScaling(root, app)
-			if err != nil {
-				return err
-			}
-			for k, n := range a.Scaling {
-				if _, ok := counts[k]; !ok {
-					counts[k] = n
-				}
-			}
-			var changed []string
-			for _, arg := range args[1:] {
-				kind, num, ok := strings.Cut(arg, "=")
-				if !ok {
-					return fmt.Errorf("%q is not KIND=COUNT", arg)
-				}
-				n, err := strconv.Atoi(num)
-				if err != nil || n < 0 || n > maxScale {
-					return fmt.Errorf("%q: the count must be a whole number from 0 to %d", arg, maxScale)
-				}
-				if _, ok := a.Scaling[kind]; !ok {
-					var kinds []string
-					for k := range a.Scaling {
-						kinds = append(kinds, k)
-					}
-					sort.Strings(kinds)
-					return fmt.Errorf("app %q has no process kind %q in its Procfile (it has: %s)", app, kind, strings.Join(kinds, ", "))
-				}
-				counts[kind] = n
-				changed = append(changed, fmt.Sprintf("%s:%d", kind, n))
-			}
-			if err := appconfig.WriteScaling(root, app, counts); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "-----> Scaling %s processes: %s\n", app, strings.Join(changed, " "))
-			return c.apply(root, app, control.DeployRequest{}, "the new counts are saved in SCALING")
+			return c.changeFiles(root, app, []string{root.ScalingFile(app)}, false, "the new counts are saved in SCALING", func() error {
+				return c.scale(root, app, args[1:])
+			})
 		},
 	}
+}
+
+// scale writes the new counts of args (KIND=COUNT) to app's SCALING.
+func (c *cli) scale(root layout.Root, app string, args []string) error {
+	a, err := appconfig.Load(root, app)
+	if err != nil {
+		return err
+	}
+	counts, err := appconfig.ReadScaling(root, app)
+	if err != nil {
+		return err
+	}
+	for k, n := range a.Scaling {
+		if _, ok := counts[k]; !ok {
+			counts[k] = n
+		}
+	}
+	var changed []string
+	for _, arg := range args {
+		kind, num, ok := strings.Cut(arg, "=")
+		if !ok {
+			return fmt.Errorf("%q is not KIND=COUNT", arg)
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 0 || n > maxScale {
+			return fmt.Errorf("%q: the count must be a whole number from 0 to %d", arg, maxScale)
+		}
+		if _, ok := a.Scaling[kind]; !ok {
+			var kinds []string
+			for k := range a.Scaling {
+				kinds = append(kinds, k)
+			}
+			sort.Strings(kinds)
+			return fmt.Errorf("app %q has no process kind %q in its Procfile (it has: %s)", app, kind, strings.Join(kinds, ", "))
+		}
+		counts[kind] = n
+		changed = append(changed, fmt.Sprintf("%s:%d", kind, n))
+	}
+	if err := appconfig.WriteScaling(root, app, counts); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "-----> Scaling %s processes: %s\n", app, strings.Join(changed, " "))
+	return nil
 }
