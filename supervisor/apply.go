@@ -18,6 +18,7 @@ type change struct {
 	gen     int         // generation of the started instances
 	started []*instance // new instances
 	surplus []*instance // instances a scale-down stops
+	outcome Outcome
 }
 
 // Apply brings app's processes in line with spec and returns when the
@@ -29,19 +30,30 @@ type change struct {
 //     highest surplus ones are routed away, drained and stopped; the others
 //     are not touched;
 //   - anything else, or the kind is in spec.Restart ("*" for all): replace.
-//     A new generation starts on fresh ports; once every new instance is
-//     ready the router sends requests to them, the old addresses are
-//     drained and the old generation is stopped.
+//     A new generation starts on fresh ports; once it is ready the router
+//     sends requests to it, the old addresses are drained and the old
+//     generation is stopped.
 //
-// New instances of every kind must be ready within the boot timeout: a web
-// instance when it accepts TCP connections (or answers the health path
-// below 500), any other when it is still up after a second or the boot
-// timeout, whichever comes first (or has exited cleanly). If one exits or
-// times out, the new instances are stopped, the old ones keep running and
-// routed, and Apply returns why, with the last lines of the instance's
-// log; new instances of kinds that had nothing running stay supervised
-// (there is nothing to fall back to), restarting with backoff. Kinds that
-// spec no longer has are stopped.
+// New instances must be ready within the boot timeout: a web instance when
+// it accepts TCP connections (or answers the health path below 500), any
+// other when it is still up after a second or the boot timeout, whichever
+// comes first (or has exited cleanly). Then each kind is decided on its
+// own (see Outcome):
+//
+//   - its new instances are ready: they are committed;
+//   - they are not, and the kind had nothing healthy running (no instance,
+//     or one in backoff, crash-looping or exited): they are committed
+//     anyway and stay supervised, restarting with backoff, since there is
+//     nothing better to keep;
+//   - they are not, and a healthy old generation runs: the new instances
+//     are stopped and the old ones keep running and routed.
+//
+// spec.Report, when set, gets each changed kind's outcome. Apply returns an
+// error naming every kind whose change did not come up, except kinds whose
+// old generation was already failing (their new one is committed and
+// reported, not an error: a config change that fixes or reaches the
+// healthy kinds must not be refused because of them). Kinds that spec no
+// longer has are stopped.
 //
 // A web kind with a fixed port cannot run two generations at once: its old
 // instance on that port is stopped before the new one starts.
@@ -89,35 +101,6 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 
 	// Start the new instances.
 	var fresh []*instance
-	fail := func(err error) error {
-		// Kinds that had nothing running keep their new instances under
-		// supervision (restarted with backoff): there is no older version
-		// to fall back to, and a process that fails at boot, say while its
-		// database comes up, should be retried rather than dropped.
-		var drop []*instance
-		kept := false
-		s.mu.Lock()
-		a.pending = nil
-		for _, c := range changes {
-			if c.replace && (c.old == nil || len(c.old.insts) == 0) && len(c.started) > 0 {
-				k := &kind{spec: c.ps, revision: spec.Revision, dir: spec.Dir, gen: c.gen, insts: map[int]*instance{}}
-				for _, in := range c.started {
-					k.insts[in.n] = in
-				}
-				a.kinds[c.ps.Kind] = k
-				kept = true
-				continue
-			}
-			drop = append(drop, c.started...)
-		}
-		s.mu.Unlock()
-		if kept {
-			s.route(spec.App, a)
-			err = fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", err)
-		}
-		stopAll(context.WithoutCancel(ctx), drop)
-		return fmt.Errorf("rolling out %s: %w", spec.App, err)
-	}
 	for _, c := range changes {
 		if c.replace && c.old != nil && c.ps.Web && c.ps.FixedPort != 0 {
 			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
@@ -138,7 +121,11 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			}
 			in, err := s.spawn(&spec, c.ps, n, c.gen, fixed)
 			if err != nil {
-				return fail(err)
+				s.mu.Lock()
+				a.pending = nil
+				s.mu.Unlock()
+				stopAll(context.WithoutCancel(ctx), fresh)
+				return fmt.Errorf("rolling out %s: %w", spec.App, err)
 			}
 			c.started = append(c.started, in)
 			fresh = append(fresh, in)
@@ -147,15 +134,41 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			s.mu.Unlock()
 		}
 	}
-	if err := waitBoot(ctx, fresh, spec.Policy.BootTimeout); err != nil {
-		return fail(err)
-	}
+	booted := waitBoot(ctx, fresh, spec.Policy.BootTimeout)
 
-	// Commit: route to the new set, drain and stop what it replaced.
-	var retired []*instance
+	// Decide each kind, then commit: route to the new set, drain and stop
+	// what it replaced.
+	var retired, dropped []*instance
+	var refused []error
 	s.mu.Lock()
 	a.pending = nil
 	for _, c := range changes {
+		var errs []error
+		for _, in := range c.started {
+			if err := booted[in]; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		out := Outcome{Kind: c.ps.Kind, Result: ResultReady, Err: errors.Join(errs...)}
+		if out.Err != nil {
+			switch {
+			case c.old == nil || len(c.old.insts) == 0:
+				out.Result = ResultFirstFailing
+			case !healthy(c.old):
+				out.Result = ResultReplacedFailing
+			default:
+				out.Result = ResultKept
+			}
+		}
+		c.outcome = out
+		switch out.Result {
+		case ResultKept:
+			dropped = append(dropped, c.started...)
+			refused = append(refused, out.Err)
+			continue
+		case ResultFirstFailing:
+			refused = append(refused, fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", out.Err))
+		}
 		if c.replace {
 			if c.old != nil {
 				retired = slices.AppendSeq(retired, maps.Values(c.old.insts))
@@ -184,12 +197,35 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	}
 	s.mu.Unlock()
 
+	stopAll(context.WithoutCancel(ctx), dropped)
 	s.route(spec.App, a)
 	// Highest ordinals first, as a scale-down promises.
 	slices.SortFunc(retired, func(x, y *instance) int { return y.n - x.n })
 	s.drain(ctx, spec.App, webAddrs(retired), spec.Policy.DrainTimeout)
 	stopAll(context.WithoutCancel(ctx), retired)
+	if spec.Report != nil {
+		for _, c := range changes {
+			spec.Report(c.outcome)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(refused...))
+	}
 	return nil
+}
+
+// healthy reports whether every instance of k is running (none is in
+// backoff, crash-looping or exited). The caller holds Supervisor.mu.
+func healthy(k *kind) bool {
+	for _, in := range k.insts {
+		in.mu.Lock()
+		state := in.status.State
+		in.mu.Unlock()
+		if state != StateRunning {
+			return false
+		}
+	}
+	return true
 }
 
 // drain waits until no request is in flight to addrs, for at most timeout.
@@ -250,23 +286,26 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 	holder.stop(context.WithoutCancel(ctx))
 }
 
-// waitBoot waits until every instance of insts is ready. It returns at the
-// first failure: an instance that exited, one not ready within timeout, or
-// ctx ending.
-func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) error {
-	bctx, fail := context.WithCancelCause(ctx)
-	defer fail(nil)
-	tctx, cancel := context.WithTimeout(bctx, timeout)
+// waitBoot waits until every instance of insts is ready, has failed (it
+// exited, or was not ready within timeout), or ctx ends, and returns the
+// failures by instance.
+func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) map[*instance]error {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var wg sync.WaitGroup
+	var (
+		mu   sync.Mutex
+		errs = map[*instance]error{}
+		wg   sync.WaitGroup
+	)
 	for _, in := range insts {
 		wg.Go(func() {
 			var err error
 			select {
 			case err = <-in.boot:
 			case <-tctx.Done():
-				if bctx.Err() != nil {
-					return
+				if ctx.Err() != nil {
+					err = fmt.Errorf("%s: %w", in.name(), ctx.Err())
+					break
 				}
 				if !in.spec.Web {
 					// A worker still up at the deadline has started, unless
@@ -283,10 +322,12 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration) err
 				}
 			}
 			if err != nil {
-				fail(err)
+				mu.Lock()
+				errs[in] = err
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return context.Cause(bctx)
+	return errs
 }

@@ -65,7 +65,36 @@ type AppSpec struct {
 	Restart []string
 	Policy  Policy
 	Logs    LogPolicy
+	// Report, when set, is called once per changed kind with its outcome,
+	// after the rollout.
+	Report func(Outcome)
 }
+
+// Outcome is what a rollout did with one kind.
+type Outcome struct {
+	Kind   string
+	Result Result
+	Err    error // why the new instances did not come up; nil when ready
+}
+
+// Result is the decision a rollout made for one kind.
+type Result string
+
+// The results of a kind's rollout.
+const (
+	// ResultReady: the new instances are ready and live.
+	ResultReady Result = "ready"
+	// ResultKept: the new instances failed and were stopped; the healthy
+	// old generation keeps running.
+	ResultKept Result = "kept the running version"
+	// ResultReplacedFailing: the new instances failed, but the old
+	// generation was not healthy either: the new one is live, retried with
+	// backoff.
+	ResultReplacedFailing Result = "failing, replaced a failing version; retried with backoff"
+	// ResultFirstFailing: the new instances failed and nothing older ran:
+	// they stay supervised, retried with backoff.
+	ResultFirstFailing Result = "failing, nothing older was running; retried with backoff"
+)
 
 // Policy holds the timings of an app's processes. A zero field takes its
 // default.

@@ -16,6 +16,7 @@ import (
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/proxy"
+	"github.com/piku/piku/supervisor"
 )
 
 // Apps implements control.Backend.
@@ -153,6 +154,15 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		return err
 	}
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
+	p.spec.Report = func(o supervisor.Outcome) {
+		switch o.Result {
+		case supervisor.ResultReplacedFailing:
+			// Not an error of the rollout: say why here.
+			fmt.Fprintf(out, "       %s: %s: %v\n", o.Kind, o.Result, o.Err)
+		default:
+			fmt.Fprintf(out, "       %s: %s\n", o.Kind, o.Result)
+		}
+	}
 	if err := d.sup.Apply(ctx, p.spec); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
