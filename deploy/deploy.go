@@ -161,7 +161,8 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	live = true
 	req := control.DeployRequest{Restart: []string{"*"}}
 	if !autoRestart(b.env) {
-		req.Restart = nil
+		// As piku: the new code goes live at the next explicit restart.
+		req = control.DeployRequest{KeepRunning: true}
 	}
 	if err := d.rollout(ctx, app, req, prev, id); err != nil {
 		live = false

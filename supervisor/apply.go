@@ -87,9 +87,16 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	for _, ps := range spec.Processes {
 		old := a.kinds[ps.Kind]
 		c := &change{ps: ps, old: old, replace: true, gen: 1}
+		restart := restartAll || slices.Contains(spec.Restart, ps.Kind)
+		if old != nil && spec.KeepRunning && !restart {
+			// Stay on the running generation; only the count may change.
+			c.ps = old.spec
+			c.ps.Count = ps.Count
+			ps = c.ps
+		}
 		switch {
 		case old == nil:
-		case restartAll || slices.Contains(spec.Restart, ps.Kind) || differs(old, ps, &spec):
+		case restart || (!spec.KeepRunning && differs(old, ps, &spec)):
 			c.gen = old.gen + 1
 		case old.spec.Count == ps.Count:
 			continue
@@ -119,7 +126,14 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			if n == 1 && c.ps.Web {
 				fixed = c.ps.FixedPort
 			}
-			in, err := s.spawn(&spec, c.ps, n, c.gen, fixed)
+			from := &spec
+			if !c.replace {
+				// New ordinals of a running generation run like it.
+				like := spec
+				like.Revision, like.Dir = c.old.revision, c.old.dir
+				from = &like
+			}
+			in, err := s.spawn(from, c.ps, n, c.gen, fixed)
 			if err != nil {
 				s.mu.Lock()
 				a.pending = nil

@@ -63,8 +63,13 @@ type AppSpec struct {
 	Processes []ProcessSpec
 	// Restart lists kinds to replace even if unchanged; "*" means all.
 	Restart []string
-	Policy  Policy
-	Logs    LogPolicy
+	// KeepRunning keeps every kind that runs on its generation (command,
+	// environment, revision, directory) unless it is in Restart: only its
+	// count changes, with new ordinals like the running ones. Kinds not
+	// running start from this spec.
+	KeepRunning bool
+	Policy      Policy
+	Logs        LogPolicy
 	// Report, when set, is called once per changed kind with its outcome,
 	// after the rollout.
 	Report func(Outcome)

@@ -375,6 +375,30 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			t.Errorf("rollback to a missing release: %v\n%s", err, out)
 		}
 	})
+	t.Run("auto restart off", func(t *testing.T) {
+		// PIKU_AUTO_RESTART=false: a push builds and records the release,
+		// but the running processes keep their code until `piku restart`.
+		c := e.newCheckout("manual")
+		env := map[string]string{"ENV": "PIKU_AUTO_RESTART=false\n"}
+		c.commit(staticApp("1", env))
+		c.mustPush("main")
+		e.waitBody(t, "manual", "version 1")
+		c.commit(staticApp("2", env))
+		if out := c.mustPush("main"); !strings.Contains(out, "keep their code and settings until `piku restart manual`") {
+			t.Errorf("push output:\n%s", out)
+		}
+		st, err := control.NewClient(e.root.Socket()).Status(context.Background(), "manual")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range st.Instances {
+			if code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", in.Port), ""); err != nil || code != 200 || body != "version 1\n" {
+				t.Errorf("after the push, %s.%d answers %d %q %v; want version 1 until a restart", in.Kind, in.N, code, body, err)
+			}
+		}
+		e.piku(t).run("restart", "manual")
+		e.waitBody(t, "manual", "version 2")
+	})
 	t.Run("redeploy under load", func(t *testing.T) {
 		c := e.newCheckout("loaded")
 		env := map[string]string{"ENV": "NGINX_SERVER_NAME=loaded.test\n"}

@@ -80,17 +80,17 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return d.rollout(ctx, app, req.Restart, out)
+	return d.rollout(ctx, app, req, out)
 }
 
 // rollout reads app's files and brings its processes, routes and cron jobs
 // in line with them. The previous processes keep serving until the new
 // ones are ready; if they never are, nothing changes.
-func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out io.Writer) error {
+func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
-	err := d.rolloutLocked(ctx, app, restart, out)
+	err := d.rolloutLocked(ctx, app, req, out)
 	d.mu.Lock()
 	st.lastErr = ""
 	if err != nil {
@@ -100,7 +100,7 @@ func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out 
 	return err
 }
 
-func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string, out io.Writer) error {
+func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
 	a, err := appconfig.Load(d.root, app)
 	if err != nil {
 		return err
@@ -108,10 +108,11 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	for _, w := range a.Procfile.Warnings {
 		fmt.Fprintf(out, "-----> Warning: %s\n", w)
 	}
-	p, err := d.makePlan(a, restart)
+	p, err := d.makePlan(a, req.Restart)
 	if err != nil {
 		return err
 	}
+	p.spec.KeepRunning = req.KeepRunning
 	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
@@ -179,7 +180,9 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		d.proxy.RemoveRoute(app)
 		d.certs.SetHosts(app, nil, false)
 	}
-	if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
+	if req.KeepRunning {
+		fmt.Fprintf(out, "-----> PIKU_AUTO_RESTART is off: the running processes keep their code and settings until `piku restart %s`\n", app)
+	} else if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
 		return err
 	}
 	if err := d.cron.Set(app, p.jobs); err != nil {

@@ -238,7 +238,7 @@ func (d *Daemon) startAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			w := &logWriter{log: d.log, app: app}
-			if err := d.rollout(ctx, app, nil, w); err != nil {
+			if err := d.rollout(ctx, app, control.DeployRequest{}, w); err != nil {
 				d.log.Error("starting app", "app", app, "err", err)
 			}
 		}()
