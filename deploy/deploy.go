@@ -185,7 +185,8 @@ func (d *Deployer) rollout(ctx context.Context, app string, req control.DeployRe
 	if err == nil {
 		return nil
 	}
-	rerr := fmt.Errorf("app %q: the rollout of release %s failed: %w", app, id, err)
+	// The daemon's error names the app.
+	rerr := fmt.Errorf("the rollout of release %s failed: %w", id, err)
 	if prev == "" {
 		d.step("The first release of '%s' did not come up: removing it", app)
 		_ = os.Remove(d.Root.App(app))
@@ -283,7 +284,7 @@ func (d *Deployer) Rollback(ctx context.Context, app, id string) error {
 		d.step("Release %s of '%s' is live", target.ID, app)
 		return nil
 	}
-	rerr := fmt.Errorf("app %q: the rollout of release %s failed: %w", app, target.ID, err)
+	rerr := fmt.Errorf("the rollout of release %s failed: %w", target.ID, err)
 	if prev == "" {
 		return rerr
 	}
