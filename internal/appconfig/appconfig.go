@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 
 	"github.com/piku/piku/internal/layout"
@@ -22,7 +23,9 @@ import (
 type App struct {
 	// Name is the app's name.
 	Name string
-	// Dir is the deployed checkout, apps/APP.
+	// Dir is the deployed checkout: the release apps/APP points to, with
+	// the link resolved, so processes started from it stay in that release
+	// when a deploy switches the link (a plain apps/APP directory as is).
 	Dir string
 	// Procfile is the parsed Procfile of the checkout.
 	Procfile *procfile.Procfile
@@ -46,6 +49,10 @@ func Load(root layout.Root, app string) (*App, error) {
 	if !root.Exists(app) {
 		return nil, fmt.Errorf("app %q is not deployed (no %s)", app, root.App(app))
 	}
+	dir, err := filepath.EvalSymlinks(root.App(app))
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", app, err)
+	}
 	pf, err := readProcfile(root, app)
 	if err != nil {
 		return nil, err
@@ -58,9 +65,12 @@ func Load(root layout.Root, app string) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pwd, _ := env.Get("PWD"); pwd == root.App(app) {
+		env.Set("PWD", dir)
+	}
 	a := &App{
 		Name:      app,
-		Dir:       root.App(app),
+		Dir:       dir,
 		Procfile:  pf,
 		Env:       env,
 		Overrides: overrides,
