@@ -41,7 +41,16 @@ type Deployer struct {
 	Out io.Writer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// LockHeld says that the caller already holds the app's deploy lock
+	// (git-receive-pack holds it for the whole push, hook included), so
+	// Deploy and Rollback must not take it again.
+	LockHeld bool
 }
+
+// LockHeldEnv is set (to 1) in the environment of a push's git process by
+// piku's git-receive-pack, which holds the app's deploy lock for the whole
+// receive; the pre-receive hook then runs under that lock.
+const LockHeldEnv = "PIKU_DEPLOY_LOCK_HELD"
 
 func (d *Deployer) now() time.Time {
 	if d.Now != nil {
@@ -66,6 +75,9 @@ type Push struct {
 
 // lock takes app's deploy lock, saying so when it has to wait.
 func (d *Deployer) lock(ctx context.Context, app string) (func(), error) {
+	if d.LockHeld {
+		return func() {}, nil
+	}
 	return Lock(ctx, d.Root.DeployLock(app), func() {
 		d.step("Another deploy of '%s' is running: waiting for it to finish", app)
 	})

@@ -21,7 +21,8 @@ func (c *cli) gitHookCommand() *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			d := &deploy.Deployer{Root: root, Daemon: c.client(root), Out: c.stdout}
+			d := &deploy.Deployer{Root: root, Daemon: c.client(root), Out: c.stdout,
+				LockHeld: os.Getenv(deploy.LockHeldEnv) == "1"}
 			return d.Hook(ctx, app, c.stdin, os.Getenv)
 		},
 	}

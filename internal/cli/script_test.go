@@ -81,6 +81,8 @@ func TestScripts(t *testing.T) {
 			"loadcheck":   cmdLoadCheck,
 			"streamopen":  cmdStreamOpen,
 			"streamended": cmdStreamEnded,
+			"lockapp":     cmdLockApp,
+			"unlockapp":   cmdUnlockApp,
 		},
 	})
 }

@@ -375,6 +375,61 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			t.Errorf("rollback to a missing release: %v\n%s", err, out)
 		}
 	})
+	t.Run("two pushes of one app at once", func(t *testing.T) {
+		// Both start from the same revision; the release command keeps the
+		// first deploy busy while the second push arrives. Whatever the
+		// order, what each client is told, the server's branch and the
+		// live release must agree.
+		base := e.newCheckout("race")
+		procfile := map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: sleep 2\n"}
+		base.commit(staticApp("base", procfile))
+		base.mustPush("main")
+		clients := []*checkout{e.newCheckout("race"), e.newCheckout("race")}
+		heads := make([]string, len(clients))
+		for i, c := range clients {
+			c.git().run("pull", "-q", "piku", "main")
+			c.commit(staticApp(fmt.Sprintf("racer %d", i), procfile))
+			heads[i] = strings.TrimSpace(c.git().run("rev-parse", "HEAD"))
+		}
+		outs, errs := make([]string, len(clients)), make([]error, len(clients))
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() { outs[i], errs[i] = c.push("main") })
+		}
+		wg.Wait()
+		branch := strings.Fields(base.git().run("ls-remote", "piku", "refs/heads/main"))[0]
+		var rels []struct {
+			Revision string `json:"revision"`
+			Live     bool   `json:"live"`
+		}
+		if err := json.Unmarshal([]byte(e.piku(t).run("releases", "race", "--json")), &rels); err != nil {
+			t.Fatal(err)
+		}
+		live := ""
+		for _, r := range rels {
+			if r.Live {
+				live = r.Revision
+			}
+		}
+		if live != branch {
+			t.Errorf("the server's branch is %s but release %s is live", branch, live)
+		}
+		told := 0
+		for i := range clients {
+			if errs[i] == nil {
+				told++
+				if heads[i] != branch {
+					t.Errorf("push %d was told it succeeded, but the branch is %s, not its %s:\n%s", i, branch, heads[i], outs[i])
+				}
+			} else if heads[i] == branch {
+				t.Errorf("push %d was told it failed, but its revision is the branch:\n%s", i, outs[i])
+			}
+		}
+		if told != 1 {
+			t.Errorf("%d pushes succeeded, want exactly 1:\n%s\n---\n%s", told, outs[0], outs[1])
+		}
+		e.waitBody(t, "race", "racer")
+	})
 	t.Run("auto restart off", func(t *testing.T) {
 		// PIKU_AUTO_RESTART=false: a push builds and records the release,
 		// but the running processes keep their code until `piku restart`.

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/piku/piku/deploy"
 )
 
 // streams are the scripts' open long-lived requests (an SSE client), by
@@ -74,4 +77,45 @@ func cmdStreamEnded(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("streamended: no stream %q", args[0])
 	}
 	<-ended
+}
+
+// locks are the deploy locks scripts hold, by script and app.
+var (
+	locksMu sync.Mutex
+	locks   = map[*testscript.TestScript]map[string]func(){}
+)
+
+// lockapp APP: take APP's deploy lock, as a running push would, until
+// unlockapp APP (or the script's end).
+func cmdLockApp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: lockapp APP")
+	}
+	unlock, err := deploy.Lock(context.Background(), rootOf(ts).DeployLock(args[0]), nil)
+	ts.Check(err)
+	locksMu.Lock()
+	if locks[ts] == nil {
+		locks[ts] = map[string]func(){}
+	}
+	locks[ts][args[0]] = unlock
+	locksMu.Unlock()
+	ts.Defer(func() { unlockApp(ts, args[0]) })
+}
+
+// unlockapp APP: release the lock lockapp took.
+func cmdUnlockApp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: unlockapp APP")
+	}
+	unlockApp(ts, args[0])
+}
+
+func unlockApp(ts *testscript.TestScript, app string) {
+	locksMu.Lock()
+	unlock := locks[ts][app]
+	delete(locks[ts], app)
+	locksMu.Unlock()
+	if unlock != nil {
+		unlock()
+	}
 }
