@@ -129,9 +129,13 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	if b.env, err = releaseEnv(root, app, dir); err != nil {
 		return err
 	}
+	timeout, err := releaseTimeout(b.env)
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
 	if e, ok := pf.Entry(procfile.KindPreflight); ok {
 		d.step("Running preflight: %s", e.Command)
-		if err := b.shell(e.Command); err != nil {
+		if err := b.shell(e.Command, timeout); err != nil {
 			return fmt.Errorf("app %q: preflight failed (%v); nothing was deployed", app, err)
 		}
 	}
@@ -147,7 +151,7 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	}
 	if e, ok := pf.Entry(procfile.KindRelease); ok {
 		d.step("Running release: %s", e.Command)
-		if err := b.shell(e.Command); err != nil {
+		if err := b.shell(e.Command, timeout); err != nil {
 			return fmt.Errorf("app %q: release failed (%v); nothing was deployed", app, err)
 		}
 	}
@@ -321,6 +325,27 @@ func refreshSnapshot(root layout.Root, app, id string) {
 	}
 	r.Config, r.Scaling = readSnapshot(root, app)
 	_ = writeRelease(root, app, r)
+}
+
+// DefaultReleaseTimeout bounds the preflight and release commands when the
+// app does not set PIKU_RELEASE_TIMEOUT.
+const DefaultReleaseTimeout = 10 * time.Minute
+
+// releaseTimeout is PIKU_RELEASE_TIMEOUT: seconds or a Go duration;
+// DefaultReleaseTimeout when unset.
+func releaseTimeout(env *procfile.Env) (time.Duration, error) {
+	v, ok := env.Get("PIKU_RELEASE_TIMEOUT")
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return DefaultReleaseTimeout, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("PIKU_RELEASE_TIMEOUT=%q: want seconds (600) or a duration (10m)", v)
 }
 
 // autoRestart is piku's PIKU_AUTO_RESTART: on unless set to a false value.

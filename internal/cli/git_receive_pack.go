@@ -65,7 +65,17 @@ func (c *cli) runGit(service, dir string, env ...string) error {
 	cmd := exec.Command(git, service, dir)
 	cmd.Env = append(gitEnv(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.stdin, c.stdout, c.stderr
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if out, ok := c.stdout.(*os.File); ok {
+		// A client that goes away while the hook runs a silent build or
+		// release is noticed here: git is stopped, and the hook, which
+		// dies with it, stops what it runs.
+		stop := watchClient(out, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+		defer stop()
+	}
+	err = cmd.Wait()
 	var xe *exec.ExitError
 	if errors.As(err, &xe) {
 		return &ExitError{Code: xe.ExitCode()}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -430,6 +432,56 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		}
 		e.waitBody(t, "race", "racer")
 	})
+	t.Run("release bounded", func(t *testing.T) {
+		// A release that never ends is stopped at PIKU_RELEASE_TIMEOUT,
+		// with everything it started, and the next push is not blocked.
+		c := e.newCheckout("slowrel")
+		c.commit(staticApp("1", map[string]string{
+			"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: sh -c 'sleep 1001' & sleep 1002\n",
+			"ENV":      "PIKU_RELEASE_TIMEOUT=1\n",
+		}))
+		out, err := c.push("main")
+		if err == nil || !strings.Contains(out, "release failed") || !strings.Contains(out, "timed out after 1s (PIKU_RELEASE_TIMEOUT)") {
+			t.Errorf("push: %v\n%s", err, out)
+		}
+		waitGone(t, "sleep 1001")
+		waitGone(t, "sleep 1002")
+		c.commit(staticApp("2", map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"}))
+		c.mustPush("main")
+		e.waitBody(t, "slowrel", "version 2")
+	})
+	t.Run("client goes away", func(t *testing.T) {
+		// The pushing client disconnects during a silent release: the
+		// release's process group is stopped and the deploy lock is free
+		// again.
+		c := e.newCheckout("gone")
+		c.commit(staticApp("1", map[string]string{
+			"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: echo started; exec sleep 1003\n",
+		}))
+		cmd := exec.Command("git", "push", "piku", "main")
+		cmd.Dir = c.dir
+		cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+e.sshCmd)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+		}
+		for len(processesWith("sleep 1003")) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		waitGone(t, "sleep 1003")
+		c.commit(staticApp("2", map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"}))
+		c.mustPush("main")
+		e.waitBody(t, "gone", "version 2")
+	})
 	t.Run("auto restart off", func(t *testing.T) {
 		// PIKU_AUTO_RESTART=false: a push builds and records the release,
 		// but the running processes keep their code until `piku restart`.
@@ -609,4 +661,13 @@ func main() {
 		}
 		e.waitBody(t, "goapp", "go says hi")
 	})
+}
+
+// waitGone waits until no process has marker in its command line (the
+// test's timeout is the bound).
+func waitGone(t *testing.T, marker string) {
+	t.Helper()
+	for len(processesWith(marker)) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
 }
