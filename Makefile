@@ -37,6 +37,7 @@ bench: build
 	$(GO) run ./internal/bench/supervise -piku ./bin/piku
 	$(GO) run ./internal/bench/push -piku ./bin/piku -runs 5
 	$(GO) run ./internal/bench/proxyload -duration 5s -conns 64
+	$(GO) run ./internal/bench/metricscost -rounds 16 -duration 2s -conns 32
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
 	$(GO) test -run '^$$' -bench Proxy -benchtime 2s ./proxy/
 

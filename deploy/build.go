@@ -180,7 +180,7 @@ func (b *build) pythonVenv() error {
 	if err := os.MkdirAll(venv, 0o755); err != nil {
 		return err
 	}
-	if err := b.run(b.dir, nil, py, "-m", "venv", venv); err != nil {
+	if err := b.makeVenv(py, venv); err != nil {
 		venvPkg := pkg + "-venv"
 		return fmt.Errorf("%w (is %s installed? `apt-get install %s`)", err, venvPkg, venvPkg)
 	}

@@ -193,6 +193,7 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 // back to prev and has the daemon re-read it (the supervisor keeps the old
 // processes when a rollout fails), or, on a first deploy, drops the app.
 func (d *Deployer) rollout(ctx context.Context, app string, req control.DeployRequest, prev, id string) error {
+	req.First = prev == ""
 	err := d.Daemon.Deploy(ctx, app, req, newIndentWriter(d.Out))
 	if control.IsNotRunning(err) {
 		d.step("The piku daemon is not running: '%s' will start with it (`piku service start`)", app)
@@ -204,10 +205,10 @@ func (d *Deployer) rollout(ctx context.Context, app string, req control.DeployRe
 	// The daemon's error names the app.
 	rerr := fmt.Errorf("the rollout of release %s failed: %w", id, err)
 	if prev == "" {
-		d.step("The first release of '%s' did not come up: removing it", app)
+		d.step("The first release of '%s' did not come up: its processes were stopped and the app removed", app)
 		_ = os.Remove(d.Root.App(app))
 		_ = d.Daemon.Forget(context.WithoutCancel(ctx), app)
-		return rerr
+		return fmt.Errorf("%w; nothing of '%s' runs: push again to retry", rerr, app)
 	}
 	d.step("Switching '%s' back to release %s", app, prev)
 	if serr := Switch(d.Root, app, prev); serr != nil {

@@ -478,3 +478,54 @@ func TestHookDeploysBranchesOnly(t *testing.T) {
 		t.Errorf("HEAD = %q", got)
 	}
 }
+
+// TestAdoptedReleaseSortsFirst deploys over a Python piku checkout in the
+// same second it is adopted: the adopted release must be the one before
+// the new one, whichever of the two revisions has the greater hash.
+func TestAdoptedReleaseSortsFirst(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		adoptedAfter bool // the adopted revision's short hash sorts after the new one's
+	}{
+		{"adopted hash sorts after", true},
+		{"adopted hash sorts before", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newRoot(t)
+			g := newGitRepo(t, root, "app")
+			old := g.commit(map[string]string{"Procfile": "web: ./old\n"})
+			var rev string
+			for {
+				rev = g.commit(map[string]string{"Procfile": "web: ./new\n"})
+				if (short(old) > short(rev)) == tt.adoptedAfter {
+					break
+				}
+			}
+			// Python piku's checkout: a clone of the repository at old.
+			g.git(root.AppsDir(), "clone", "-q", root.Repo("app"), root.App("app"))
+			g.git(root.App("app"), "checkout", "-q", old)
+			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			if err := os.Chtimes(root.App("app"), now, now); err != nil {
+				t.Fatal(err)
+			}
+			d, out := newDeployer(root, &fakeDaemon{root: root})
+			d.Now = func() time.Time { return now }
+			if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			rels, err := Releases(root, "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rels) != 2 || rels[0].Revision != rev || rels[1].Revision != old || rels[1].Runtime != "adopted" {
+				t.Fatalf("releases, newest first: %+v", rels)
+			}
+			if err := d.Rollback(context.Background(), "app", ""); err != nil {
+				t.Fatalf("rollback to the adopted release: %v\n%s", err, out)
+			}
+			if LiveID(root, "app") != rels[1].ID || readFile(t, root.AppProcfile("app")) != "web: ./old\n" {
+				t.Errorf("after rollback: live %s, want the adopted %s", LiveID(root, "app"), rels[1].ID)
+			}
+		})
+	}
+}

@@ -171,7 +171,8 @@ func Switch(root layout.Root, app, id string) error {
 
 // Adopt turns a plain apps/APP directory (an app deployed by Python piku,
 // or by hand) into a release, so that it can be switched and rolled back
-// to like any other. It returns the new release's ID, or "" when apps/APP
+// to like any other. The release is named after the checkout's last change
+// and always sorts before releases made from now on. It returns the new release's ID, or "" when apps/APP
 // is already a link or missing.
 func Adopt(root layout.Root, app string, now time.Time) (string, error) {
 	fi, err := os.Lstat(root.App(app))
@@ -185,7 +186,7 @@ func Adopt(root layout.Root, app string, now time.Time) (string, error) {
 		return "", fmt.Errorf("app %q: %s is not a directory", app, root.App(app))
 	}
 	rev := revisionOf(root.App(app))
-	id := NewID(root, app, now, rev)
+	id := NewID(root, app, adoptedTime(fi.ModTime(), now), rev)
 	if err := os.MkdirAll(root.Releases(app), 0o755); err != nil {
 		return "", err
 	}
@@ -202,6 +203,18 @@ func Adopt(root layout.Root, app string, now time.Time) (string, error) {
 		return "", err
 	}
 	return id, nil
+}
+
+// adoptedTime is the time an adopted release is named after: when its
+// checkout last changed (Python piku's last deploy), but at least a second
+// before now. Release IDs sort by time first, so the adopted release sorts
+// before a release pushed in the same second as the adoption, whatever the
+// two revisions' hashes.
+func adoptedTime(modified, now time.Time) time.Time {
+	if latest := now.Truncate(time.Second).Add(-time.Second); modified.After(latest) {
+		return latest
+	}
+	return modified
 }
 
 // readSnapshot returns the current envs/APP/ENV and SCALING ("" when

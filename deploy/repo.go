@@ -63,13 +63,34 @@ func PrepareRepo(root layout.Root, app, self string) (created bool, err error) {
 		}
 	}
 	// Python piku deployed from post-receive; that hook would deploy a
-	// second time.
-	if b, err := os.ReadFile(filepath.Join(dir, "hooks", "post-receive")); err == nil && strings.Contains(string(b), "piku") {
-		if err := os.Remove(filepath.Join(dir, "hooks", "post-receive")); err != nil {
-			return created, err
-		}
+	// second time. It is kept in python-piku/ for `piku migrate back`.
+	if err := setAsideHook(root, app); err != nil {
+		return created, fmt.Errorf("app %q: %w", app, err)
 	}
 	return created, nil
+}
+
+// setAsideHook moves Python piku's post-receive hook of app, if there is
+// one, to python-piku/repos/APP/post-receive (unless one is kept there
+// already).
+func setAsideHook(root layout.Root, app string) error {
+	hook := root.RepoHook(app, "post-receive")
+	b, err := os.ReadFile(hook)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !strings.Contains(string(b), "piku") {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(root.PythonPikuHook(app)); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(root.PythonPikuHook(app)), 0o755); err != nil {
+			return err
+		}
+		if err := layout.WriteFile(root.PythonPikuHook(app), b, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.Remove(hook)
 }
 
 // pointHead makes the bare repository's HEAD name branch when the branch

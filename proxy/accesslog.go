@@ -24,13 +24,7 @@ func newAccessLog(path string) *accessLog {
 func (l *accessLog) Close() error { return l.lj.Close() }
 
 func (l *accessLog) write(r *http.Request, lw *logWriter, info *reqInfo, d time.Duration) {
-	status := lw.status
-	if status == 0 {
-		status = http.StatusOK
-		if r.Header.Get("Upgrade") != "" {
-			status = http.StatusSwitchingProtocols
-		}
-	}
+	status := responseStatus(r, lw)
 	user := "-"
 	if u, _, ok := r.BasicAuth(); ok && u != "" {
 		user = quoteLog(u)
@@ -40,6 +34,19 @@ func (l *accessLog) write(r *http.Request, lw *logWriter, info *reqInfo, d time.
 		quoteLog(r.Method), quoteLog(r.RequestURI), quoteLog(r.Proto), status, lw.bytes,
 		orDash(quoteLog(r.Referer())), orDash(quoteLog(r.UserAgent())), d.Seconds())
 	l.lj.Write([]byte(line))
+}
+
+// responseStatus is the status lw saw go out: 101 for an upgraded
+// connection (whose 101 the logWriter does not see), 200 when the handler
+// wrote nothing.
+func responseStatus(r *http.Request, lw *logWriter) int {
+	if lw.status != 0 {
+		return lw.status
+	}
+	if r.Header.Get("Upgrade") != "" {
+		return http.StatusSwitchingProtocols
+	}
+	return http.StatusOK
 }
 
 func orDash(s string) string {

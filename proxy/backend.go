@@ -17,6 +17,7 @@ type backend struct {
 	s         *Server
 	inflight  atomic.Int64
 	downUntil atomic.Int64 // unix nanoseconds
+	pool      connPool     // idle keep-alive connections to addr
 }
 
 func (b *backend) down(now time.Time) bool { return b.downUntil.Load() > now.UnixNano() }
@@ -128,26 +129,10 @@ func (s *Server) InFlight(addr string) int64 {
 	return 0
 }
 
-func newTransport(o Options) *http.Transport {
-	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    256,
-		IdleConnTimeout:        90 * time.Second,
-		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  1 * time.Second,
-		DisableCompression:     true, // pass the client's Accept-Encoding through
-		MaxResponseHeaderBytes: 64 << 10,
-		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
-	}
-}
-
 // balancer is the ReverseProxy's RoundTripper: it picks a backend of the
-// request's app, sends the request there and retries on another backend
-// when the connection is refused and no byte of the body was sent.
+// request's app, sends the request there with the upstream client
+// (upstream.go) and retries on another backend when the connection is
+// refused and no byte of the body was sent.
 type balancer struct{ s *Server }
 
 func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -166,14 +151,7 @@ func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, errNoBackend
 		}
-		out := req.WithContext(req.Context())
-		u := *req.URL
-		u.Host = b.addr
-		out.URL = &u
-		if body != nil {
-			out.Body = body
-		}
-		res, err := s.transport.RoundTrip(out)
+		res, err := s.roundTrip(b, req, body)
 		if err == nil {
 			res.Body = b.wrap(res.Body)
 			return res, nil

@@ -160,8 +160,9 @@ func (c *cache) ttl(code int, h http.Header) time.Duration {
 	return c.cfg.Any
 }
 
-// serve answers r from the cache, or from next while keeping a copy.
-func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// serve answers r from the cache, or from next while keeping a copy. It
+// reports whether the answer came from the cache.
+func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) (hit bool) {
 	key := cacheKey(r)
 	if e := c.get(key); e != nil {
 		h := w.Header()
@@ -175,15 +176,15 @@ func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		if r.Method != http.MethodHead {
 			w.Write(e.body)
 		}
-		return
+		return true
 	}
 	rec := &cacheRecorder{ResponseWriter: w, c: c}
 	next.ServeHTTP(rec, r)
 	if r.Method != http.MethodGet || rec.ttl <= 0 || rec.overflow {
-		return
+		return false
 	}
 	if cl := rec.header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(rec.body.Len()) {
-		return // the body was cut short
+		return false // the body was cut short
 	}
 	now := c.now()
 	e := &entry{key: key, status: rec.status, header: rec.header, body: rec.body.Bytes(),
@@ -196,6 +197,7 @@ func (c *cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		}
 	}
 	c.put(e)
+	return false
 }
 
 // cacheRecorder passes a response through while keeping a copy of it.

@@ -20,8 +20,13 @@ type reqInfo struct {
 	client string // the client's address: the peer, or CF-Connecting-IP behind Cloudflare
 	peer   string // the TCP peer's address
 	secure bool
-	port   string // the port the request arrived on
-	err    error  // the last dial error, for the error page
+	port   string      // the port the request arrived on
+	err    error       // the last dial error, for the error page
+	obs    AppObserver // nil without an Observer
+	// trailer is the client request's own Trailer map: the server fills
+	// in its values when the body ends, and the ReverseProxy's copy of
+	// the request has a copy of the map made before that.
+	trailer http.Header
 }
 
 type infoKey struct{}
@@ -63,15 +68,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	peer := hostOf(r.RemoteAddr)
-	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
+	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port, trailer: r.Trailer}
 	if rt.log != nil {
 		lw := &logWriter{ResponseWriter: w}
 		w = lw
 		defer func() { rt.log.write(r, lw, info, time.Since(start)) }()
 	}
+	if ao, lw, body := s.observe(w, r, rt); ao != nil {
+		w, info.obs = lw, ao
+		defer func() { observed(ao, r, lw, body, time.Since(start)) }()
+	}
 	if rt.CloudflareACL {
 		ip := net.ParseIP(peer)
 		if !rt.allowed(ip, s.isCloudflare) {
+			if info.obs != nil {
+				info.obs.ACLRefused()
+			}
 			page(w, http.StatusForbidden)
 			return
 		}
@@ -94,7 +106,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	if rt.cache != nil && rt.cache.applies(r) {
-		rt.cache.serve(w, r, s.rp)
+		hit := rt.cache.serve(w, r, s.rp)
+		if info.obs != nil {
+			info.obs.CacheLookup(hit)
+		}
 		return
 	}
 	s.rp.ServeHTTP(w, r)
@@ -147,26 +162,29 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = "http"
 	out.URL.Host = "backend" // the balancer sets the address
 	out.Host = pr.In.Host
+	// The keys are in canonical form: the map is written directly, which
+	// spares canonicalising every key of every request (see
+	// TestHeaderKeysCanonical).
 	h := out.Header
 	for _, k := range spoofable {
-		h.Del(k)
+		delete(h, k)
 	}
 	if info.client == info.peer {
-		h.Del("Cf-Connecting-Ip")
-		h.Set("X-Forwarded-For", info.client)
+		delete(h, "Cf-Connecting-Ip")
+		h["X-Forwarded-For"] = []string{info.client}
 	} else {
-		h.Set("X-Forwarded-For", info.client+", "+info.peer)
+		h["X-Forwarded-For"] = []string{info.client + ", " + info.peer}
 	}
-	h.Set("X-Real-IP", info.client)
-	h.Set("X-Remote-Address", info.client)
+	h["X-Real-Ip"] = []string{info.client}
+	h["X-Remote-Address"] = []string{info.client}
 	if info.secure {
-		h.Set("X-Forwarded-Proto", "https")
+		h["X-Forwarded-Proto"] = []string{"https"}
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h["X-Forwarded-Proto"] = []string{"http"}
 	}
-	h.Set("X-Forwarded-Host", pr.In.Host)
-	h.Set("X-Forwarded-Port", info.port)
-	h.Set("X-Request-Start", "t="+strconv.FormatInt(info.start.UnixMicro(), 10))
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	h["X-Forwarded-Port"] = []string{info.port}
+	h["X-Request-Start"] = []string{"t=" + strconv.FormatInt(info.start.UnixMicro(), 10)}
 }
 
 // StatusClientClosed is logged when the client went away before the
@@ -182,12 +200,21 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.Is(err, errNoBackend):
 		s.log.Warn("no backend", "app", info.route.App, "host", r.Host)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
 		page(w, http.StatusBadGateway)
 	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
 		s.log.Warn("backend timed out", "app", info.route.App, "err", err)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamTimeout)
+		}
 		page(w, http.StatusGatewayTimeout)
 	default:
 		s.log.Warn("backend failed", "app", info.route.App, "err", err)
+		if info.obs != nil && isDialError(err) {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
 		page(w, http.StatusBadGateway)
 	}
 }

@@ -53,15 +53,17 @@ type Options struct {
 	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
 	// 64 KiB.
 	MaxHeaderBytes int
+	// Observer is told about every request and connection, for metrics;
+	// nil = none.
+	Observer Observer
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
-	o         Options
-	log       *slog.Logger
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
+	o   Options
+	log *slog.Logger
+	rp  *httputil.ReverseProxy
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
@@ -116,7 +118,6 @@ func New(o Options) *Server {
 		ready:    make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
-	s.transport = newTransport(o)
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:   s.rewrite,
 		Transport: balancer{s},
@@ -157,7 +158,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	newServer := func(h http.Handler) *http.Server {
+		var connState func(net.Conn, http.ConnState)
+		if s.o.Observer != nil {
+			connState = s.connState
+		}
 		return &http.Server{
+			ConnState:         connState,
 			Handler:           h,
 			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 			IdleTimeout:       s.o.IdleTimeout,
@@ -239,8 +245,10 @@ func (s *Server) Run(ctx context.Context) error {
 			err = fmt.Errorf("proxy: %w", e)
 		}
 	}
-	s.transport.CloseIdleConnections()
 	s.mu.Lock()
+	for _, b := range s.backends {
+		b.pool.closeIdle()
+	}
 	for p, l := range s.logs {
 		l.Close()
 		delete(s.logs, p)

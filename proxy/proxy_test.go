@@ -124,31 +124,38 @@ func TestForwardedHeaders(t *testing.T) {
 		json.NewEncoder(w).Encode(h)
 	})
 	_, addr := startProxy(t, Options{}, Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{echo}})
-	r := do(t, nil, addr, "GET", "app.test:8080", "/", nil,
-		"X-Forwarded-For", "6.6.6.6", "X-Real-IP", "6.6.6.6", "X-Forwarded-Proto", "https",
-		"Forwarded", "for=6.6.6.6", "CF-Connecting-IP", "6.6.6.6", "X-Request-Start", "t=1")
+	// Every header a client could spoof, in lower case: none may reach
+	// the backend beside (or instead of) what the proxy sets.
+	spoof := []string{"cf-connecting-ip", "6.6.6.6"}
+	for _, k := range spoofable {
+		spoof = append(spoof, strings.ToLower(k), "6.6.6.6")
+	}
+	r := do(t, nil, addr, "GET", "app.test:8080", "/", nil, spoof...)
 	var got map[string]string
 	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
 		t.Fatal(err, r.body)
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	want := map[string]string{
-		"Host":              "app.test:8080",
-		"X-Forwarded-For":   "127.0.0.1",
-		"X-Real-Ip":         "127.0.0.1",
-		"X-Remote-Address":  "127.0.0.1",
-		"X-Forwarded-Proto": "http",
-		"X-Forwarded-Host":  "app.test:8080",
-		"X-Forwarded-Port":  port,
-		"Forwarded":         "",
-		"Cf-Connecting-Ip":  "",
+		"Host":               "app.test:8080",
+		"X-Forwarded-For":    "127.0.0.1",
+		"X-Real-Ip":          "127.0.0.1",
+		"X-Remote-Address":   "127.0.0.1",
+		"X-Forwarded-Proto":  "http",
+		"X-Forwarded-Host":   "app.test:8080",
+		"X-Forwarded-Port":   port,
+		"Forwarded":          "",
+		"Cf-Connecting-Ip":   "",
+		"X-Forwarded-Ssl":    "",
+		"X-Forwarded-Scheme": "",
+		"X-Client-Ip":        "",
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	if start := got["X-Request-Start"]; !strings.HasPrefix(start, "t=") || len(start) < 12 {
+	if start := got["X-Request-Start"]; !strings.HasPrefix(start, "t=") || start == "t=1" || len(start) < 12 {
 		t.Errorf("X-Request-Start = %q", start)
 	}
 	if r.header.Get("X-Deployed-By") != "Piku" {

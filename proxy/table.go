@@ -156,6 +156,19 @@ func (s *Server) rebuild() {
 		}
 	}
 	s.table.Store(t)
+	// Connections kept to backends no route uses any more (a stopped
+	// instance) are closed; the backends stay, so Drain still sees them.
+	used := map[*backend]bool{}
+	for _, rt := range t.apps {
+		for _, b := range rt.backends {
+			used[b] = true
+		}
+	}
+	for _, b := range s.backends {
+		if !used[b] {
+			b.pool.closeIdle()
+		}
+	}
 }
 
 func parseIPNet(s string) (net.IPNet, bool) {

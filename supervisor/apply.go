@@ -10,6 +10,23 @@ import (
 	"time"
 )
 
+// KeptError is Apply's error when new instances of kinds that had nothing
+// running did not come up: they stay supervised and are retried with
+// backoff, since there is nothing older to fall back to. A caller that
+// gives up on the app instead (Stop) reports Err alone.
+type KeptError struct {
+	// Err is why the rollout failed.
+	Err error
+}
+
+// Error is Err's message and that the new processes are retried.
+func (e *KeptError) Error() string {
+	return e.Err.Error() + " (nothing older was running: the new processes stay supervised and are retried with backoff)"
+}
+
+// Unwrap returns Err.
+func (e *KeptError) Unwrap() error { return e.Err }
+
 // change is what a rollout does to one kind.
 type change struct {
 	ps      ProcessSpec
@@ -153,7 +170,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	// Decide each kind, then commit: route to the new set, drain and stop
 	// what it replaced.
 	var retired, dropped []*instance
-	var refused []error
+	var refused, retrying []error
 	s.mu.Lock()
 	a.pending = nil
 	for _, c := range changes {
@@ -181,7 +198,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			refused = append(refused, out.Err)
 			continue
 		case ResultFirstFailing:
-			refused = append(refused, fmt.Errorf("%w (nothing older was running: the new processes stay supervised and are retried with backoff)", out.Err))
+			retrying = append(retrying, out.Err)
 		}
 		if c.replace {
 			if c.old != nil {
@@ -223,7 +240,10 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		}
 	}
 	if len(refused) > 0 {
-		return fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(refused...))
+		return fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(append(refused, retrying...)...))
+	}
+	if len(retrying) > 0 {
+		return &KeptError{Err: fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(retrying...))}
 	}
 	return nil
 }

@@ -95,6 +95,7 @@ func (in *instance) snapshot() InstanceStatus {
 	in.mu.Unlock()
 	if st.PID != 0 {
 		st.RSS = procgroup.RSS(st.PID)
+		st.CPU = procgroup.CPU(st.PID)
 	}
 	return st
 }
@@ -151,7 +152,7 @@ func (in *instance) run() {
 		p, err := in.start()
 		if err != nil {
 			in.log.Error("starting", "err", err)
-			in.update(func(st *InstanceStatus) { st.LastExit = err.Error() })
+			in.update(func(st *InstanceStatus) { st.LastExit, st.ExitCode = err.Error(), -1 })
 			bootResult(fmt.Errorf("%s did not start: %w", in.name(), err))
 		} else {
 			if stopped := in.watch(p, bootResult); stopped {
@@ -160,7 +161,8 @@ func (in *instance) run() {
 			ran = time.Since(p.Started)
 			last := p.Exit()
 			in.log.Info("exited", "pid", p.Pid(), "status", last, "ran", ran.Round(time.Millisecond))
-			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit = StateExited, 0, last })
+			code := p.Cmd.ProcessState.ExitCode()
+			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit, st.ExitCode = StateExited, 0, last, code })
 			if !booted && (in.spec.Web || !p.Cmd.ProcessState.Success()) {
 				msg := fmt.Sprintf("%s exited (%s) before it was ready", in.name(), last)
 				if tail := lastLines(in.logPath, 10); tail != "" {
@@ -181,7 +183,11 @@ func (in *instance) run() {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-			in.update(func(st *InstanceStatus) { st.Restarts++; st.NextRetry = time.Time{} })
+			in.update(func(st *InstanceStatus) {
+				st.Restarts++
+				st.RecentRestarts = recentRestarts(st.RecentRestarts, time.Now())
+				st.NextRetry = time.Time{}
+			})
 			in.movePort()
 		case <-in.quit:
 			t.Stop()
@@ -307,9 +313,10 @@ func (in *instance) terminate(p *proc) {
 	}
 	in.finish(p)
 	last := p.Exit()
+	code := p.Cmd.ProcessState.ExitCode()
 	in.log.Info("stopped", "pid", p.Pid(), "status", last)
 	in.update(func(st *InstanceStatus) {
-		st.State, st.PID, st.LastExit, st.NextRetry = StateStopped, 0, last, time.Time{}
+		st.State, st.PID, st.LastExit, st.ExitCode, st.NextRetry = StateStopped, 0, last, code, time.Time{}
 	})
 }
 

@@ -52,6 +52,16 @@ type InstanceStatus struct {
 	RSS        int64     // resident memory in bytes, from /proc/PID/statm
 	Revision   string
 	Generation int
+
+	// ExitCode is the last exit's code: -1 when a signal ended it or the
+	// process did not start.
+	ExitCode int
+	// RecentRestarts are the times of the restarts within the hour before
+	// the last one (at most maxRecentRestarts); the slice is never changed
+	// in place.
+	RecentRestarts []time.Time
+	// CPU is the CPU seconds the running process used, from /proc/PID/stat.
+	CPU float64
 }
 
 // AppSpec is the desired formation of one app.

@@ -145,7 +145,7 @@ func appFromPath(p string) string {
 // returns ssh's exit code (the remote command's).
 func runRemote(t *target, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	sshArgs := []string{}
-	if f, ok := stdin.(*os.File); ok && isTerminal(f) && (args[0] == "run" || args[0] == "logs") {
+	if f, ok := stdin.(*os.File); ok && isTerminal(f) && (args[0] == "run" || args[0] == "logs" || liveTop(args)) {
 		sshArgs = append(sshArgs, "-t")
 	}
 	if t.port != "" {
@@ -172,6 +172,20 @@ func runRemote(t *target, args []string, stdin io.Reader, stdout, stderr io.Writ
 		return 1
 	}
 	return 0
+}
+
+// liveTop reports whether args run `piku top` on the screen (not --once
+// or --json), which reads keys from a terminal.
+func liveTop(args []string) bool {
+	if args[0] != "top" {
+		return false
+	}
+	for _, a := range args[1:] {
+		if a == "--once" || a == "--json" || strings.HasPrefix(a, "--once=") || strings.HasPrefix(a, "--json=") {
+			return false
+		}
+	}
+	return true
 }
 
 // gitRemoteURL returns the URL of the git remote name of the checkout in

@@ -102,3 +102,22 @@ func TestParseRemoteRefusesOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveTopGetsATerminal(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"top"}, true},
+		{[]string{"top", "blog", "--interval", "2s"}, true},
+		{[]string{"top", "--once"}, false},
+		{[]string{"top", "--json"}, false},
+		{[]string{"top", "--once=true", "blog"}, false},
+		{[]string{"ps", "blog"}, false},
+	}
+	for _, tt := range tests {
+		if got := liveTop(tt.args); got != tt.want {
+			t.Errorf("liveTop(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}

@@ -56,6 +56,7 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("acme-email", "", "contact address for the ACME account [$PIKU_ACME_EMAIL]")
 	f.String("acme-ca", "", "ACME directory URL, default Let's Encrypt [$PIKU_ACME_CA or $ACME_ROOT_CA]")
 	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
+	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
 	return cmd
 }
@@ -117,6 +118,7 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		ACMEEmail:       v.GetString("acme-email"),
 		ACMEDirectory:   v.GetString("acme-ca"),
 		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
+		MetricsAddr:     v.GetString("metrics"),
 		Version:         Version,
 		Logger:          logger,
 	}

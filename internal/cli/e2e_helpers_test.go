@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,10 +35,11 @@ func portRange(offset, n int) string {
 }
 
 // startDaemon runs `bin daemon` for root with env added to the test's
-// environment, logging to dir/daemon.log, and waits until it answers. When
-// the test ends it stops the daemon with SIGINT and fails the test unless
-// it exits cleanly within 30s; the log is printed if the test failed.
-func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...string) {
+// environment, logging to dir/daemon.log, and waits until it answers. The
+// returned stop (called at the latest when the test ends) stops the daemon
+// with SIGINT and fails the test unless it exits cleanly within 30s; the
+// log is printed if the test failed.
+func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...string) (stop func()) {
 	t.Helper()
 	logFile := filepath.Join(dir, "daemon.log")
 	daemonLog, err := os.Create(logFile)
@@ -51,28 +53,33 @@ func startDaemon(t *testing.T, bin string, root layout.Root, dir string, env ...
 		daemonLog.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		defer daemonLog.Close()
-		_ = d.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- d.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the daemon did not exit cleanly: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			defer daemonLog.Close()
+			_ = d.Process.Signal(os.Interrupt)
+			done := make(chan error, 1)
+			go func() { done <- d.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("the daemon did not exit cleanly: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				_ = d.Process.Kill()
+				<-done
+				t.Error("the daemon did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			_ = d.Process.Kill()
-			<-done
-			t.Error("the daemon did not stop within 30s")
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
+			if t.Failed() {
+				b, _ := os.ReadFile(logFile)
+				t.Logf("daemon log:\n%s", b)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	waitFor(t, "daemon answering", 30*time.Second, func() (bool, string) {
 		_, err := control.NewClient(root.Socket()).Ping(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
+	return stop
 }

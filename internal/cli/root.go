@@ -49,12 +49,12 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		c.appsCommand(), c.configCommand(), c.configGetCommand(), c.configSetCommand(),
 		c.configUnsetCommand(), c.configLiveCommand(), c.deployCommand(), c.destroyCommand(),
 		c.logsCommand(), c.psCommand(), c.psScaleCommand(), c.restartCommand(), c.stopCommand(),
-		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(),
+		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(), c.topCommand(),
 	} {
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 var portBlock atomic.Int32
 
 func TestScripts(t *testing.T) {
+	// Every run (-count) hands out the blocks again: the scripts of one
+	// run have all finished before the next starts.
+	portBlock.Store(0)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
@@ -56,6 +59,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HTTP_PORT", strconv.Itoa(block))
 			env.Setenv("PIKU_HTTPS", "127.0.0.1:"+strconv.Itoa(block+1))
 			env.Setenv("HTTPS_PORT", strconv.Itoa(block+1))
+			env.Setenv("METRICS_PORT", metricsPort(block))
 			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+79))
 			env.Setenv("PIKU_ACME", "false")
 			env.Setenv("PIKU_SHUTDOWN_TIMEOUT", "20s")
@@ -83,6 +87,9 @@ func TestScripts(t *testing.T) {
 			"streamended": cmdStreamEnded,
 			"lockapp":     cmdLockApp,
 			"unlockapp":   cmdUnlockApp,
+			"waitmetric":  cmdWaitMetric,
+			"jsonfield":   cmdJSONField,
+			"tmux":        cmdTmux,
 		},
 	})
 }

@@ -7,7 +7,7 @@ import (
 
 // sshRefused lists the commands a key holder may not run through the SSH
 // forced command: they manage the server itself, not apps.
-var sshRefused = map[string]bool{"daemon": true, "service": true, "git-hook": true, "setup": true}
+var sshRefused = map[string]bool{"daemon": true, "service": true, "git-hook": true, "setup": true, "migrate": true}
 
 // sshCommand splits the command line an SSH client sent (as sshd hands it
 // over in SSH_ORIGINAL_COMMAND) into words the way a POSIX shell would split

@@ -23,6 +23,7 @@ import (
 	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/testdeps"
 )
 
@@ -35,6 +36,10 @@ type pushEnv struct {
 	sshCmd  string // GIT_SSH_COMMAND
 	sshPort int
 	user    string
+	home    string // the piku user's HOME (authorized_keys)
+	bin     string // the piku binary
+	// stopDaemon stops the daemon and waits for it to exit.
+	stopDaemon func()
 	// httpPort is where the daemon's proxy serves HTTP.
 	httpPort int
 }
@@ -62,6 +67,15 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 }
 
 func startPushEnv(t *testing.T) *pushEnv {
+	e := newPushEnv(t)
+	e.piku(t, "HOME="+e.home).run("setup:ssh", filepath.Join(e.dir, "userkey.pub"))
+	e.startDaemon(testdeps.PortsSSH, 500)
+	return e
+}
+
+// newPushEnv builds piku and starts sshd with a host key and a user key
+// (dir/userkey), letting in no key yet and starting no daemon.
+func newPushEnv(t *testing.T) *pushEnv {
 	sshd := testdeps.Require(t, "sshd", "apt-get install openssh-server", "/usr/sbin")
 	keygen := testdeps.Require(t, "ssh-keygen", "apt-get install openssh-client")
 	testdeps.Require(t, "ssh", "apt-get install openssh-client")
@@ -82,7 +96,7 @@ func startPushEnv(t *testing.T) *pushEnv {
 			t.Fatalf("ssh-keygen: %v\n%s", err, out)
 		}
 	}
-	e.piku(t, "HOME="+home).run("setup:ssh", filepath.Join(dir, "userkey.pub"))
+	e.home, e.bin = home, bin
 
 	e.sshPort = freePort(t)
 	cfg := fmt.Sprintf(`Port %d
@@ -121,12 +135,17 @@ SetEnv PATH=%s
 		return true, ""
 	})
 
-	http, https := freePort(t), freePort(t)
-	e.httpPort = http
-	startDaemon(t, bin, e.root, dir, "HOME="+home,
-		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
-		"PIKU_ACME=false", portRange(testdeps.PortsSSH, 500), "PIKU_SHUTDOWN_TIMEOUT=20s")
 	return e
+}
+
+// startDaemon starts the daemon, its apps on the n ports of the test port
+// window at offset.
+func (e *pushEnv) startDaemon(offset, n int) {
+	http, https := freePort(e.t), freePort(e.t)
+	e.httpPort = http
+	e.stopDaemon = startDaemon(e.t, e.bin, e.root, e.dir, "HOME="+e.home,
+		"PIKU_HTTP=127.0.0.1:"+strconv.Itoa(http), "PIKU_HTTPS=127.0.0.1:"+strconv.Itoa(https),
+		"PIKU_ACME=false", portRange(offset, n), "PIKU_SHUTDOWN_TIMEOUT=20s")
 }
 
 type cmdRunner struct {
@@ -295,6 +314,11 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		if out := cl.run("releases"); strings.Count(out, "\n") != 3 {
 			t.Errorf("piku releases through the remote:\n%s", out)
 		}
+		var top []metrics.AppTop
+		if out := cl.run("top", "--json"); json.Unmarshal([]byte(out), &top) != nil ||
+			len(top) != 1 || top[0].App != "hello" || top[0].InstancesUp != 1 {
+			t.Errorf("piku top --json through the remote:\n%s", out)
+		}
 		out, err := cl.output("config:get", "NOT_SET")
 		var xe *exec.ExitError
 		if !errors.As(err, &xe) || xe.ExitCode() != 1 || !strings.Contains(out, "NOT_SET is not set") {
@@ -325,6 +349,30 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			}
 		})
 	}
+	t.Run("failing first push", func(t *testing.T) {
+		// Nothing older to fall back to: the deploy removes the app, and
+		// says so rather than that its processes are retried.
+		c := e.newCheckout("broken")
+		c.commit(map[string]string{"Procfile": "web: false\n"})
+		out, err := c.push("main")
+		if err == nil || !strings.Contains(out, "pre-receive hook declined") {
+			t.Fatalf("push: err %v, output:\n%s", err, out)
+		}
+		for _, want := range []string{
+			"The first release of 'broken' did not come up: its processes were stopped and the app removed",
+			"nothing of 'broken' runs: push again to retry",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("push output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "retried with backoff") || strings.Contains(out, "stay supervised") {
+			t.Errorf("push output says the processes are kept:\n%s", out)
+		}
+		if _, err := control.NewClient(e.root.Socket()).Status(context.Background(), "broken"); !errors.Is(err, control.ErrUnknownApp) {
+			t.Errorf("status of the removed app: %v", err)
+		}
+	})
 	t.Run("branch deletion and tags", func(t *testing.T) {
 		hello.git().run("branch", "-f", "extra", "main")
 		hello.mustPush("extra")

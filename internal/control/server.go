@@ -50,6 +50,10 @@ func NewServer(backend Backend, info Info, log *slog.Logger) *Server {
 	return s
 }
 
+// Handle serves pattern (a http.ServeMux pattern) with h beside the API,
+// as the daemon serves GET /metrics.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

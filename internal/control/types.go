@@ -63,6 +63,10 @@ type DeployRequest struct {
 	// not running start. A push with PIKU_AUTO_RESTART=false asks for it;
 	// the new release goes live at the next `piku restart`.
 	KeepRunning bool `json:"keep_running,omitempty"`
+	// First marks the app's first release: if it does not come up, the
+	// daemon stops what it started and forgets the app (the deploy
+	// removes it) instead of retrying the new processes with backoff.
+	First bool `json:"first,omitempty"`
 }
 
 // Event is one line of a streamed operation: a progress message, or the

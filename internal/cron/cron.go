@@ -54,6 +54,11 @@ type JobStatus struct {
 	// LastExit is how the last run ended ("exit 0", "signal: killed");
 	// empty before the first run ends.
 	LastExit string
+	// LastExitCode is the last run's exit code: -1 when a signal ended it
+	// or it could not start.
+	LastExitCode int
+	// LastDuration is how long the last run that ended took.
+	LastDuration time.Duration
 	// Running reports whether a run is going now.
 	Running bool
 }
@@ -115,6 +120,8 @@ type job struct {
 	next     time.Time
 	lastRun  time.Time
 	lastExit string
+	lastCode int
+	lastDur  time.Duration
 	run      *run // the run going now, or nil
 	log      *lumberjack.Logger
 }
@@ -125,8 +132,15 @@ type run struct {
 }
 
 type finished struct {
-	run  *run
-	exit string
+	run *run
+	result
+}
+
+// result is how a run ended.
+type result struct {
+	exit string        // "exit 0", "signal: killed"
+	code int           // the exit code; -1 for a signal or a failed start
+	dur  time.Duration // from start to end
 }
 
 type state struct {
@@ -300,7 +314,8 @@ func (r *Runner) Status(app string) ([]JobStatus, error) {
 	err := r.do(func(s *state) {
 		for _, j := range s.apps[app] {
 			out = append(out, JobStatus{Name: j.Name, Schedule: j.Schedule.String(), NextRun: j.next,
-				LastRun: j.lastRun, LastExit: j.lastExit, Running: j.run != nil})
+				LastRun: j.lastRun, LastExit: j.lastExit, LastExitCode: j.lastCode, LastDuration: j.lastDur,
+				Running: j.run != nil})
 		}
 	})
 	return out, err
@@ -345,7 +360,7 @@ func (s *state) finish(f finished) {
 		for _, j := range jobs {
 			if j.run == f.run {
 				j.run = nil
-				j.lastExit = f.exit
+				j.lastExit, j.lastCode, j.lastDur = f.exit, f.code, f.dur
 			}
 		}
 	}
@@ -360,17 +375,16 @@ func (r *Runner) start(s *state, j *job, at time.Time) *run {
 	go func() {
 		defer s.runs.Done()
 		defer cancel()
-		exit := execute(ctx, log, name, command, dir, env, at, r.opts.StopTimeout)
+		res := execute(ctx, log, name, command, dir, env, at, r.opts.StopTimeout)
 		// The owner may be shutting down; it reads finished until every
 		// run is done.
-		s.finished <- finished{run: ru, exit: exit}
+		s.finished <- finished{run: ru, result: res}
 	}()
 	return ru
 }
 
-// execute runs one command and returns how it ended ("exit 0", "signal:
-// killed").
-func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration) string {
+// execute runs one command and returns how it ended.
+func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration) result {
 	fmt.Fprintf(log, "[%s] %s: running: %s\n", at.Format(time.RFC3339), name, command)
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir, cmd.Env = dir, env
@@ -381,7 +395,7 @@ func execute(ctx context.Context, log io.Writer, name, command, dir string, env 
 	p, err := procgroup.Start(cmd)
 	if err != nil {
 		fmt.Fprintf(log, "[%s] %s: could not start: %v\n", time.Now().Format(time.RFC3339), name, err)
-		return "could not start: " + err.Error()
+		return result{exit: "could not start: " + err.Error(), code: -1}
 	}
 	stopped := false
 	select {
@@ -395,6 +409,7 @@ func execute(ctx context.Context, log io.Writer, name, command, dir string, env 
 	if stopped {
 		status += " (stopped)"
 	}
-	fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, time.Since(p.Started).Round(time.Millisecond))
-	return exit
+	dur := time.Since(p.Started)
+	fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, dur.Round(time.Millisecond))
+	return result{exit: exit, code: p.Cmd.ProcessState.ExitCode(), dur: dur}
 }

@@ -166,7 +166,7 @@ func TestRunsAtScheduledTime(t *testing.T) {
 	}
 	f.clock.Advance(time.Second)
 	st = f.waitFor("blog", "cron1", func(s JobStatus) bool { return !s.LastRun.IsZero() && !s.Running })
-	if st.LastExit != "exit 3" || !st.NextRun.Equal(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC)) {
+	if st.LastExit != "exit 3" || st.LastExitCode != 3 || st.LastDuration <= 0 || !st.NextRun.Equal(time.Date(2024, 1, 1, 0, 2, 0, 0, time.UTC)) {
 		t.Errorf("after: %+v", st)
 	}
 	log := f.log("cron1")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
@@ -80,7 +81,16 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return d.rollout(ctx, app, req, out)
+	err := d.rollout(ctx, app, req, out)
+	var kept *supervisor.KeptError
+	if req.First && errors.As(err, &kept) {
+		// A first release that did not come up is dropped, not retried.
+		if ferr := d.Forget(context.WithoutCancel(ctx), app); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return kept.Err // names the app
+	}
+	return err
 }
 
 // rollout reads app's files and brings its processes, routes and cron jobs
@@ -90,7 +100,9 @@ func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequ
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
+	start := time.Now()
 	err := d.rolloutLocked(ctx, app, req, out)
+	d.metrics.Rollout(app, time.Since(start), err)
 	d.mu.Lock()
 	st.lastErr = ""
 	if err != nil {
@@ -324,6 +336,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.routes, app)
 	delete(d.apps, app)
 	d.mu.Unlock()
+	d.metrics.Forget(app)
 	return nil
 }
 

@@ -31,12 +31,14 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	d.metrics = d.newMetrics()
 	d.proxy = proxy.New(proxy.Options{
 		Logger:    d.log.With("part", "proxy"),
 		HTTPAddr:  d.cfg.HTTPAddr,
 		HTTPSAddr: d.cfg.HTTPSAddr,
-		TLSConfig: d.certs.TLSConfig(),
+		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
 		HTTPWrap:  d.certs.HTTPHandler,
+		Observer:  d.metrics,
 	})
 	d.cron = cron.New(cron.Options{})
 	return nil

@@ -23,6 +23,8 @@ import (
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/cron"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/migrate"
 	"github.com/piku/piku/proxy"
 	"github.com/piku/piku/supervisor"
 )
@@ -56,6 +58,10 @@ type Config struct {
 	Version string
 	// Logger is the daemon's own log.
 	Logger *slog.Logger
+	// MetricsAddr is a TCP address to serve GET /metrics on, besides the
+	// control socket; "" (the default) serves it on the socket only. A
+	// bare port ("9180", ":9180") listens on loopback.
+	MetricsAddr string
 	// Ready, when set, is called once the daemon listens and has started
 	// bringing apps up.
 	Ready func()
@@ -85,6 +91,11 @@ type Daemon struct {
 	proxy *proxy.Server
 	certs *certs.Manager
 	cron  *cron.Runner
+	// metrics is what GET /metrics shows.
+	metrics *metrics.Registry
+
+	certMu     sync.Mutex
+	certExpiry map[string]time.Time // by app host, of the certificate last served
 
 	mu     sync.Mutex
 	apps   map[string]*appState
@@ -116,6 +127,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := root.Init(); err != nil {
 		return err
 	}
+	// On a server Python piku ran, keep the files it needs before the
+	// rollouts below change them, for `piku migrate back`.
+	if saved, err := migrate.Save(root, time.Now()); err != nil {
+		return err
+	} else if saved {
+		cfg.Logger.Info("kept Python piku's vassals, hooks and LIVE_ENV files for `piku migrate back`", "dir", root.PythonPikuDir())
+	}
 	l, err := control.Listen(root.Socket())
 	if err != nil {
 		return err
@@ -133,6 +151,8 @@ func Run(ctx context.Context, cfg Config) error {
 		apps:   map[string]*appState{},
 		locks:  map[string]*sync.Mutex{},
 		routes: map[string]proxy.Route{},
+		// the certificates' expiry, by app host
+		certExpiry: map[string]time.Time{},
 	}
 	if err := d.build(); err != nil {
 		return err
@@ -158,8 +178,12 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})
 	})
+	if cfg.MetricsAddr != "" {
+		goRun("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, cfg.MetricsAddr) })
+	}
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
+	srv.Handle("GET /metrics", d.metrics.Handler())
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()

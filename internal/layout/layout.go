@@ -17,12 +17,14 @@
 //	  logs/APP/            per-process logs, access.log
 //	  data/APP/            the app's persistent data (DATA_ROOT), kept on destroy
 //	  cache/APP/           the app's cache (NGINX_CACHE_PATH), kept on destroy
+//	  cache/.python/KEY/   a virtualenv template per Python interpreter
 //	  uwsgi-available/     uWSGI vassal .ini files piku writes
 //	  uwsgi-enabled/       the vassals that are switched on
 //	  certs/               TLS certificates (ACME and self-signed)
 //	  releases/APP/ID/     a kept release (apps/APP links to the live one)
 //	  releases/APP/ID.json the release's revision, time, key and config
 //	  run/                 the daemon's socket and pid file
+//	  python-piku/         Python piku's files, kept for `piku migrate back`
 package layout
 
 import (
@@ -179,6 +181,11 @@ func (r Root) Data(app string) string { return filepath.Join(r.DataDir(), app) }
 // Cache is cache/APP.
 func (r Root) Cache(app string) string { return filepath.Join(r.CacheDir(), app) }
 
+// VenvTemplate is cache/.python/KEY, a virtualenv with pip made once per
+// Python interpreter (KEY names it) that new virtualenvs are seeded from.
+// No app can be named .python, so it never meets an app's cache.
+func (r Root) VenvTemplate(key string) string { return filepath.Join(r.CacheDir(), ".python", key) }
+
 // Releases is releases/APP.
 func (r Root) Releases(app string) string { return filepath.Join(r.ReleasesDir(), app) }
 
@@ -215,6 +222,46 @@ func (r Root) BuildTarget(app string) string { return filepath.Join(r.Env(app), 
 // DeployLock is the file locked while app is deployed or rolled back, so
 // that pushes to one app run one after the other.
 func (r Root) DeployLock(app string) string { return filepath.Join(r.Releases(app), ".lock") }
+
+// RepoHook is repos/APP/hooks/NAME, one of the repository's git hooks.
+func (r Root) RepoHook(app, name string) string { return filepath.Join(r.Repo(app), "hooks", name) }
+
+// NginxDir is nginx/, where Python piku wrote its nginx configuration
+// (this piku's proxy does not read it).
+func (r Root) NginxDir() string { return filepath.Join(r.dir, "nginx") }
+
+// PluginsDir is plugins/, Python piku's command plugins.
+func (r Root) PluginsDir() string { return filepath.Join(r.dir, "plugins") }
+
+// PythonPikuDir is python-piku/, where the files Python piku needs and this
+// piku changes (uWSGI vassals, post-receive hooks, LIVE_ENV) are kept from
+// the first start on, so that `piku migrate back` can put them back.
+func (r Root) PythonPikuDir() string { return filepath.Join(r.dir, "python-piku") }
+
+// PythonPikuManifest is python-piku/manifest.json, what was kept and the
+// authorized_keys lines `piku migrate` rewrote.
+func (r Root) PythonPikuManifest() string { return filepath.Join(r.PythonPikuDir(), "manifest.json") }
+
+// PythonPikuVassalDir is python-piku/uwsgi-available or
+// python-piku/uwsgi-enabled (enabled), Python piku's vassal files.
+func (r Root) PythonPikuVassalDir(enabled bool) string {
+	if enabled {
+		return filepath.Join(r.PythonPikuDir(), "uwsgi-enabled")
+	}
+	return filepath.Join(r.PythonPikuDir(), "uwsgi-available")
+}
+
+// PythonPikuHook is python-piku/repos/APP/post-receive, the hook Python
+// piku deployed from.
+func (r Root) PythonPikuHook(app string) string {
+	return filepath.Join(r.PythonPikuDir(), "repos", app, "post-receive")
+}
+
+// PythonPikuLiveEnv is python-piku/envs/APP/LIVE_ENV, the environment
+// Python piku last started app with.
+func (r Root) PythonPikuLiveEnv(app string) string {
+	return filepath.Join(r.PythonPikuDir(), "envs", app, "LIVE_ENV")
+}
 
 // VassalName is the file name of an instance's uWSGI vassal, APP_KIND.N.ini
 // as piku names it.

@@ -85,6 +85,38 @@ func RSS(pid int) int64 {
 	return pages * int64(os.Getpagesize())
 }
 
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// CPU returns the CPU time pid has used, in seconds: its own user and
+// system time and that of the children it has waited for. It is 0 if
+// unknown.
+func CPU(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3; utime, stime, cutime and cstime are fields 14-17.
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += n
+	}
+	return float64(ticks) / clockTicks
+}
+
 // zombie reports whether pid has exited and waits to be reaped.
 func zombie(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

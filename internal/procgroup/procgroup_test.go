@@ -122,3 +122,19 @@ func waitGone(t *testing.T, pgid int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestCPU(t *testing.T) {
+	p, err := Start(exec.Command("sh", "-c", "while :; do :; done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Hour, nil)
+	// The loop needs the scheduler to give it a tick; wait for it (the
+	// test's timeout is the bound).
+	for CPU(p.Pid()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if CPU(1<<30) != 0 {
+		t.Error("CPU of a pid that does not exist is not 0")
+	}
+}

@@ -50,7 +50,8 @@ const (
 	PortsSSH        = 2000 // 500 app ports for the SSH end-to-end test
 	PortsACME       = 2500 // 500 app ports for the ACME end-to-end test
 	PortsSupervisor = 3000 // 1000 ports for the supervisor's tests
-	PortsSpare      = 4000 // 200 ports for whatever comes next
+	PortsMigrate    = 4000 // 100 ports for the migration end-to-end test
+	PortsSpare      = 4100 // 100 ports for whatever comes next
 )
 
 // PortBase is the first port of the window: 10000, or PIKU_TEST_PORT_BASE.

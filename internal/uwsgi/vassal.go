@@ -19,8 +19,6 @@
 //   - UWSGI_IDLE sets cheap and idle (workers start on demand and stop when
 //     idle) but not die-on-idle: the master stays up, so an idle app is not
 //     restarted over and over by the supervisor.
-//   - UWSGI_LOG_X_FORWARDED_FOR defaults to true, since the proxy is always
-//     in front and REMOTE_ADDR is the proxy's.
 //   - "env = KEY=VALUE" lines are written as piku did, except for PORT
 //     (set per start) and values uWSGI would change while reading the file
 //     (newlines, "$(", "@(", '%'); the app still gets those because uWSGI
@@ -37,6 +35,26 @@ import (
 
 	"github.com/piku/piku/internal/shell"
 	"github.com/piku/piku/procfile"
+)
+
+// Defaults of the UWSGI_* settings when the app leaves them unset: the
+// values Python piku's spawn_worker writes (piku.py, spawn_worker,
+// env.get('UWSGI_...', DEFAULT)), so an app behaves as it did under piku.
+const (
+	// DefaultMaxRequests is UWSGI_MAX_REQUESTS: piku's '1024'.
+	DefaultMaxRequests = "1024"
+	// DefaultListen is UWSGI_LISTEN, the socket backlog: piku's '48'.
+	DefaultListen = "48"
+	// DefaultProcesses is UWSGI_PROCESSES: piku's '2'.
+	DefaultProcesses = "2"
+	// DefaultEnableThreads is UWSGI_ENABLE_THREADS: piku's 'true'.
+	DefaultEnableThreads = "true"
+	// DefaultLogXForwardedFor is UWSGI_LOG_X_FORWARDED_FOR: piku's 'false'.
+	DefaultLogXForwardedFor = "false"
+	// DefaultThreads is UWSGI_THREADS (wsgi, jwsgi, rwsgi): piku's '4'.
+	DefaultThreads = "4"
+	// DefaultPythonVersion is PYTHON_VERSION: piku's '3'.
+	DefaultPythonVersion = "3"
 )
 
 // Options describe one vassal.
@@ -103,7 +121,7 @@ func Plugins(kind string, env *procfile.Env) ([]string, error) {
 	o := Options{Kind: kind, Env: env}
 	switch kind {
 	case procfile.KindWSGI:
-		if o.get("PYTHON_VERSION", "3") == "2" {
+		if o.get("PYTHON_VERSION", DefaultPythonVersion) == "2" {
 			p := []string{"python"}
 			if o.has("UWSGI_GEVENT") {
 				p = append(p, "gevent_python")
@@ -137,15 +155,15 @@ func Settings(o Options) ([]Setting, error) {
 	if o.App == "" || o.AppDir == "" || strings.TrimSpace(o.Command) == "" {
 		return nil, fmt.Errorf("vassal for %q: app, app directory and command are required", o.Kind)
 	}
-	maxReq, err := o.positive("UWSGI_MAX_REQUESTS", "1024", 1)
+	maxReq, err := o.positive("UWSGI_MAX_REQUESTS", DefaultMaxRequests, 1)
 	if err != nil {
 		return nil, err
 	}
-	listen, err := o.positive("UWSGI_LISTEN", "16", 1)
+	listen, err := o.positive("UWSGI_LISTEN", DefaultListen, 1)
 	if err != nil {
 		return nil, err
 	}
-	procs, err := o.positive("UWSGI_PROCESSES", "1", 1)
+	procs, err := o.positive("UWSGI_PROCESSES", DefaultProcesses, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +175,8 @@ func Settings(o Options) ([]Setting, error) {
 		{"listen", listen},
 		{"processes", procs},
 		{"procname-prefix", o.App + ":" + o.Kind + ":"},
-		{"enable-threads", boolean(o.get("UWSGI_ENABLE_THREADS", "true"))},
-		{"log-x-forwarded-for", boolean(o.get("UWSGI_LOG_X_FORWARDED_FOR", "true"))},
+		{"enable-threads", boolean(o.get("UWSGI_ENABLE_THREADS", DefaultEnableThreads))},
+		{"log-x-forwarded-for", boolean(o.get("UWSGI_LOG_X_FORWARDED_FOR", DefaultLogXForwardedFor))},
 		{"die-on-term", "true"},
 	}
 	if procfile.IsWSGIFamily(o.Kind) {
@@ -188,7 +206,7 @@ func Settings(o Options) ([]Setting, error) {
 	command := strings.TrimSpace(o.Command)
 	switch o.Kind {
 	case procfile.KindWSGI, procfile.KindJWSGI, procfile.KindRWSGI:
-		threads, err := o.positive("UWSGI_THREADS", "4", 1)
+		threads, err := o.positive("UWSGI_THREADS", DefaultThreads, 1)
 		if err != nil {
 			return nil, err
 		}

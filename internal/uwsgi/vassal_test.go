@@ -156,3 +156,40 @@ func TestInstanceCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestVassalDefaultsArePiku checks that every UWSGI_* knob left unset gets
+// the value Python piku's spawn_worker writes (piku.py, spawn_worker:
+// env.get('UWSGI_...', DEFAULT)).
+func TestVassalDefaultsArePiku(t *testing.T) {
+	tests := []struct {
+		kind, key, want string
+	}{
+		{"wsgi", "max-requests", "1024"},         // UWSGI_MAX_REQUESTS
+		{"wsgi", "listen", "48"},                 // UWSGI_LISTEN
+		{"wsgi", "processes", "2"},               // UWSGI_PROCESSES
+		{"wsgi", "enable-threads", "true"},       // UWSGI_ENABLE_THREADS
+		{"wsgi", "log-x-forwarded-for", "false"}, // UWSGI_LOG_X_FORWARDED_FOR
+		{"wsgi", "threads", "4"},                 // UWSGI_THREADS
+		{"jwsgi", "threads", "4"},
+		{"rwsgi", "threads", "4"},
+		{"php", "processes", "2"},
+		{"php", "listen", "48"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind+"/"+tt.key, func(t *testing.T) {
+			s, err := Settings(Options{App: "a", Kind: tt.kind, Command: "app", AppDir: "/a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, st := range s {
+				if st.Key == tt.key {
+					got = append(got, st.Value)
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("%s = %q, want %q as in piku", tt.key, got, tt.want)
+			}
+		})
+	}
+}

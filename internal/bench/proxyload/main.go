@@ -3,10 +3,20 @@
 // piku's proxy, through a plain net/http/httputil.ReverseProxy (the naive
 // NewSingleHostReverseProxy with the default transport, and the same with
 // an idle pool as large as the number of connections) and, when nginx is
-// installed, through nginx with a keepalive upstream. It prints a markdown
-// table.
+// installed, through nginx with a keepalive upstream and Caddy's
+// reverse_proxy. It prints a markdown table, or with -json one JSON object
+// per target and response.
 //
 //	go run ./internal/bench/proxyload -duration 10s -conns 64
+//	go run ./internal/bench/proxyload -rounds 3 -targets piku,nginx,caddy -json
+//
+// For the targets that run in processes of their own (piku's proxy, nginx,
+// Caddy) it also reports the proxy's CPU time per request: the user and
+// system time of its processes (nginx: the master and its workers) read
+// from /proc before and after the row, over the requests of the row,
+// warm-up included. That figure depends least on the load generator
+// sharing the CPUs. With -rounds N every row is run N times, interleaved
+// (all targets, then all again), and the medians are shown.
 //
 // The load generator is closed-loop: each of -conns workers owns one
 // keep-alive connection and sends its next request when the previous
@@ -30,11 +40,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +65,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,34 +82,70 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured load before each row")
 	conns := flag.Int("conns", 64, "concurrent keep-alive connections")
 	nginxBin := flag.String("nginx", "", "nginx binary; default: nginx on PATH or /usr/sbin/nginx; \"none\" skips nginx")
+	caddyBin := flag.String("caddy", "", "caddy binary; default: caddy on PATH; \"none\" skips Caddy")
+	rounds := flag.Int("rounds", 1, "interleaved rounds of every row; the medians are shown")
+	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
+	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB")
+	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
+	h2 := flag.Bool("h2", true, "also measure HTTP/2 over TLS to piku, nginx and Caddy (their own processes)")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
+	serveCert := flag.String("serve-cert", "", "internal: with -serve-proxy, also serve HTTPS with this certificate (and -serve-key), print that address too")
+	serveKey := flag.String("serve-key", "", "internal: see -serve-cert")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveProxy != "" {
-		if err := proxyOnly(*serveProxy); err != nil {
+		if err := proxyOnly(*serveProxy, *serveCert, *serveKey); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	if *conns < 1 || *duration <= 0 || *warmup < 0 {
-		log.Fatal("proxyload: -conns and -duration must be positive, -warmup not negative")
+	if *conns < 1 || *duration <= 0 || *warmup < 0 || *rounds < 1 {
+		log.Fatal("proxyload: -conns, -duration and -rounds must be positive, -warmup not negative")
 	}
-	if err := run(*duration, *warmup, *conns, *nginxBin); err != nil {
+	o := runOptions{duration: *duration, warmup: *warmup, conns: *conns, nginx: *nginxBin, caddy: *caddyBin,
+		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2}
+	if *only != "" {
+		o.only = strings.Split(*only, ",")
+	}
+	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
 }
 
-type target struct{ name, addr string }
+// target is one thing the load goes to; pids, when set, lists the
+// processes whose CPU time is the target's. h2 targets are spoken to in
+// HTTP/2 over TLS (SNI app.test, the certificate not verified).
+type target struct {
+	name, addr string
+	pids       func() []int
+	h2         bool
+}
+
+// runOptions are the flags of a run.
+type runOptions struct {
+	duration, warmup time.Duration
+	conns, rounds    int
+	nginx, caddy     string
+	only             []string // target name substrings; nil = all
+	responses        []string // response labels to measure
+	json             bool
+	h2               bool // also HTTP/2 over TLS
+}
 
 type response struct {
 	label, path string
 	size        int
 }
 
-func run(duration, warmup time.Duration, conns int, nginxBin string) error {
+func run(o runOptions) error {
+	duration, warmup, conns, nginxBin := o.duration, o.warmup, o.conns, o.nginx
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	responses := []response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}}
+	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}},
+		func(r response) bool { return !slices.Contains(o.responses, r.label) })
+	if len(responses) == 0 {
+		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB", strings.Join(o.responses, ","))
+	}
 	backendConns := new(atomic.Int64)
 	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/big" {
@@ -128,7 +185,18 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 
 	// piku's proxy in a process of its own, as in the daemon and as nginx
 	// runs: it does not share a Go runtime with the load generator.
-	own := exec.Command(os.Args[0], "-serve-proxy", backend)
+	var certFile, keyFile string
+	if o.h2 {
+		dir, err := os.MkdirTemp("", "proxyload-tls")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if certFile, keyFile, err = selfSigned(dir); err != nil {
+			return err
+		}
+	}
+	own := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile)
 	own.Stderr = os.Stderr
 	out, err := own.StdoutPipe()
 	if err != nil {
@@ -145,14 +213,18 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 	if err != nil {
 		return fmt.Errorf("piku proxy process: %w", err)
 	}
-	ownAddr := strings.TrimSpace(line)
+	ownAddr, ownTLS, _ := strings.Cut(strings.TrimSpace(line), " ")
 
+	ownPid := own.Process.Pid
 	targets := []target{
-		{"backend direct", backend},
-		{"piku proxy (own process)", ownAddr},
-		{"piku proxy (in the load generator's process)", pikuAddr},
-		{"httputil.ReverseProxy (default transport)", naive},
-		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr},
+		{"backend direct", backend, nil, false},
+		{"piku proxy (own process)", ownAddr, func() []int { return []int{ownPid} }, false},
+		{"piku proxy (in the load generator's process)", pikuAddr, nil, false},
+		{"httputil.ReverseProxy (default transport)", naive, nil, false},
+		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr, nil, false},
+	}
+	if o.h2 {
+		targets = append(targets, target{"piku proxy (own process), HTTP/2", ownTLS, func() []int { return []int{ownPid} }, true})
 	}
 	if nginxBin == "" {
 		for _, c := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -163,48 +235,197 @@ func run(duration, warmup time.Duration, conns int, nginxBin string) error {
 		}
 	}
 	if nginxBin != "" && nginxBin != "none" {
-		addr, stop, err := startNginx(nginxBin, backend, conns)
+		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile)
 		if err != nil {
 			log.Printf("nginx skipped: %v", err)
 		} else {
 			defer stop()
-			targets = append(targets, target{"nginx (keepalive upstream)", addr})
+			pids := func() []int { return withChildren(pid) }
+			targets = append(targets, target{"nginx (keepalive upstream)", addr, pids, false})
+			if tlsAddr != "" {
+				targets = append(targets, target{"nginx (keepalive upstream), HTTP/2", tlsAddr, pids, true})
+			}
 		}
 	}
+	caddyBin := o.caddy
+	if caddyBin == "" {
+		caddyBin, _ = exec.LookPath("caddy")
+	}
+	if caddyBin != "" && caddyBin != "none" {
+		addr, tlsAddr, pid, stop, err := startCaddy(caddyBin, backend, certFile, keyFile)
+		if err != nil {
+			log.Printf("Caddy skipped: %v", err)
+		} else {
+			defer stop()
+			pids := func() []int { return withChildren(pid) }
+			targets = append(targets, target{"Caddy (reverse_proxy)", addr, pids, false})
+			if tlsAddr != "" {
+				targets = append(targets, target{"Caddy (reverse_proxy), HTTP/2", tlsAddr, pids, true})
+			}
+		}
+	}
+	if o.only != nil {
+		targets = slices.DeleteFunc(targets, func(t target) bool {
+			return !slices.ContainsFunc(o.only, func(s string) bool { return strings.Contains(strings.ToLower(t.name), strings.ToLower(s)) })
+		})
+	}
 
-	fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
-		conns, warmup, duration, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
-	fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | errors | client conns | backend conns |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	type rowKey struct{ target, response string }
+	rows := map[rowKey][]*result{}
+	for range o.rounds {
+		for _, resp := range responses {
+			for _, t := range targets {
+				runtime.GC()
+				before := backendConns.Load()
+				r := load(t, resp, conns, warmup, duration)
+				r.backendConns = backendConns.Load() - before
+				if r.firstErr != nil {
+					log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
+				}
+				k := rowKey{t.name, resp.label}
+				rows[k] = append(rows[k], r)
+			}
+		}
+	}
+	if !o.json {
+		fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d round(s) (medians), %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
+			conns, warmup, duration, o.rounds, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+		fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | proxy CPU per request | errors | client conns | backend conns |")
+		fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	}
+	enc := json.NewEncoder(os.Stdout)
 	for _, resp := range responses {
 		for _, t := range targets {
-			runtime.GC()
-			before := backendConns.Load()
-			r := load(t.addr, resp, conns, warmup, duration)
-			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %d | %d | %d |\n",
-				t.name, resp.label, r.rps, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), r.errors, r.dials,
-				backendConns.Load()-before)
-			if r.firstErr != nil {
-				log.Printf("%s %s: first error: %v", t.name, resp.path, r.firstErr)
+			m := medianResult(rows[rowKey{t.name, resp.label}])
+			if o.json {
+				out := map[string]any{"target": t.name, "response": resp.label, "rps": math.Round(m.rps),
+					"p50_ms": ms(m.p50), "p99_ms": ms(m.p99), "errors": m.errors}
+				if m.cpuPerReq > 0 {
+					out["cpu_us_per_req"] = math.Round(m.cpuPerReq*10) / 10
+				}
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+				continue
 			}
+			cpu := "-"
+			if m.cpuPerReq > 0 {
+				cpu = fmt.Sprintf("%.1f µs", m.cpuPerReq)
+			}
+			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %d | %d | %d |\n",
+				t.name, resp.label, m.rps, fmtDur(m.p50), fmtDur(m.p99), fmtDur(m.p999), cpu, m.errors, m.dials, m.backendConns)
 		}
 	}
 	return nil
 }
 
+// medianResult is, field by field, the median of rs.
+func medianResult(rs []*result) *result {
+	med := func(f func(*result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	d := func(f func(*result) time.Duration) time.Duration {
+		return time.Duration(med(func(r *result) float64 { return float64(f(r)) }))
+	}
+	return &result{
+		rps:          med(func(r *result) float64 { return r.rps }),
+		p50:          d(func(r *result) time.Duration { return r.p50 }),
+		p99:          d(func(r *result) time.Duration { return r.p99 }),
+		p999:         d(func(r *result) time.Duration { return r.p999 }),
+		cpuPerReq:    med(func(r *result) float64 { return r.cpuPerReq }),
+		errors:       int64(med(func(r *result) float64 { return float64(r.errors) })),
+		dials:        int64(med(func(r *result) float64 { return float64(r.dials) })),
+		backendConns: int64(med(func(r *result) float64 { return float64(r.backendConns) })),
+	}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
+
+// cpuTicks is the user and system time, in clock ticks (1/100 s on
+// Linux), that the processes pids have used.
+func cpuTicks(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[0] is field 3; utime and stime are fields 14 and 15.
+		if len(f) < 13 {
+			continue
+		}
+		for _, v := range f[11:13] {
+			var n int64
+			fmt.Sscan(v, &n)
+			sum += n
+		}
+	}
+	return sum
+}
+
+// withChildren is pid and the processes whose parent it is (nginx's and
+// Caddy's workers).
+func withChildren(pid int) []int {
+	out := []int{pid}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
+			var child int
+			fmt.Sscan(e.Name(), &child)
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
-func proxyOnly(backend string) error {
+func proxyOnly(backend, certFile, keyFile string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	addr, done, err := runProxy(ctx, backend)
+	// PROXYLOAD_CPUPROFILE=FILE profiles piku's proxy process alone.
+	if f := os.Getenv("PROXYLOAD_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); out.Close() }()
+	}
+	var tlsConfig *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig)
 	if err != nil {
 		return err
 	}
-	fmt.Println(addr)
+	fmt.Println(addr, tlsAddr)
 	return <-done
 }
 
@@ -212,17 +433,28 @@ func proxyOnly(backend string) error {
 // loopback port until ctx ends. It returns the address once the proxy
 // listens, and a channel that gets Run's result.
 func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
-	p := proxy.New(proxy.Options{HTTPAddr: "127.0.0.1:0"})
+	addr, _, done, err := runProxyTLS(ctx, backend, nil)
+	return addr, done, err
+}
+
+// runProxyTLS is runProxy that also serves HTTPS (and so HTTP/2) when
+// tlsConfig is set, and returns that address too.
+func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config) (string, string, <-chan error, error) {
+	o := proxy.Options{HTTPAddr: "127.0.0.1:0"}
+	if tlsConfig != nil {
+		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
+	}
+	p := proxy.New(o)
 	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
 	case <-p.Ready():
 	case err := <-done:
-		return "", nil, err
+		return "", "", nil, err
 	}
-	addr, _ := p.Addrs()
-	return addr, done, nil
+	addr, tlsAddr := p.Addrs()
+	return addr, tlsAddr, done, nil
 }
 
 // serve serves h on a free loopback port and returns its address.
@@ -259,21 +491,31 @@ type result struct {
 	rps            float64
 	p50, p99, p999 time.Duration
 	errors, dials  int64
+	backendConns   int64
+	cpuPerReq      float64 // µs of the target's processes per request; 0 if unknown
 	firstErr       error
 	firstErrOnce   sync.Once
 }
 
-// load runs conns workers against addr, each on its own keep-alive
+// load runs conns workers against t, each on its own keep-alive
 // connection, for warmup and then for d, and measures the requests sent
-// during d.
-func load(addr string, resp response, conns int, warmup, d time.Duration) *result {
+// during d (the CPU per request over all of them).
+func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 	var (
 		r     result
 		dials atomic.Int64
 		errs  atomic.Int64
+		total atomic.Int64
 		wg    sync.WaitGroup
 		lats  = make([][]time.Duration, conns)
 	)
+	addr := t.addr
+	var pids []int
+	var ticks0 int64
+	if t.pids != nil {
+		pids = t.pids()
+		ticks0 = cpuTicks(pids)
+	}
 	dialer := &net.Dialer{}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
@@ -292,9 +534,15 @@ func load(addr string, resp response, conns int, warmup, d time.Duration) *resul
 				MaxIdleConnsPerHost: 1,
 				DisableCompression:  true,
 			}
+			scheme := "http"
+			if t.h2 {
+				scheme = "https"
+				tr.ForceAttemptHTTP2 = true
+				tr.TLSClientConfig = &tls.Config{ServerName: "app.test", InsecureSkipVerify: true, NextProtos: []string{"h2"}}
+			}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			req, _ := http.NewRequest("GET", "http://"+addr+resp.path, nil)
+			req, _ := http.NewRequest("GET", scheme+"://"+addr+resp.path, nil)
 			req.Host = "app.test"
 			mine := make([]time.Duration, 0, 1024)
 			for {
@@ -303,6 +551,9 @@ func load(addr string, resp response, conns int, warmup, d time.Duration) *resul
 					break
 				}
 				err := get(client, req, resp.size)
+				if err == nil {
+					total.Add(1)
+				}
 				if t0.Before(measureFrom) {
 					continue
 				}
@@ -318,6 +569,10 @@ func load(addr string, resp response, conns int, warmup, d time.Duration) *resul
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	if pids != nil && total.Load() > 0 {
+		// Clock ticks are 10 ms.
+		r.cpuPerReq = float64(cpuTicks(pids)-ticks0) * 10_000 / float64(total.Load())
+	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	r.errors, r.dials = errs.Load(), dials.Load()
@@ -335,6 +590,10 @@ func get(client *http.Client, req *http.Request, size int) error {
 	res, err := client.Do(req)
 	if err != nil {
 		return err
+	}
+	if req.URL.Scheme == "https" && res.ProtoMajor != 2 {
+		res.Body.Close()
+		return fmt.Errorf("%s, not HTTP/2", res.Proto)
 	}
 	n, err := io.Copy(io.Discard, res.Body)
 	res.Body.Close()
@@ -369,18 +628,37 @@ func loadavg() string {
 }
 
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
-// upstream, the way piku configured it, on a free loopback port.
-func startNginx(bin, backend string, keepalive int) (string, func(), error) {
+// upstream, the way piku configured it, on a free loopback port, and with
+// certFile also over TLS with HTTP/2 on another.
+func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
-		return "", nil, err
+		return "", "", 0, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
+	if addr, err = freeAddr(); err != nil {
+		return "", "", 0, nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	tlsServer := ""
+	if certFile != "" {
+		if tlsAddr, err = freeAddr(); err != nil {
+			return "", "", 0, nil, err
+		}
+		tlsServer = fmt.Sprintf(`
+  server {
+    listen %s ssl http2;
+    server_name app.test;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }`, tlsAddr, certFile, keyFile)
+	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
 pid %[1]s/nginx.pid;
@@ -389,6 +667,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  http2_max_requests 1000000;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
   fastcgi_temp_path %[1]s/fastcgi;
@@ -406,17 +685,93 @@ http {
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
     }
-  }
+  }%[5]s
 }
-`, dir, backend, addr, keepalive)
+`, dir, backend, addr, keepalive, tlsServer)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", "", 0, nil, err
 	}
-	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath)
+	addr, pid, stop, err = startServer("nginx", dir, addr, exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confPath))
+	return addr, tlsAddr, pid, stop, err
+}
+
+// startCaddy runs Caddy's reverse_proxy to backend on a free loopback port
+// (no admin API, no automatic HTTPS, no access log), and with certFile
+// also over TLS on another.
+func startCaddy(bin, backend, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "proxyload-caddy")
+	if err != nil {
+		return "", "", 0, nil, err
+	}
+	if addr, err = freeAddr(); err != nil {
+		return "", "", 0, nil, err
+	}
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", portOf(addr), backend)
+	if certFile != "" {
+		if tlsAddr, err = freeAddr(); err != nil {
+			return "", "", 0, nil, err
+		}
+		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
+	}
+	confPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return "", "", 0, nil, err
+	}
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", confPath)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	addr, pid, stop, err = startServer("Caddy", dir, addr, cmd)
+	return addr, tlsAddr, pid, stop, err
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// selfSigned writes a self-signed certificate for app.test and its key
+// into dir.
+func selfSigned(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "app.test"},
+		DNSNames:     []string{"app.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// startServer starts cmd, a server that will listen on addr, and waits
+// until it does. stop ends it and removes dir.
+func startServer(name, dir, addr string, cmd *exec.Cmd) (string, int, func(), error) {
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		os.RemoveAll(dir)
+		return "", 0, nil, err
 	}
 	stop := func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -426,10 +781,15 @@ http {
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, errors.New("nginx did not start listening on " + addr)
+	return "", 0, nil, errors.New(name + " did not start listening on " + addr)
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }

@@ -1,8 +1,10 @@
 // Command push measures how long a `git push` takes until the pushed
 // version answers through piku's proxy, for a generic app (python3 -m
-// http.server serving an index.html) and a Go app (built into the
-// release's .piku/bin), each for a first deploy and for a redeploy of a
-// second commit. It runs `piku daemon` on a throwaway PIKU_ROOT with
+// http.server serving an index.html), a Go app (built into the release's
+// .piku/bin) and a Python WSGI app (a virtualenv, requirements.txt, served
+// by uWSGI), each for a first deploy and for a redeploy of a second
+// commit. The first Python app on a server also makes the interpreter's
+// virtualenv template; its first deploy is shown on a row of its own. It runs `piku daemon` on a throwaway PIKU_ROOT with
 // loopback ports and pushes over an ssh stand-in that runs what sshd's
 // forced command runs, then prints a markdown table.
 //
@@ -33,12 +35,17 @@ import (
 	"github.com/piku/piku/internal/layout"
 )
 
+// ports is the daemon's PIKU_PORTS (-ports).
+var ports string
+
 // pollEvery is how often the proxy is asked whether the new version answers.
 const pollEvery = 5 * time.Millisecond
 
 func main() {
 	pikuBin := flag.String("piku", "./bin/piku", "piku binary (make build)")
 	runs := flag.Int("runs", 3, "runs of each app and case")
+	only := flag.String("apps", "", "comma-separated app kinds to run (generic, Go, Python); default all")
+	flag.StringVar(&ports, "ports", "28000-28999", "PIKU_PORTS of the daemon: the range app instances listen on")
 	timeout := flag.Duration("timeout", 3*time.Minute, "longest wait for one push to answer")
 	flag.Parse()
 	log.SetFlags(0)
@@ -47,6 +54,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		apps = slices.DeleteFunc(apps, func(a app) bool { return !slices.Contains(keep, a.name) })
+		if len(apps) == 0 {
+			log.Fatalf("-apps %q names no app kind (generic, Go, Python)", *only)
+		}
+	}
 	if err := run(ctx, *pikuBin, *runs, *timeout); err != nil {
 		stop()
 		log.Fatal(err)
@@ -63,6 +77,20 @@ type app struct {
 var apps = []app{
 	{name: "generic", prefix: "gen", files: genericFiles},
 	{name: "Go", prefix: "go", files: goFiles},
+	{name: "Python", prefix: "py", files: pythonFiles},
+}
+
+// pythonFiles is a WSGI app with a requirements.txt (stdlib only: the
+// benchmark needs no package index), served by uWSGI.
+func pythonFiles(name, version string) map[string]string {
+	return map[string]string{
+		"Procfile":         "wsgi: app:application\n",
+		"ENV":              "NGINX_SERVER_NAME=" + name + ".bench\n",
+		"requirements.txt": "# stdlib only\n",
+		"app.py": "def application(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+			"    return [b'" + version + "\\n']\n",
+	}
 }
 
 func genericFiles(name, version string) map[string]string {
@@ -152,7 +180,7 @@ func run(ctx context.Context, pikuBin string, runs int, timeout time.Duration) e
 		"PIKU_HTTP="+b.proxy,
 		"PIKU_HTTPS=",
 		"PIKU_ACME=false",
-		"PIKU_PORTS=28000-28999",
+		"PIKU_PORTS="+ports,
 	)
 	// What sshd's forced command runs for piku's key, with the client's
 	// command in SSH_ORIGINAL_COMMAND, as scripts/demo.sh does.
@@ -189,10 +217,14 @@ func run(ctx context.Context, pikuBin string, runs int, timeout time.Duration) e
 
 	type key struct{ app, kase string }
 	results := map[key][]time.Duration{}
+	const firstOfKind = "first deploy of the first app (makes the virtualenv template)"
 	for i := 1; i <= runs; i++ {
 		for _, a := range apps {
 			name := fmt.Sprintf("%s%d", a.prefix, i)
 			for v, kase := range []string{"first deploy", "redeploy"} {
+				if a.name == "Python" && i == 1 && v == 0 {
+					kase = firstOfKind
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -210,8 +242,11 @@ func run(ctx context.Context, pikuBin string, runs int, timeout time.Duration) e
 	fmt.Println("| app | case | median | min | max |")
 	fmt.Println("|---|---|---:|---:|---:|")
 	for _, a := range apps {
-		for _, kase := range []string{"first deploy", "redeploy"} {
+		for _, kase := range []string{firstOfKind, "first deploy", "redeploy"} {
 			ds := results[key{a.name, kase}]
+			if len(ds) == 0 {
+				continue
+			}
 			slices.Sort(ds)
 			fmt.Printf("| %s | %s | %s | %s | %s |\n", a.name, kase, ms(median(ds)), ms(ds[0]), ms(ds[len(ds)-1]))
 		}

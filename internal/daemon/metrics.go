@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/piku/piku/internal/metrics"
+)
+
+// newMetrics creates the daemon's metrics over its parts.
+func (d *Daemon) newMetrics() *metrics.Registry {
+	return metrics.New(metrics.Sources{
+		Instances:    d.metricInstances,
+		Cron:         d.metricCron,
+		Certificates: d.certExpiries,
+	})
+}
+
+// metricInstances lists every instance of every deployed app.
+func (d *Daemon) metricInstances() []metrics.Instance {
+	apps, err := d.root.Apps()
+	if err != nil {
+		d.log.Warn("metrics: listing apps", "err", err)
+		return nil
+	}
+	var out []metrics.Instance
+	for _, app := range apps {
+		for _, in := range d.sup.Status(app) {
+			out = append(out, metrics.Instance{
+				App: app, Kind: in.Kind, N: in.N, State: string(in.State), Running: in.PID != 0,
+				Restarts: in.Restarts, RecentRestarts: in.RecentRestarts,
+				Exited: in.LastExit != "", ExitCode: in.ExitCode,
+				StartedAt: in.StartedAt, RSS: in.RSS, CPU: in.CPU,
+			})
+		}
+	}
+	return out
+}
+
+// metricCron lists the last run of every cron entry.
+func (d *Daemon) metricCron() []metrics.CronRun {
+	apps, err := d.root.Apps()
+	if err != nil {
+		return nil
+	}
+	var out []metrics.CronRun
+	for _, app := range apps {
+		jobs, _ := d.cron.Status(app)
+		for _, j := range jobs {
+			out = append(out, metrics.CronRun{App: app, Entry: j.Name, Started: j.LastRun,
+				Ended: j.LastExit != "", Duration: j.LastDuration, ExitCode: j.LastExitCode})
+		}
+	}
+	return out
+}
+
+// certExpiries is when the certificate last served for each app host
+// expires. Only names of apps' hosts are kept, so a client sending made-up
+// server names cannot grow it.
+func (d *Daemon) certExpiries() map[string]time.Time {
+	d.certMu.Lock()
+	defer d.certMu.Unlock()
+	out := make(map[string]time.Time, len(d.certExpiry))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for host, exp := range d.certExpiry {
+		if d.isAppHost(host) {
+			out[host] = exp
+		}
+	}
+	return out
+}
+
+// isAppHost reports whether host is a host name of an app's route. d.mu
+// is held.
+func (d *Daemon) isAppHost(host string) bool {
+	for _, r := range d.routes {
+		for _, h := range r.Hosts {
+			if h == host {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// observeTLS wraps the proxy's TLS configuration to count handshakes and
+// note the expiry of the certificate served for each app host.
+func (d *Daemon) observeTLS(cfg *tls.Config) *tls.Config {
+	get := cfg.GetCertificate
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		d.metrics.TLSHandshake()
+		return nil, nil
+	}
+	if get == nil {
+		return cfg
+	}
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		c, err := get(hello)
+		if err != nil || c == nil || hello.ServerName == "" {
+			return c, err
+		}
+		leaf := c.Leaf
+		if leaf == nil && len(c.Certificate) > 0 {
+			leaf, _ = x509.ParseCertificate(c.Certificate[0])
+		}
+		if leaf != nil {
+			d.mu.Lock()
+			known := d.isAppHost(hello.ServerName)
+			d.mu.Unlock()
+			if known {
+				d.certMu.Lock()
+				d.certExpiry[hello.ServerName] = leaf.NotAfter
+				d.certMu.Unlock()
+			}
+		}
+		return c, err
+	}
+	return cfg
+}
+
+// serveMetrics serves /metrics on addr until ctx ends. A bare port
+// ("9180" or ":9180") listens on loopback only.
+func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
+	addr = metricsAddr(addr)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.log.Info("serving metrics", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics listener: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	return nil
+}
+
+// metricsAddr puts a bare port on loopback.
+func metricsAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return net.JoinHostPort("127.0.0.1", addr)
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}

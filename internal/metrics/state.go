@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// recentWindow is what "restarts in the last hour" means.
+const recentWindow = time.Hour
+
+var (
+	instLabels = []string{"app", "kind", "process"}
+
+	descState = prometheus.NewDesc("piku_instance_state",
+		"1 for the state the process is in, 0 for the others.", append(instLabels, "state"), nil)
+	descRestarts = prometheus.NewDesc("piku_instance_restarts_total",
+		"Times the process was started again after it exited.", instLabels, nil)
+	descRecent = prometheus.NewDesc("piku_instance_restarts_last_hour",
+		"Restarts of the process within the last hour.", instLabels, nil)
+	descExit = prometheus.NewDesc("piku_instance_last_exit_code",
+		"Exit code of the process's last exit; -1 when a signal ended it. Absent before the first exit.", instLabels, nil)
+	descUptime = prometheus.NewDesc("piku_instance_uptime_seconds",
+		"How long the running process has been up. Absent while none runs.", instLabels, nil)
+	descRSS = prometheus.NewDesc("piku_instance_resident_memory_bytes",
+		"Resident memory of the running process.", instLabels, nil)
+	descCPU = prometheus.NewDesc("piku_instance_cpu_seconds_total",
+		"CPU time the running process (and the children it waited for) used.", instLabels, nil)
+
+	cronLabels = []string{"app", "entry"}
+
+	descCronLast = prometheus.NewDesc("piku_cron_last_run_timestamp_seconds",
+		"When the entry's last run started (Unix time).", cronLabels, nil)
+	descCronDur = prometheus.NewDesc("piku_cron_last_run_duration_seconds",
+		"How long the entry's last finished run took.", cronLabels, nil)
+	descCronExit = prometheus.NewDesc("piku_cron_last_exit_code",
+		"Exit code of the entry's last finished run; -1 when a signal ended it.", cronLabels, nil)
+
+	descCertExpiry = prometheus.NewDesc("piku_certificate_expiry_timestamp_seconds",
+		"When the certificate the proxy serves for the host expires (Unix time).", []string{"host"}, nil)
+)
+
+// stateCollector reads Registry.src at every scrape.
+type stateCollector struct{ r *Registry }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descRecent, descExit, descUptime, descRSS,
+		descCPU, descCronLast, descCronDur, descCronExit, descCertExpiry} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	src, now := c.r.src, time.Now()
+	if src.Instances != nil {
+		seen := map[[3]string]bool{}
+		for _, in := range src.Instances() {
+			l := []string{in.App, in.Kind, in.Kind + "." + strconv.Itoa(in.N)}
+			key := [3]string(l)
+			if seen[key] {
+				continue // a rollout's new generation beside the live one: the live one counts
+			}
+			seen[key] = true
+			for _, s := range States {
+				v := 0.0
+				if s == in.State {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, append(l, s)...)
+			}
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(in.Restarts), l...)
+			ch <- prometheus.MustNewConstMetric(descRecent, prometheus.GaugeValue, float64(recentCount(in.RecentRestarts, now)), l...)
+			if in.Exited {
+				ch <- prometheus.MustNewConstMetric(descExit, prometheus.GaugeValue, float64(in.ExitCode), l...)
+			}
+			if in.Running {
+				ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, now.Sub(in.StartedAt).Seconds(), l...)
+				ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(in.RSS), l...)
+				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, in.CPU, l...)
+			}
+		}
+	}
+	if src.Cron != nil {
+		for _, j := range src.Cron() {
+			if j.Started.IsZero() {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(descCronLast, prometheus.GaugeValue, float64(j.Started.UnixNano())/1e9, j.App, j.Entry)
+			if j.Ended {
+				ch <- prometheus.MustNewConstMetric(descCronDur, prometheus.GaugeValue, j.Duration.Seconds(), j.App, j.Entry)
+				ch <- prometheus.MustNewConstMetric(descCronExit, prometheus.GaugeValue, float64(j.ExitCode), j.App, j.Entry)
+			}
+		}
+	}
+	if src.Certificates != nil {
+		for host, exp := range src.Certificates() {
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(exp.Unix()), host)
+		}
+	}
+}
+
+// recentCount is how many of times fall within the hour before now.
+func recentCount(times []time.Time, now time.Time) int {
+	n := 0
+	for _, t := range times {
+		if now.Sub(t) <= recentWindow {
+			n++
+		}
+	}
+	return n
+}

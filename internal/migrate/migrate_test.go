@@ -1,0 +1,192 @@
+package migrate
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piku/piku/internal/layout"
+)
+
+const pyLine = `command="FINGERPRINT=SHA256:abc NAME=default /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding,no-user-rc,no-X11-forwarding,no-port-forwarding ssh-ed25519 AAAA me@host`
+
+// TestKeysRoundTrip points Python piku's key lines at this binary and
+// back: lines Keys rewrote come back byte for byte, lines added since with
+// setup:ssh run piku.py too, and other lines are never touched.
+func TestKeysRoundTrip(t *testing.T) {
+	tests := []struct {
+		name, rootEnv string
+		before        []string
+		migrated      []string // after Keys
+		added         string   // a line setup:ssh adds after the switch
+		back          []string // after Back
+	}{
+		{
+			name:     "default root",
+			before:   []string{"# admin key", "ssh-rsa AAAB admin", pyLine},
+			migrated: []string{"# admin key", "ssh-rsa AAAB admin", strings.Replace(pyLine, "/home/piku/piku.py", "/usr/local/bin/piku", 1)},
+			back:     []string{"# admin key", "ssh-rsa AAAB admin", pyLine},
+		},
+		{
+			name:     "root given",
+			rootEnv:  "/srv/piku",
+			before:   []string{pyLine},
+			migrated: []string{strings.Replace(pyLine, "/home/piku/piku.py", "PIKU_ROOT=/srv/piku /usr/local/bin/piku", 1)},
+			added:    `command="FINGERPRINT=SHA256:new NAME=default PIKU_ROOT=/srv/piku /usr/local/bin/piku $SSH_ORIGINAL_COMMAND",no-agent-forwarding ssh-ed25519 BBBB new@host`,
+			back: []string{pyLine,
+				`command="FINGERPRINT=SHA256:new NAME=default /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding ssh-ed25519 BBBB new@host`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, err := layout.New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := filepath.Join(t.TempDir(), "authorized_keys")
+			if err := os.WriteFile(keys, []byte(strings.Join(tt.before, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			n, err := Keys(root, keys, "/usr/local/bin/piku", tt.rootEnv, time.Now())
+			if err != nil || n != 1 {
+				t.Fatalf("Keys = %d, %v", n, err)
+			}
+			if got := read(t, keys); got != strings.Join(tt.migrated, "\n")+"\n" {
+				t.Fatalf("after Keys:\n%s", got)
+			}
+			if tt.added != "" {
+				if err := os.WriteFile(keys, []byte(read(t, keys)+tt.added+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := Back(root); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(t, keys); got != strings.Join(tt.back, "\n")+"\n" {
+				t.Errorf("after Back:\n%s", got)
+			}
+		})
+	}
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestSaveOnce keeps only Python piku's vassals (not the ones this piku
+// wrote) and does nothing the second time, or on a root Python piku never
+// ran.
+func TestSaveOnce(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := Save(root, time.Now()); saved || err != nil {
+		t.Fatalf("Save on an empty root = %v, %v", saved, err)
+	}
+	files := map[string]string{
+		filepath.Join(root.UwsgiAvailableDir(), "a_web.1.ini"):  "[uwsgi]\nattach-daemon = ./run\nenv = PORT=5000\n",
+		filepath.Join(root.UwsgiAvailableDir(), "b_wsgi.1.ini"): "[uwsgi]\nhttp-socket = 127.0.0.1:$(PORT)\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if saved, err := Save(root, time.Now()); !saved || err != nil {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	if got := read(t, filepath.Join(root.PythonPikuVassalDir(false), "a_web.1.ini")); got != files[filepath.Join(root.UwsgiAvailableDir(), "a_web.1.ini")] {
+		t.Errorf("kept a_web.1.ini = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(root.PythonPikuVassalDir(false), "b_wsgi.1.ini")); !os.IsNotExist(err) {
+		t.Errorf("kept this piku's own vassal: %v", err)
+	}
+	if saved, err := Save(root, time.Now()); saved || err != nil {
+		t.Errorf("second Save = %v, %v", saved, err)
+	}
+}
+
+// TestKeysOnAFreshRoot changes nothing where Python piku never ran: no
+// python-piku/ is left behind to stop a later Save.
+func TestKeysOnAFreshRoot(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAA me@host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Keys(root, keys, "/usr/local/bin/piku", "", time.Now()); n != 0 || err != nil {
+		t.Fatalf("Keys = %d, %v", n, err)
+	}
+	if _, err := os.Stat(root.PythonPikuDir()); !os.IsNotExist(err) {
+		t.Errorf("python-piku/ was made: %v", err)
+	}
+	if _, err := Back(root); err == nil || !strings.Contains(err.Error(), "nothing to go back to") {
+		t.Errorf("Back = %v", err)
+	}
+}
+
+// TestBackSkipsDestroyedApps restores no vassal or LIVE_ENV for an app
+// destroyed after the switch, so uWSGI does not start what is gone.
+func TestBackSkipsDestroyedApps(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"kept", "gone"} {
+		if err := os.MkdirAll(root.Env(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(root.App(app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{filepath.Join(root.UwsgiAvailableDir(), app+"_web.1.ini"), root.LiveEnvFile(app)} {
+			if err := os.WriteFile(f, []byte("PORT=5000\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if saved, err := Save(root, time.Now()); !saved || err != nil {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	// The daemon rolls out; piku destroy removes gone.
+	for _, p := range []string{filepath.Join(root.UwsgiAvailableDir(), "kept_web.1.ini"), filepath.Join(root.UwsgiAvailableDir(), "gone_web.1.ini"),
+		root.LiveEnvFile("kept"), root.Env("gone"), root.App("gone")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report, err := Back(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(report, "\n"), "uwsgi-available/gone_web.1.ini: not restored: its app is gone") {
+		t.Errorf("report:\n%s", strings.Join(report, "\n"))
+	}
+	for p, want := range map[string]bool{
+		filepath.Join(root.UwsgiAvailableDir(), "kept_web.1.ini"): true,
+		root.LiveEnvFile("kept"):                                  true,
+		filepath.Join(root.UwsgiAvailableDir(), "gone_web.1.ini"): false,
+		root.Env("gone"): false,
+	} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", p, err == nil, want)
+		}
+	}
+}
