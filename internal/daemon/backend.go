@@ -159,10 +159,13 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	p.spec.Report = func(o supervisor.Outcome) {
 		reported = true
 		kept = kept || o.Result == supervisor.ResultKept
-		switch o.Result {
-		case supervisor.ResultReplacedFailing:
+		switch {
+		case o.Result == supervisor.ResultReplacedFailing:
 			// Not an error of the rollout: say why here.
 			fmt.Fprintf(out, "       %s: %s: %v\n", o.Kind, o.Result, o.Err)
+		case o.Result == supervisor.ResultFirstFailing && req.First:
+			// Deploy drops a first release that did not come up.
+			fmt.Fprintf(out, "       %s: failing\n", o.Kind)
 		default:
 			fmt.Fprintf(out, "       %s: %s\n", o.Kind, o.Result)
 		}
