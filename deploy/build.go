@@ -12,8 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/procfile"
 )
 
@@ -81,26 +84,50 @@ func (b *build) run(dir string, extra []string, prog string, args ...string) err
 	if err != nil {
 		return fmt.Errorf("%s is not installed", prog)
 	}
-	cmd := exec.CommandContext(b.ctx, path, args...)
+	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	cmd.Env = b.environ(append([]string{"PWD=" + dir}, extra...)...)
-	cmd.Stdout, cmd.Stderr = b.cmd, b.cmd
-	cmd.WaitDelay = 5 * 1e9
-	if err := cmd.Run(); err != nil {
+	if err := b.runGroup(b.ctx, cmd); err != nil {
 		return fmt.Errorf("`%s` failed: %w", strings.Join(append([]string{prog}, args...), " "), err)
 	}
 	return nil
 }
 
 // shell runs a Procfile command (preflight, release) through sh in the
-// release directory.
-func (b *build) shell(command string) error {
-	cmd := exec.CommandContext(b.ctx, "/bin/sh", "-c", command)
+// release directory, for at most timeout.
+func (b *build) shell(command string, timeout time.Duration) error {
+	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir = b.dir
 	cmd.Env = b.environ("PWD=" + b.dir)
+	ctx, cancel := context.WithTimeoutCause(b.ctx, timeout, fmt.Errorf("timed out after %s (PIKU_RELEASE_TIMEOUT)", timeout))
+	defer cancel()
+	return b.runGroup(ctx, cmd)
+}
+
+// runGroup runs cmd, its output indented, in a process group of its own.
+// When ctx ends first (the time is up, or the pushing client went away)
+// the whole group is stopped: SIGTERM, SIGKILL after a few seconds; the
+// error then says why.
+func (b *build) runGroup(ctx context.Context, cmd *exec.Cmd) error {
 	cmd.Stdout, cmd.Stderr = b.cmd, b.cmd
-	cmd.WaitDelay = 5 * 1e9
-	return cmd.Run()
+	// Output pipes held by a process that left the group must not keep
+	// Wait waiting.
+	cmd.WaitDelay = 5 * time.Second
+	p, err := procgroup.Start(cmd)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+		_ = p.Signal(syscall.SIGKILL) // what the command left running in its group
+		if !cmd.ProcessState.Success() {
+			return errors.New(p.Exit())
+		}
+		return nil
+	case <-ctx.Done():
+		p.Stop(5*time.Second, nil)
+		return fmt.Errorf("stopped (%s): %w", p.Exit(), context.Cause(ctx))
+	}
 }
 
 func (b *build) step(format string, args ...any) {

@@ -41,7 +41,16 @@ type Deployer struct {
 	Out io.Writer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// LockHeld says that the caller already holds the app's deploy lock
+	// (git-receive-pack holds it for the whole push, hook included), so
+	// Deploy and Rollback must not take it again.
+	LockHeld bool
 }
+
+// LockHeldEnv is set (to 1) in the environment of a push's git process by
+// piku's git-receive-pack, which holds the app's deploy lock for the whole
+// receive; the pre-receive hook then runs under that lock.
+const LockHeldEnv = "PIKU_DEPLOY_LOCK_HELD"
 
 func (d *Deployer) now() time.Time {
 	if d.Now != nil {
@@ -66,6 +75,9 @@ type Push struct {
 
 // lock takes app's deploy lock, saying so when it has to wait.
 func (d *Deployer) lock(ctx context.Context, app string) (func(), error) {
+	if d.LockHeld {
+		return func() {}, nil
+	}
 	return Lock(ctx, d.Root.DeployLock(app), func() {
 		d.step("Another deploy of '%s' is running: waiting for it to finish", app)
 	})
@@ -117,9 +129,13 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	if b.env, err = releaseEnv(root, app, dir); err != nil {
 		return err
 	}
+	timeout, err := releaseTimeout(b.env)
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
 	if e, ok := pf.Entry(procfile.KindPreflight); ok {
 		d.step("Running preflight: %s", e.Command)
-		if err := b.shell(e.Command); err != nil {
+		if err := b.shell(e.Command, timeout); err != nil {
 			return fmt.Errorf("app %q: preflight failed (%v); nothing was deployed", app, err)
 		}
 	}
@@ -135,7 +151,7 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	}
 	if e, ok := pf.Entry(procfile.KindRelease); ok {
 		d.step("Running release: %s", e.Command)
-		if err := b.shell(e.Command); err != nil {
+		if err := b.shell(e.Command, timeout); err != nil {
 			return fmt.Errorf("app %q: release failed (%v); nothing was deployed", app, err)
 		}
 	}
@@ -161,7 +177,8 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	live = true
 	req := control.DeployRequest{Restart: []string{"*"}}
 	if !autoRestart(b.env) {
-		req.Restart = nil
+		// As piku: the new code goes live at the next explicit restart.
+		req = control.DeployRequest{KeepRunning: true}
 	}
 	if err := d.rollout(ctx, app, req, prev, id); err != nil {
 		live = false
@@ -185,7 +202,8 @@ func (d *Deployer) rollout(ctx context.Context, app string, req control.DeployRe
 	if err == nil {
 		return nil
 	}
-	rerr := fmt.Errorf("app %q: the rollout of release %s failed: %w", app, id, err)
+	// The daemon's error names the app.
+	rerr := fmt.Errorf("the rollout of release %s failed: %w", id, err)
 	if prev == "" {
 		d.step("The first release of '%s' did not come up: its processes were stopped and the app removed", app)
 		_ = os.Remove(d.Root.App(app))
@@ -283,7 +301,7 @@ func (d *Deployer) Rollback(ctx context.Context, app, id string) error {
 		d.step("Release %s of '%s' is live", target.ID, app)
 		return nil
 	}
-	rerr := fmt.Errorf("app %q: the rollout of release %s failed: %w", app, target.ID, err)
+	rerr := fmt.Errorf("the rollout of release %s failed: %w", target.ID, err)
 	if prev == "" {
 		return rerr
 	}
@@ -308,6 +326,27 @@ func refreshSnapshot(root layout.Root, app, id string) {
 	}
 	r.Config, r.Scaling = readSnapshot(root, app)
 	_ = writeRelease(root, app, r)
+}
+
+// DefaultReleaseTimeout bounds the preflight and release commands when the
+// app does not set PIKU_RELEASE_TIMEOUT.
+const DefaultReleaseTimeout = 10 * time.Minute
+
+// releaseTimeout is PIKU_RELEASE_TIMEOUT: seconds or a Go duration;
+// DefaultReleaseTimeout when unset.
+func releaseTimeout(env *procfile.Env) (time.Duration, error) {
+	v, ok := env.Get("PIKU_RELEASE_TIMEOUT")
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return DefaultReleaseTimeout, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("PIKU_RELEASE_TIMEOUT=%q: want seconds (600) or a duration (10m)", v)
 }
 
 // autoRestart is piku's PIKU_AUTO_RESTART: on unless set to a false value.

@@ -229,8 +229,8 @@ func TestDaemonNotRunningStillDeploys(t *testing.T) {
 	if LiveID(root, "app") == "" {
 		t.Error("no live release")
 	}
-	if fd.calls[0].Restart != nil {
-		t.Errorf("PIKU_AUTO_RESTART=false: Restart = %v, want nil", fd.calls[0].Restart)
+	if fd.calls[0].Restart != nil || !fd.calls[0].KeepRunning {
+		t.Errorf("PIKU_AUTO_RESTART=false: request %+v, want no restart and the running processes kept", fd.calls[0])
 	}
 }
 

@@ -93,28 +93,28 @@ func contains(bs []*backend, b *backend) bool {
 }
 
 // Drain returns once no request is in flight to any of addrs, or when ctx
-// ends.
-func (s *Server) Drain(ctx context.Context, addrs []string) {
+// ends. It returns how many requests were still in flight then (upgraded
+// and streaming ones included): 0 unless ctx ended first.
+func (s *Server) Drain(ctx context.Context, addrs []string) int {
 	for {
 		s.idleMu.Lock()
 		ch := s.idle
 		s.idleMu.Unlock()
-		busy := false
+		var busy int64
 		s.mu.Lock()
 		for _, a := range addrs {
-			if b := s.backends[a]; b != nil && b.inflight.Load() > 0 {
-				busy = true
-				break
+			if b := s.backends[a]; b != nil {
+				busy += b.inflight.Load()
 			}
 		}
 		s.mu.Unlock()
-		if !busy {
-			return
+		if busy <= 0 {
+			return 0
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return
+			return int(busy)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -299,6 +300,11 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 	<-arrived
 	if n := s.InFlight(slow); n != 1 {
 		t.Fatalf("in flight = %d, want 1", n)
+	}
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n := s.Drain(ended, []string{slow}); n != 1 {
+		t.Errorf("Drain with its context ended reported %d requests in flight, want 1", n)
 	}
 	drained := make(chan struct{})
 	go func() {

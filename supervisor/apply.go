@@ -35,6 +35,7 @@ type change struct {
 	gen     int         // generation of the started instances
 	started []*instance // new instances
 	surplus []*instance // instances a scale-down stops
+	outcome Outcome
 }
 
 // Apply brings app's processes in line with spec and returns when the
@@ -46,19 +47,30 @@ type change struct {
 //     highest surplus ones are routed away, drained and stopped; the others
 //     are not touched;
 //   - anything else, or the kind is in spec.Restart ("*" for all): replace.
-//     A new generation starts on fresh ports; once every new instance is
-//     ready the router sends requests to them, the old addresses are
-//     drained and the old generation is stopped.
+//     A new generation starts on fresh ports; once it is ready the router
+//     sends requests to it, the old addresses are drained and the old
+//     generation is stopped.
 //
-// New instances of every kind must be ready: a web instance within the boot
-// timeout, when it accepts TCP connections (or answers the health path
-// below 500); any other once its process has been up for a second or the
-// boot timeout, whichever is shorter (or has exited cleanly). If one exits or
-// times out, the new instances are stopped, the old ones keep running and
-// routed, and Apply returns why, with the last lines of the instance's
-// log; new instances of kinds that had nothing running stay supervised
-// (there is nothing to fall back to), restarting with backoff. Kinds that
-// spec no longer has are stopped.
+// New instances must be ready within the boot timeout: a web instance when
+// it accepts TCP connections (or answers the health path below 500), any
+// other when it is still up after a second or the boot timeout, whichever
+// comes first (or has exited cleanly). Then each kind is decided on its
+// own (see Outcome):
+//
+//   - its new instances are ready: they are committed;
+//   - they are not, and the kind had nothing healthy running (no instance,
+//     or one in backoff, crash-looping or exited): they are committed
+//     anyway and stay supervised, restarting with backoff, since there is
+//     nothing better to keep;
+//   - they are not, and a healthy old generation runs: the new instances
+//     are stopped and the old ones keep running and routed.
+//
+// spec.Report, when set, gets each changed kind's outcome. Apply returns an
+// error naming every kind whose change did not come up, except kinds whose
+// old generation was already failing (their new one is committed and
+// reported, not an error: a config change that fixes or reaches the
+// healthy kinds must not be refused because of them). Kinds that spec no
+// longer has are stopped.
 //
 // A web kind with a fixed port cannot run two generations at once: its old
 // instance on that port is stopped before the new one starts.
@@ -83,15 +95,25 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		return fmt.Errorf("rolling out %s: %w", spec.App, err)
 	}
 	defer a.lock.Unlock()
+	s.mu.Lock()
+	a.policy = spec.Policy
+	s.mu.Unlock()
 
 	restartAll := slices.Contains(spec.Restart, "*")
 	var changes []*change
 	for _, ps := range spec.Processes {
 		old := a.kinds[ps.Kind]
 		c := &change{ps: ps, old: old, replace: true, gen: 1}
+		restart := restartAll || slices.Contains(spec.Restart, ps.Kind)
+		if old != nil && spec.KeepRunning && !restart {
+			// Stay on the running generation; only the count may change.
+			c.ps = old.spec
+			c.ps.Count = ps.Count
+			ps = c.ps
+		}
 		switch {
 		case old == nil:
-		case restartAll || slices.Contains(spec.Restart, ps.Kind) || differs(old, ps, &spec):
+		case restart || (!spec.KeepRunning && differs(old, ps, &spec)):
 			c.gen = old.gen + 1
 		case old.spec.Count == ps.Count:
 			continue
@@ -103,41 +125,9 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 
 	// Start the new instances.
 	var fresh []*instance
-	fail := func(err error) error {
-		// Kinds that had nothing running keep their new instances under
-		// supervision (restarted with backoff): there is no older version
-		// to fall back to, and a process that fails at boot, say while its
-		// database comes up, should be retried rather than dropped.
-		var drop []*instance
-		kept := false
-		s.mu.Lock()
-		a.pending = nil
-		for _, c := range changes {
-			if c.replace && (c.old == nil || len(c.old.insts) == 0) && len(c.started) > 0 {
-				k := &kind{spec: c.ps, revision: spec.Revision, dir: spec.Dir, gen: c.gen, insts: map[int]*instance{}}
-				for _, in := range c.started {
-					k.insts[in.n] = in
-				}
-				a.kinds[c.ps.Kind] = k
-				kept = true
-				continue
-			}
-			drop = append(drop, c.started...)
-		}
-		s.mu.Unlock()
-		if kept {
-			s.route(spec.App, a)
-		}
-		stopAll(context.WithoutCancel(ctx), drop)
-		err = fmt.Errorf("rolling out %s: %w", spec.App, err)
-		if kept {
-			return &KeptError{Err: err}
-		}
-		return err
-	}
 	for _, c := range changes {
 		if c.replace && c.old != nil && c.ps.Web && c.ps.FixedPort != 0 {
-			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort)
+			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
 		}
 		first := 1
 		if !c.replace {
@@ -153,9 +143,20 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			if n == 1 && c.ps.Web {
 				fixed = c.ps.FixedPort
 			}
-			in, err := s.spawn(&spec, c.ps, n, c.gen, fixed)
+			from := &spec
+			if !c.replace {
+				// New ordinals of a running generation run like it.
+				like := spec
+				like.Revision, like.Dir = c.old.revision, c.old.dir
+				from = &like
+			}
+			in, err := s.spawn(from, c.ps, n, c.gen, fixed)
 			if err != nil {
-				return fail(err)
+				s.mu.Lock()
+				a.pending = nil
+				s.mu.Unlock()
+				stopAll(context.WithoutCancel(ctx), fresh)
+				return fmt.Errorf("rolling out %s: %w", spec.App, err)
 			}
 			c.started = append(c.started, in)
 			fresh = append(fresh, in)
@@ -164,15 +165,41 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 			s.mu.Unlock()
 		}
 	}
-	if err := waitBoot(ctx, fresh, spec.Policy.BootTimeout, spec.Progress); err != nil {
-		return fail(err)
-	}
+	booted := waitBoot(ctx, fresh, spec.Policy.BootTimeout, spec.Progress)
 
-	// Commit: route to the new set, drain and stop what it replaced.
-	var retired []*instance
+	// Decide each kind, then commit: route to the new set, drain and stop
+	// what it replaced.
+	var retired, dropped []*instance
+	var refused, retrying []error
 	s.mu.Lock()
 	a.pending = nil
 	for _, c := range changes {
+		var errs []error
+		for _, in := range c.started {
+			if err := booted[in]; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		out := Outcome{Kind: c.ps.Kind, Result: ResultReady, Err: errors.Join(errs...)}
+		if out.Err != nil {
+			switch {
+			case c.old == nil || len(c.old.insts) == 0:
+				out.Result = ResultFirstFailing
+			case !healthy(c.old):
+				out.Result = ResultReplacedFailing
+			default:
+				out.Result = ResultKept
+			}
+		}
+		c.outcome = out
+		switch out.Result {
+		case ResultKept:
+			dropped = append(dropped, c.started...)
+			refused = append(refused, out.Err)
+			continue
+		case ResultFirstFailing:
+			retrying = append(retrying, out.Err)
+		}
 		if c.replace {
 			if c.old != nil {
 				retired = slices.AppendSeq(retired, maps.Values(c.old.insts))
@@ -201,14 +228,53 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	}
 	s.mu.Unlock()
 
+	stopAll(context.WithoutCancel(ctx), dropped)
 	s.route(spec.App, a)
 	// Highest ordinals first, as a scale-down promises.
 	slices.SortFunc(retired, func(x, y *instance) int { return y.n - x.n })
-	if old := webAddrs(retired); len(old) > 0 {
-		s.router.Drain(ctx, old)
-	}
+	s.drain(ctx, spec.App, webAddrs(retired), spec.Policy.DrainTimeout)
 	stopAll(context.WithoutCancel(ctx), retired)
+	if spec.Report != nil {
+		for _, c := range changes {
+			spec.Report(c.outcome)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(append(refused, retrying...)...))
+	}
+	if len(retrying) > 0 {
+		return &KeptError{Err: fmt.Errorf("rolling out %s: %w", spec.App, errors.Join(retrying...))}
+	}
 	return nil
+}
+
+// healthy reports whether every instance of k is running (none is in
+// backoff, crash-looping or exited). The caller holds Supervisor.mu.
+func healthy(k *kind) bool {
+	for _, in := range k.insts {
+		in.mu.Lock()
+		state := in.status.State
+		in.mu.Unlock()
+		if state != StateRunning {
+			return false
+		}
+	}
+	return true
+}
+
+// drain waits until no request is in flight to addrs, for at most timeout.
+// What is still open then (upgraded connections, event streams, long
+// polls) is cut when the instances behind addrs stop; drain logs how much.
+func (s *Supervisor) drain(ctx context.Context, appName string, addrs []string, timeout time.Duration) {
+	if len(addrs) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if n := s.router.Drain(dctx, addrs); n > 0 {
+		s.log.Warn("drain deadline reached: cutting the requests still open", "app", appName,
+			"requests", n, "drain_timeout", timeout)
+	}
 }
 
 // differs reports whether ps (in spec) needs a new generation of k.
@@ -235,8 +301,8 @@ func (a *app) webAddrs() []string {
 }
 
 // freeFixedPort stops the instance of k that listens on port, after routing
-// requests away from it and draining it.
-func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, k *kind, port int) {
+// requests away from it and draining it for at most drainTimeout.
+func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, k *kind, port int, drainTimeout time.Duration) {
 	s.mu.Lock()
 	var holder *instance
 	for n, in := range k.insts {
@@ -250,21 +316,22 @@ func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, 
 		return
 	}
 	s.route(appName, a)
-	s.router.Drain(ctx, []string{holder.address()})
+	s.drain(ctx, appName, []string{holder.address()}, drainTimeout)
 	holder.stop(context.WithoutCancel(ctx))
 }
 
 // progressEvery is how often waitBoot says what it still waits for.
 const progressEvery = 5 * time.Second
 
-// waitBoot waits until every instance of insts is ready. It returns at the
-// first failure: an instance that exited, a web instance not ready within
-// timeout (it is marked failed), or ctx ending. A worker's owner decides by
-// itself whether it started (up for the boot timeout or a second, counted
-// from its own start), so waitBoot does not time workers out: counting from
-// here would call a worker started before its process even exists on a busy
-// machine. progress, if not nil, is told how the boot goes.
-func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string, bool)) error {
+// waitBoot waits until every instance of insts is ready, has failed (it
+// exited, or a web instance was not ready within timeout: it is marked
+// failed), or ctx ends, and returns the failures by instance. A worker's
+// owner decides by itself whether it started (up for the boot timeout or a
+// second, counted from its own start), so waitBoot does not time workers
+// out: counting from here would call a worker started before its process
+// even exists on a busy machine. progress, if not nil, is told how the boot
+// goes.
+func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, progress func(string, bool)) map[*instance]error {
 	var pmu sync.Mutex
 	report := func(transient bool, format string, args ...any) {
 		if progress != nil {
@@ -274,13 +341,15 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 		}
 	}
 	say := func(format string, args ...any) { report(false, format, args...) }
-	bctx, fail := context.WithCancelCause(ctx)
-	defer fail(nil)
-	tctx, cancel := context.WithTimeout(bctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	var wg, ticker sync.WaitGroup
-	var awaited sync.Map // *instance -> true while a web instance is not ready
+	var (
+		mu         sync.Mutex
+		errs       = map[*instance]error{}
+		wg, ticker sync.WaitGroup
+		awaited    sync.Map // *instance -> true while a web instance is not ready
+	)
 	for _, in := range insts {
 		if in.spec.Web {
 			awaited.Store(in, true)
@@ -317,11 +386,12 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 					awaited.Delete(in)
 					say("%s is ready on %s", in.name(), in.address())
 				}
-			case <-bctx.Done():
-				return
+			case <-ctx.Done():
+				err = fmt.Errorf("%s: %w", in.name(), ctx.Err())
 			case <-deadline:
-				if bctx.Err() != nil {
-					return
+				if ctx.Err() != nil {
+					err = fmt.Errorf("%s: %w", in.name(), ctx.Err())
+					break
 				}
 				in.update(func(st *InstanceStatus) {
 					if st.State == StateStarting {
@@ -334,12 +404,14 @@ func waitBoot(ctx context.Context, insts []*instance, timeout time.Duration, pro
 				}
 			}
 			if err != nil {
-				fail(err)
+				mu.Lock()
+				errs[in] = err
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	cancel() // ends the ticker
 	ticker.Wait()
-	return context.Cause(bctx)
+	return errs
 }

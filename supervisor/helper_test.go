@@ -86,7 +86,7 @@ func (r *fakeRouter) Route(app string, addrs []string) {
 	r.routes = append(r.routes, slices.Clone(addrs))
 }
 
-func (r *fakeRouter) Drain(ctx context.Context, addrs []string) {
+func (r *fakeRouter) Drain(ctx context.Context, addrs []string) int {
 	stop := context.AfterFunc(ctx, func() {
 		r.mu.Lock()
 		r.cond.Broadcast()
@@ -99,6 +99,11 @@ func (r *fakeRouter) Drain(ctx context.Context, addrs []string) {
 	for ctx.Err() == nil && slices.ContainsFunc(addrs, func(a string) bool { return r.inflight[a] > 0 }) {
 		r.cond.Wait()
 	}
+	n := 0
+	for _, a := range addrs {
+		n += r.inflight[a]
+	}
+	return n
 }
 
 func (r *fakeRouter) lastRoute() []string {

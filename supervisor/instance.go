@@ -267,10 +267,15 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 
 // start spawns the process.
 func (in *instance) start() (*proc, error) {
-	name, args := "/bin/sh", []string{"-c", shellCommand(in.spec.Command)}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = in.dir
 	env := append([]string(nil), in.spec.Env...)
+	path := defaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	cmd := exec.Command("/bin/sh", "-c", shellCommand(in.spec.Command, path, in.dir))
+	cmd.Dir = in.dir
 	if in.spec.Web {
 		env = append(env, "PORT="+strconv.Itoa(in.port))
 	}
@@ -348,9 +353,12 @@ func (in *instance) terminate(p *proc) {
 }
 
 // shellCommand returns what /bin/sh -c runs for command: a simple command
-// (no shell syntax beyond words and quotes) is prefixed with exec, so the
-// program replaces the shell and gets signals itself.
-func shellCommand(command string) string {
+// (no shell syntax beyond words and quotes) whose first word is a program
+// found on path (or, with a slash, an executable file, relative to dir) is
+// prefixed with exec, so the program replaces the shell and gets signals
+// itself. Anything else (a builtin such as exit, :, wait or unset, an
+// assignment, a keyword) runs as written.
+func shellCommand(command, path, dir string) string {
 	c := strings.TrimSpace(command)
 	// Variable references ($PORT, ${PORT}) are plain words to exec; any
 	// other shell syntax needs the shell to stay.
@@ -358,15 +366,76 @@ func shellCommand(command string) string {
 	if c == "" || strings.ContainsAny(words, ";&|`$()<>\n\\{}!#") {
 		return command
 	}
-	first, _, _ := strings.Cut(c, " ")
-	if strings.Contains(first, "=") {
+	first, ok := firstWord(c)
+	if !ok || strings.Contains(first, "=") {
 		return command // FOO=bar cmd: an assignment, exec would take it for the program
 	}
 	switch first {
-	case "exec", "if", "for", "while", "until", "case", "cd", "export", ".", "source", "set", "eval", "trap", "ulimit", "umask":
+	case "exec", "if", "for", "while", "until", "case", "cd", "export", ".", "source", "set", "eval", "trap",
+		"ulimit", "umask", "exit", "return", "command", "wait", "unset", "shift", "read", "readonly", "local",
+		"alias", "unalias", "type", "hash", "getopts", "jobs", "fg", "bg", "times", "break", "continue":
+		return command
+	}
+	if !isProgram(first, path, dir) {
 		return command
 	}
 	return "exec " + c
+}
+
+// defaultPath is where sh looks for programs when the environment has no
+// PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// firstWord returns the first word of c, without its quotes when it is
+// quoted as a whole ('my prog' or "my prog"); ok is false when it is
+// not a plain word.
+func firstWord(c string) (string, bool) {
+	if c[0] == '\'' || c[0] == '"' {
+		end := strings.IndexByte(c[1:], c[0])
+		if end < 0 {
+			return "", false
+		}
+		rest := c[end+2:]
+		if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+			return "", false
+		}
+		return c[1 : end+1], true
+	}
+	first := c
+	if i := strings.IndexAny(c, " \t"); i >= 0 {
+		first = c[:i]
+	}
+	if strings.ContainsAny(first, "'\"") {
+		return "", false
+	}
+	return first, true
+}
+
+// isProgram reports whether name is an executable file: looked up in the
+// directories of path, or, when it has a slash, taken relative to dir.
+func isProgram(name, path, dir string) bool {
+	executable := func(p string) bool {
+		fi, err := os.Stat(p)
+		return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	}
+	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		return executable(name)
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		if executable(filepath.Join(d, name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // varRef matches $NAME and ${NAME}.

@@ -44,6 +44,9 @@ type app struct {
 	lock  sync.Mutex
 	gone  bool // stopped and forgotten; Apply must look it up again
 	kinds map[string]*kind
+	// policy is the one of the last rollout; Stop drains within its
+	// DrainTimeout.
+	policy Policy
 	// pending are the instances a rollout in progress started and has not
 	// made live yet; Status shows them beside the live ones.
 	pending []*instance
@@ -174,7 +177,8 @@ func (s *Supervisor) lockApp(name string, create bool) (*app, error) {
 }
 
 // Stop stops every process of app gracefully and forgets the app. Its web
-// addresses are routed away and drained first.
+// addresses are routed away and drained first, for at most the app's drain
+// timeout.
 func (s *Supervisor) Stop(ctx context.Context, appName string) error {
 	a, err := s.lockApp(appName, false)
 	if err != nil || a == nil {
@@ -189,9 +193,10 @@ func (s *Supervisor) Stop(ctx context.Context, appName string) error {
 	a.kinds = map[string]*kind{}
 	a.gone = true
 	delete(s.apps, appName)
+	drainTimeout := a.policy.withDefaults().DrainTimeout
 	s.mu.Unlock()
 	s.route(appName, a)
-	s.router.Drain(ctx, webAddrs(all))
+	s.drain(ctx, appName, webAddrs(all), drainTimeout)
 	stopAll(ctx, all)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -415,26 +416,71 @@ func TestPorts(t *testing.T) {
 	}
 }
 
+// TestShellCommand runs each command through /bin/sh as written and as
+// shellCommand rewrites it: the exit code must be the same, and where the
+// first word is a program the rewrite must have replaced the shell with it
+// (its parent is then this test, not a shell).
 func TestShellCommand(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"python app.py", "exec python app.py"},
-		{"gunicorn -b 0.0.0.0:$PORT app:app", "exec gunicorn -b 0.0.0.0:$PORT app:app"},
-		{"python3 -m http.server ${PORT}", "exec python3 -m http.server ${PORT}"},
-		{"echo $(date)", "echo $(date)"},
-		{"echo $((1+2))", "echo $((1+2))"},
-		{"echo ${X:-default}", "echo ${X:-default}"},
-		{"run $1", "run $1"},
-		{"a && b", "a && b"},
-		{"sleep 1000 & sleep 1000", "sleep 1000 & sleep 1000"},
-		{"FOO=bar node x.js", "FOO=bar node x.js"},
-		{"exec node x.js", "exec node x.js"},
-		{"cd sub; ./run", "cd sub; ./run"},
-		{"'/path with space/bin' --flag", "exec '/path with space/bin' --flag"},
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prog"), []byte("#!/bin/sh\necho $PPID; exit 6\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		if got := shellCommand(tt.in); got != tt.want {
-			t.Errorf("shellCommand(%q) = %q, want %q", tt.in, got, tt.want)
+	if err := os.Mkdir(filepath.Join(dir, "with space"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "with space", "prog"), []byte("#!/bin/sh\necho $PPID; exit 7\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := "/usr/bin:/bin"
+	tests := []struct {
+		command  string
+		replaced bool // the shell execs the program
+	}{
+		{"exit 3", false},
+		{"exit\t4", false},
+		{":", false},
+		{"wait", false},
+		{"unset FOO", false},
+		{"command true", false},
+		{"true", true},
+		{"false", true},
+		{"sh -c 'echo $PPID'", true},
+		{"sh\t-c 'echo $PPID'", true},
+		{"./prog", true},
+		{"'" + dir + "/with space/prog' --flag", true},
+		{"no-such-program-here", false},
+		{"echo $(date)", false},
+		{"sleep 0 & wait", false},
+		{"FOO=bar sh -c 'exit 2'", false},
+		{"exec sh -c 'exit 8'", false},
+		{"cd . && ./prog", false},
+	}
+	run := func(script string) (int, string) {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Dir, cmd.Env = dir, []string{"PATH=" + path}
+		out, err := cmd.Output()
+		var xe *exec.ExitError
+		if err != nil && !errors.As(err, &xe) {
+			t.Fatalf("running %q: %v", script, err)
 		}
+		return cmd.ProcessState.ExitCode(), strings.TrimSpace(string(out))
+	}
+	me := strconv.Itoa(os.Getpid())
+	for _, tt := range tests {
+		t.Run(tt.command, func(t *testing.T) {
+			rewritten := shellCommand(tt.command, path, dir)
+			want, _ := run(tt.command)
+			got, out := run(rewritten)
+			if got != want {
+				t.Errorf("%q exits %d through sh, but %d rewritten as %q", tt.command, want, got, rewritten)
+			}
+			if _, err := strconv.Atoi(out); err != nil {
+				return // the program does not print its parent
+			}
+			if replaced := out == me; replaced != tt.replaced {
+				t.Errorf("%q rewritten as %q: the program's parent is %s, this test is %s; want replaced=%v", tt.command, rewritten, out, me, tt.replaced)
+			}
+		})
 	}
 }
 

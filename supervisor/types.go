@@ -18,8 +18,9 @@ type Router interface {
 	// Route makes addrs the web backends of app. It returns once new
 	// requests go only to addrs.
 	Route(app string, addrs []string)
-	// Drain returns once no request is in flight to any of addrs, or ctx ends.
-	Drain(ctx context.Context, addrs []string)
+	// Drain returns once no request is in flight to any of addrs, or ctx
+	// ends. It returns how many requests were still in flight then.
+	Drain(ctx context.Context, addrs []string) int
 }
 
 // State is where an instance is in its life.
@@ -86,20 +87,58 @@ type AppSpec struct {
 	Processes []ProcessSpec
 	// Restart lists kinds to replace even if unchanged; "*" means all.
 	Restart []string
-	Policy  Policy
-	Logs    LogPolicy
+	// KeepRunning keeps every kind that runs on its generation (command,
+	// environment, revision, directory) unless it is in Restart: only its
+	// count changes, with new ordinals like the running ones. Kinds not
+	// running start from this spec.
+	KeepRunning bool
+	Policy      Policy
+	Logs        LogPolicy
 	// Progress, if set, is told how the boot of new instances goes: which
 	// address is awaited and which instances are ready; and, as transient
 	// lines that matter only while someone watches, what the ones still
 	// awaited answered, every few seconds. It may be called from several
 	// goroutines, one call at a time.
 	Progress func(msg string, transient bool)
+	// Report, when set, is called once per changed kind with its outcome,
+	// after the rollout.
+	Report func(Outcome)
 }
+
+// Outcome is what a rollout did with one kind.
+type Outcome struct {
+	Kind   string
+	Result Result
+	Err    error // why the new instances did not come up; nil when ready
+}
+
+// Result is the decision a rollout made for one kind.
+type Result string
+
+// The results of a kind's rollout.
+const (
+	// ResultReady: the new instances are ready and live.
+	ResultReady Result = "ready"
+	// ResultKept: the new instances failed and were stopped; the healthy
+	// old generation keeps running.
+	ResultKept Result = "kept the running version"
+	// ResultReplacedFailing: the new instances failed, but the old
+	// generation was not healthy either: the new one is live, retried with
+	// backoff.
+	ResultReplacedFailing Result = "failing, replaced a failing version; retried with backoff"
+	// ResultFirstFailing: the new instances failed and nothing older ran:
+	// they stay supervised, retried with backoff.
+	ResultFirstFailing Result = "failing, nothing older was running; retried with backoff"
+)
 
 // Policy holds the timings of an app's processes. A zero field takes its
 // default.
 type Policy struct {
-	StopTimeout    time.Duration // SIGTERM to SIGKILL; default 10s
+	StopTimeout time.Duration // SIGTERM to SIGKILL; default 10s
+	// DrainTimeout bounds the wait for requests in flight to instances
+	// being retired; the ones still open then (WebSocket, SSE, long polls)
+	// are cut when the instances stop. Default 30s.
+	DrainTimeout   time.Duration
 	BootTimeout    time.Duration // how long a new web instance may take to be ready; default 60s
 	BackoffInitial time.Duration // first restart delay; default 100ms
 	BackoffMax     time.Duration // restart delay cap, and the crash-loop retry period; default 30s
@@ -137,6 +176,7 @@ type ProcessSpec struct {
 // Defaults of Policy and LogPolicy.
 const (
 	DefaultStopTimeout    = 10 * time.Second
+	DefaultDrainTimeout   = 30 * time.Second
 	DefaultBootTimeout    = 60 * time.Second
 	DefaultBackoffInitial = 100 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
@@ -147,6 +187,9 @@ const (
 func (p Policy) withDefaults() Policy {
 	if p.StopTimeout <= 0 {
 		p.StopTimeout = DefaultStopTimeout
+	}
+	if p.DrainTimeout <= 0 {
+		p.DrainTimeout = DefaultDrainTimeout
 	}
 	if p.BootTimeout <= 0 {
 		p.BootTimeout = DefaultBootTimeout

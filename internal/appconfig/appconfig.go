@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -23,7 +24,9 @@ import (
 type App struct {
 	// Name is the app's name.
 	Name string
-	// Dir is the deployed checkout, apps/APP.
+	// Dir is the deployed checkout: the release apps/APP points to, with
+	// the link resolved, so processes started from it stay in that release
+	// when a deploy switches the link (a plain apps/APP directory as is).
 	Dir string
 	// Procfile is the parsed Procfile of the checkout.
 	Procfile *procfile.Procfile
@@ -47,6 +50,10 @@ func Load(root layout.Root, app string) (*App, error) {
 	if !root.Exists(app) {
 		return nil, fmt.Errorf("app %q is not deployed (no %s)", app, root.App(app))
 	}
+	dir, err := filepath.EvalSymlinks(root.App(app))
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", app, err)
+	}
 	pf, err := readProcfile(root, app)
 	if err != nil {
 		return nil, err
@@ -59,9 +66,12 @@ func Load(root layout.Root, app string) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pwd, _ := env.Get("PWD"); pwd == root.App(app) {
+		env.Set("PWD", dir)
+	}
 	a := &App{
 		Name:      app,
-		Dir:       root.App(app),
+		Dir:       dir,
 		Procfile:  pf,
 		Env:       env,
 		Overrides: overrides,

@@ -8,7 +8,7 @@ import (
 )
 
 // apply asks the daemon to roll app out from its files and streams the
-// rollout to stdout. what says what the files now hold, for the message
+// rollout to stdout. The daemon's errors name the app already. what says what the files now hold, for the message
 // shown when the daemon is not running: the files are right either way, and
 // the daemon applies them when it starts.
 func (c *cli) apply(root layout.Root, app string, req control.DeployRequest, what string) error {

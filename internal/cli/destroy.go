@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
 )
 
@@ -35,7 +36,17 @@ func (c *cli) destroyCommand() *cobra.Command {
 					return &ExitError{Code: 1, Msg: "not confirmed; nothing was destroyed (use --force to skip the question)"}
 				}
 			}
-			err = c.client(root).Forget(context.Background(), app)
+			// Not while a push, rollback or change of the app is running.
+			ctx, cancel := signalContext()
+			defer cancel()
+			unlock, err := deploy.Lock(ctx, root.DeployLock(app), func() {
+				fmt.Fprintf(c.stdout, "-----> Another deploy of '%s' is running: waiting for it to finish\n", app)
+			})
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			err = c.client(root).Forget(context.WithoutCancel(ctx), app)
 			if err != nil && !control.IsNotRunning(err) {
 				return fmt.Errorf("stopping app %q: %w", app, err)
 			}

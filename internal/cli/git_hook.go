@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -19,9 +22,15 @@ func (c *cli) gitHookCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext()
+			// The hook ends, and stops what it runs (preflight, build,
+			// release), when the push goes away: git-receive-pack dying
+			// (the parent-death signal), its output pipe breaking, or a
+			// hang-up.
+			hookDiesWithParent()
+			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 			defer cancel()
-			d := &deploy.Deployer{Root: root, Daemon: c.client(root), Out: c.stdout}
+			d := &deploy.Deployer{Root: root, Daemon: c.client(root), Out: c.stdout,
+				LockHeld: os.Getenv(deploy.LockHeldEnv) == "1"}
 			return d.Hook(ctx, app, c.stdin, os.Getenv)
 		},
 	}

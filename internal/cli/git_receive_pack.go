@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,9 +37,62 @@ func (c *cli) gitReceivePackCommand() *cobra.Command {
 			if created {
 				fmt.Fprintf(c.stderr, "-----> Created the repository for '%s'\n", app)
 			}
-			return execGit("receive-pack", root.Repo(app))
+			// The whole receive runs under the app's deploy lock, so a
+			// second push reads the refs only once the first is done: what
+			// each client is told, the branch and the live release agree.
+			ctx, cancel := signalContext()
+			defer cancel()
+			unlock, err := deploy.Lock(ctx, root.DeployLock(app), func() {
+				fmt.Fprintf(c.stderr, "-----> Another deploy of '%s' is running: waiting for it to finish\n", app)
+			})
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			return c.runGit("receive-pack", root.Repo(app), deploy.LockHeldEnv+"=1")
 		},
 	}
+}
+
+// runGit runs `git SERVICE DIR`, which talks the git protocol with the
+// client on stdin and stdout, with env added; its exit code becomes
+// piku's.
+func (c *cli) runGit(service, dir string, env ...string) error {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return fmt.Errorf("git is not installed on the server: install it with `apt-get install git`")
+	}
+	cmd := exec.Command(git, service, dir)
+	cmd.Env = append(gitEnv(), env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.stdin, c.stdout, c.stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if out, ok := c.stdout.(*os.File); ok {
+		// A client that goes away while the hook runs a silent build or
+		// release is noticed here: git is stopped, and the hook, which
+		// dies with it, stops what it runs.
+		stop := watchClient(out, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+		defer stop()
+	}
+	err = cmd.Wait()
+	var xe *exec.ExitError
+	if errors.As(err, &xe) {
+		return &ExitError{Code: xe.ExitCode()}
+	}
+	return err
+}
+
+// gitEnv is this process's environment for git, without the SSH command
+// it was started for.
+func gitEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SSH_ORIGINAL_COMMAND=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // repoArg reads the APP of git-receive-pack and git-upload-pack, which git
@@ -70,11 +124,5 @@ func execGit(service, dir string) error {
 	if err != nil {
 		return fmt.Errorf("git is not installed on the server: install it with `apt-get install git`")
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SSH_ORIGINAL_COMMAND=") {
-			env = append(env, kv)
-		}
-	}
-	return syscall.Exec(git, []string{"git", service, dir}, env)
+	return syscall.Exec(git, []string{"git", service, dir}, gitEnv())
 }

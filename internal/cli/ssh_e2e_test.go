@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
@@ -428,6 +431,139 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			t.Errorf("rollback to a missing release: %v\n%s", err, out)
 		}
 	})
+	t.Run("two pushes of one app at once", func(t *testing.T) {
+		// Both start from the same revision; the release command keeps the
+		// first deploy busy while the second push arrives. Whatever the
+		// order, what each client is told, the server's branch and the
+		// live release must agree.
+		base := e.newCheckout("race")
+		procfile := map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: sleep 2\n"}
+		base.commit(staticApp("base", procfile))
+		base.mustPush("main")
+		clients := []*checkout{e.newCheckout("race"), e.newCheckout("race")}
+		heads := make([]string, len(clients))
+		for i, c := range clients {
+			c.git().run("pull", "-q", "piku", "main")
+			c.commit(staticApp(fmt.Sprintf("racer %d", i), procfile))
+			heads[i] = strings.TrimSpace(c.git().run("rev-parse", "HEAD"))
+		}
+		outs, errs := make([]string, len(clients)), make([]error, len(clients))
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() { outs[i], errs[i] = c.push("main") })
+		}
+		wg.Wait()
+		branch := strings.Fields(base.git().run("ls-remote", "piku", "refs/heads/main"))[0]
+		var rels []struct {
+			Revision string `json:"revision"`
+			Live     bool   `json:"live"`
+		}
+		if err := json.Unmarshal([]byte(e.piku(t).run("releases", "race", "--json")), &rels); err != nil {
+			t.Fatal(err)
+		}
+		live := ""
+		for _, r := range rels {
+			if r.Live {
+				live = r.Revision
+			}
+		}
+		if live != branch {
+			t.Errorf("the server's branch is %s but release %s is live", branch, live)
+		}
+		told := 0
+		for i := range clients {
+			if errs[i] == nil {
+				told++
+				if heads[i] != branch {
+					t.Errorf("push %d was told it succeeded, but the branch is %s, not its %s:\n%s", i, branch, heads[i], outs[i])
+				}
+			} else if heads[i] == branch {
+				t.Errorf("push %d was told it failed, but its revision is the branch:\n%s", i, outs[i])
+			}
+		}
+		if told != 1 {
+			t.Errorf("%d pushes succeeded, want exactly 1:\n%s\n---\n%s", told, outs[0], outs[1])
+		}
+		e.waitBody(t, "race", "racer")
+	})
+	t.Run("release bounded", func(t *testing.T) {
+		// A release that never ends is stopped at PIKU_RELEASE_TIMEOUT,
+		// with everything it started, and the next push is not blocked.
+		c := e.newCheckout("slowrel")
+		c.commit(staticApp("1", map[string]string{
+			"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: sh -c 'sleep 1001' & sleep 1002\n",
+			"ENV":      "PIKU_RELEASE_TIMEOUT=1\n",
+		}))
+		out, err := c.push("main")
+		if err == nil || !strings.Contains(out, "release failed") || !strings.Contains(out, "timed out after 1s (PIKU_RELEASE_TIMEOUT)") {
+			t.Errorf("push: %v\n%s", err, out)
+		}
+		waitGone(t, "sleep 1001")
+		waitGone(t, "sleep 1002")
+		c.commit(staticApp("2", map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"}))
+		c.mustPush("main")
+		e.waitBody(t, "slowrel", "version 2")
+	})
+	t.Run("client goes away", func(t *testing.T) {
+		// The pushing client disconnects during a silent release: the
+		// release's process group is stopped and the deploy lock is free
+		// again.
+		c := e.newCheckout("gone")
+		c.commit(staticApp("1", map[string]string{
+			"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\nrelease: echo started; exec sleep 1003\n",
+		}))
+		cmd := exec.Command("git", "push", "piku", "main")
+		cmd.Dir = c.dir
+		cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+e.sshCmd)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+		}
+		for len(processesWith("sleep 1003")) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		waitGone(t, "sleep 1003")
+		// The lock is free: taking it returns (the test's timeout is the
+		// bound).
+		unlock, err := deploy.Lock(t.Context(), e.root.DeployLock("gone"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	})
+	t.Run("auto restart off", func(t *testing.T) {
+		// PIKU_AUTO_RESTART=false: a push builds and records the release,
+		// but the running processes keep their code until `piku restart`.
+		c := e.newCheckout("manual")
+		env := map[string]string{"ENV": "PIKU_AUTO_RESTART=false\n"}
+		c.commit(staticApp("1", env))
+		c.mustPush("main")
+		e.waitBody(t, "manual", "version 1")
+		c.commit(staticApp("2", env))
+		if out := c.mustPush("main"); !strings.Contains(out, "keep their code and settings until `piku restart manual`") {
+			t.Errorf("push output:\n%s", out)
+		}
+		st, err := control.NewClient(e.root.Socket()).Status(context.Background(), "manual")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range st.Instances {
+			if code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", in.Port), ""); err != nil || code != 200 || body != "version 1\n" {
+				t.Errorf("after the push, %s.%d answers %d %q %v; want version 1 until a restart", in.Kind, in.N, code, body, err)
+			}
+		}
+		e.piku(t).run("restart", "manual")
+		e.waitBody(t, "manual", "version 2")
+	})
 	t.Run("redeploy under load", func(t *testing.T) {
 		c := e.newCheckout("loaded")
 		env := map[string]string{"ENV": "NGINX_SERVER_NAME=loaded.test\n"}
@@ -583,4 +719,13 @@ func main() {
 		}
 		e.waitBody(t, "goapp", "go says hi")
 	})
+}
+
+// waitGone waits until no process has marker in its command line (the
+// test's timeout is the bound).
+func waitGone(t *testing.T, marker string) {
+	t.Helper()
+	for len(processesWith(marker)) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
 }

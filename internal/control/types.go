@@ -67,6 +67,11 @@ type DeployRequest struct {
 	// Restart lists the process kinds to replace even when unchanged; "*"
 	// means every kind. Empty means only what changed is touched.
 	Restart []string `json:"restart,omitempty"`
+	// KeepRunning leaves the kinds that run on their current code and
+	// settings (unless listed in Restart): only counts change and kinds
+	// not running start. A push with PIKU_AUTO_RESTART=false asks for it;
+	// the new release goes live at the next `piku restart`.
+	KeepRunning bool `json:"keep_running,omitempty"`
 	// First marks the app's first release: if it does not come up, the
 	// daemon stops what it started and forgets the app (the deploy
 	// removes it) instead of retrying the new processes with backoff.

@@ -91,14 +91,14 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	err := d.rollout(ctx, app, req.Restart, out)
+	err := d.rollout(ctx, app, req, out)
 	var kept *supervisor.KeptError
 	if req.First && errors.As(err, &kept) {
 		// A first release that did not come up is dropped, not retried.
 		if ferr := d.Forget(context.WithoutCancel(ctx), app); ferr != nil {
 			return errors.Join(err, ferr)
 		}
-		return fmt.Errorf("app %q: %w", app, kept.Err)
+		return kept.Err // names the app
 	}
 	return err
 }
@@ -128,12 +128,12 @@ func (d *Daemon) checkKinds(app string, kinds []string) error {
 // rollout reads app's files and brings its processes, routes and cron jobs
 // in line with them. The previous processes keep serving until the new
 // ones are ready; if they never are, nothing changes.
-func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out io.Writer) error {
+func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
 	start := time.Now()
-	err := d.rolloutLocked(ctx, app, restart, out)
+	err := d.rolloutLocked(ctx, app, req, out)
 	d.metrics.Rollout(app, time.Since(start), err)
 	d.mu.Lock()
 	st.lastErr = ""
@@ -144,7 +144,7 @@ func (d *Daemon) rollout(ctx context.Context, app string, restart []string, out 
 	return err
 }
 
-func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string, out io.Writer) error {
+func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
 	a, err := appconfig.Load(d.root, app)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	for _, w := range a.Procfile.Warnings {
 		fmt.Fprintf(out, "-----> Warning: %s\n", w)
 	}
-	p, err := d.makePlan(a, restart)
+	p, err := d.makePlan(a, req.Restart)
 	if err != nil {
 		return err
 	}
@@ -169,16 +169,13 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	if err != nil {
 		return err
 	}
+	p.spec.KeepRunning = req.KeepRunning
 	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
 	if err := os.MkdirAll(d.root.Logs(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	if err := d.writeVassals(app, p.vassals); err != nil {
-		return err
-	}
-
 	route.AccessLog = d.root.AccessLog(app)
 	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
@@ -189,13 +186,58 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		route.Cache.Path = d.root.Cache(app)
 	}
 	route.StaticSite = p.static
+
+	// New uWSGI instances read their vassal files when they start, so these
+	// are written first, and put back as they were if the rollout fails.
+	// Everything else (routes, certificate hosts, LIVE_ENV) is published
+	// only once the rollout succeeded.
+	undoVassals, err := d.writeVassals(app, p.vassals)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
+	var reported, kept bool
+	p.spec.Report = func(o supervisor.Outcome) {
+		reported = true
+		kept = kept || o.Result == supervisor.ResultKept
+		switch {
+		case o.Result == supervisor.ResultReplacedFailing:
+			// Not an error of the rollout: say why here.
+			fmt.Fprintf(out, "       %s: %s: %v\n", o.Kind, o.Result, o.Err)
+		case o.Result == supervisor.ResultFirstFailing && req.First:
+			// Deploy drops a first release that did not come up.
+			fmt.Fprintf(out, "       %s: failing\n", o.Kind)
+		default:
+			fmt.Fprintf(out, "       %s: %s\n", o.Kind, o.Result)
+		}
+	}
+	p.spec.Progress = func(msg string, transient bool) {
+		if transient {
+			d.log.Debug(msg, "app", app)
+			control.WriteProgress(out, "       "+msg)
+			return
+		}
+		fmt.Fprintf(out, "       %s\n", msg)
+	}
+	applyErr := d.sup.Apply(ctx, p.spec)
+	if applyErr != nil && (kept || !reported) {
+		// Refused: the running version stays, and so do its files.
+		if uerr := undoVassals(); uerr != nil {
+			return errors.Join(applyErr, uerr)
+		}
+		return applyErr
+	}
+	// Committed, possibly with kinds that had nothing to fall back to and
+	// failed (applyErr says which): publish what now runs.
 	d.mu.Lock()
 	if err := d.checkHosts(app, route.Hosts); err != nil { // another rollout may have claimed them meanwhile
 		d.mu.Unlock()
 		return err
 	}
 	if old, ok := d.routes[app]; ok {
-		route.Backends = old.Backends // kept until the supervisor routes the new ones
+		route.Backends = old.Backends // what the supervisor routed
+	} else {
+		route.Backends = d.webAddrs(app)
 	}
 	d.routes[app] = route
 	d.mu.Unlock()
@@ -206,21 +248,10 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 		d.proxy.RemoveRoute(app)
 		d.certs.SetHosts(app, nil, false)
 	}
-
-	if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
+	if req.KeepRunning {
+		fmt.Fprintf(out, "-----> PIKU_AUTO_RESTART is off: the running processes keep their code and settings until `piku restart %s`\n", app)
+	} else if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
 		return err
-	}
-	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
-	p.spec.Progress = func(msg string, transient bool) {
-		if transient {
-			d.log.Debug(msg, "app", app)
-			control.WriteProgress(out, "       "+msg)
-			return
-		}
-		fmt.Fprintf(out, "       %s\n", msg)
-	}
-	if err := d.sup.Apply(ctx, p.spec); err != nil {
-		return err // names the app
 	}
 	if err := d.cron.Set(app, p.jobs); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
@@ -229,6 +260,9 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 	st := d.apps[app]
 	st.revision, st.hosts = p.spec.Revision, route.Hosts
 	d.mu.Unlock()
+	if applyErr != nil {
+		return applyErr
+	}
 	for _, in := range d.sup.Status(app) {
 		if in.Port != 0 {
 			fmt.Fprintf(out, "       %s.%d listening on %s\n", in.Kind, in.N, in.Addr)
@@ -244,29 +278,64 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, restart []string
 
 // writeVassals writes the uWSGI vassal files of app and removes the ones
 // it no longer has, in uwsgi-available/ with their copies in
-// uwsgi-enabled/, as piku lays them out.
-func (d *Daemon) writeVassals(app string, vassals map[string][]byte) error {
+// uwsgi-enabled/, as piku lays them out. The returned undo puts every
+// file back as it was.
+func (d *Daemon) writeVassals(app string, vassals map[string][]byte) (undo func() error, err error) {
+	old, err := d.root.VassalFiles(app)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", app, err)
+	}
+	saved := map[string][]byte{}
+	for _, p := range old {
+		if b, err := os.ReadFile(p); err == nil {
+			saved[p] = b
+		}
+	}
+	var written []string
+	undo = func() error {
+		var errs []error
+		for _, p := range written {
+			if _, ok := saved[p]; !ok {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		for p, b := range saved {
+			errs = append(errs, layout.WriteFile(p, b, 0o600))
+		}
+		return errors.Join(errs...)
+	}
 	keep := map[string]bool{}
 	for path, ini := range vassals {
 		name := filepath.Base(path)
-		keep[name] = true
+		enabled := d.root.VassalEnabledFile(name)
+		keep[path], keep[enabled] = true, true
+		written = append(written, path, enabled)
 		if err := layout.WriteFile(path, ini, 0o600); err != nil {
-			return err
+			return nil, errors.Join(err, undo())
 		}
-		if err := layout.WriteFile(d.root.VassalEnabledFile(name), ini, 0o600); err != nil {
-			return err
+		if err := layout.WriteFile(enabled, ini, 0o600); err != nil {
+			return nil, errors.Join(err, undo())
 		}
-	}
-	old, err := d.root.VassalFiles(app)
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
 	}
 	for _, p := range old {
-		if !keep[filepath.Base(p)] {
+		if !keep[p] {
 			_ = os.Remove(p)
 		}
 	}
-	return nil
+	return undo, nil
+}
+
+// webAddrs returns the addresses of app's running web instances.
+func (d *Daemon) webAddrs(app string) []string {
+	addrs := []string{}
+	for _, in := range d.sup.Status(app) {
+		if in.Addr != "" {
+			addrs = append(addrs, in.Addr)
+		}
+	}
+	return addrs
 }
 
 func describe(scaling map[string]int) string {

@@ -191,10 +191,14 @@ func Run(ctx context.Context, cfg Config) error {
 
 	d.log.Info("piku daemon started", "root", root.Dir(), "pid", os.Getpid(),
 		"http", cfg.HTTPAddr, "https", cfg.HTTPSAddr, "version", cfg.Version)
+	// Start-up has a context of its own, ended first when the daemon
+	// stops: a signal during start-up must not wait for every app's boot.
+	startCtx, cancelStart := context.WithCancel(runCtx)
+	defer cancelStart()
 	startDone := make(chan struct{})
 	go func() {
 		defer close(startDone)
-		d.startAll(runCtx)
+		d.startAll(startCtx)
 	}()
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -207,6 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case runErr = <-errc:
 		d.log.Error("piku daemon failing", "err", runErr)
 	}
+	cancelStart()
 	stopControl()
 	<-ctlDone
 	<-startDone
@@ -263,7 +268,7 @@ func (d *Daemon) startAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			w := &logWriter{log: d.log, app: app}
-			if err := d.rollout(ctx, app, nil, w); err != nil {
+			if err := d.rollout(ctx, app, control.DeployRequest{}, w); err != nil {
 				d.log.Error("starting app", "app", app, "err", err)
 			}
 		}()

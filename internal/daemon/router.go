@@ -27,9 +27,10 @@ func (r router) Route(app string, addrs []string) {
 	}
 }
 
-// Drain waits for the requests in flight to addrs.
-func (r router) Drain(ctx context.Context, addrs []string) {
-	r.d.proxy.Drain(ctx, addrs)
+// Drain waits for the requests in flight to addrs and returns how many
+// were left when ctx ended.
+func (r router) Drain(ctx context.Context, addrs []string) int {
+	return r.d.proxy.Drain(ctx, addrs)
 }
 
 var _ supervisor.Router = router{}

@@ -28,6 +28,7 @@ type plan struct {
 const (
 	keyStopTimeout  = "PIKU_STOP_TIMEOUT"         // seconds or a Go duration; default 10s
 	keyBootTimeout  = "PIKU_BOOT_TIMEOUT"         // default 60s
+	keyDrainTimeout = "PIKU_DRAIN_TIMEOUT"        // wait for requests to old instances; default 30s
 	keyRestartDelay = "PIKU_RESTART_DELAY"        // first restart delay; default 100ms
 	keyRestartMax   = "PIKU_RESTART_MAX"          // backoff cap; default 30s
 	keyHealthPath   = "PIKU_HEALTHCHECK_PATH"     // readiness: HTTP path answering below 500
@@ -161,6 +162,9 @@ func policyFromEnv(env *procfile.Env) (supervisor.Policy, error) {
 	var p supervisor.Policy
 	var err error
 	if p.StopTimeout, err = durationKey(env, keyStopTimeout); err != nil {
+		return p, err
+	}
+	if p.DrainTimeout, err = durationKey(env, keyDrainTimeout); err != nil {
 		return p, err
 	}
 	if p.BootTimeout, err = durationKey(env, keyBootTimeout); err != nil {

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	kservice "github.com/kardianos/service"
@@ -191,7 +193,10 @@ func newService(cfg Config, run Runner, platform string) (*Service, error) {
 		EnvVars:          map[string]string{"PIKU_ROOT": c.Root},
 		// The unit is rendered whole by Unit; it has no template actions
 		// left for kardianos to fill in.
-		Option: kservice.KeyValue{"SystemdScript": unit},
+		// RunWait: Run returns on SIGTERM or SIGINT as usual, and also when
+		// the daemon stops by itself (a port taken, a socket in use), so
+		// the process exits non-zero and systemd's Restart= can act.
+		Option: kservice.KeyValue{"SystemdScript": unit, "RunWait": p.wait},
 	}
 	s := &Service{cfg: c, platform: platform, prog: p}
 	if platform == "linux-systemd" {
@@ -295,13 +300,38 @@ func (p *program) Start(kservice.Service) error {
 	return nil
 }
 
-// Stop asks the daemon to stop and waits at most stopTimeout for it.
+// wait returns on SIGTERM or SIGINT, or when the daemon has returned by
+// itself.
+func (p *program) wait() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sig)
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-sig:
+	case <-done:
+	}
+}
+
+// Stop asks the daemon to stop and waits at most stopTimeout for it. A
+// daemon that had already returned by itself is a failure, even without
+// an error of its own.
 func (p *program) Stop(kservice.Service) error {
 	p.mu.Lock()
 	cancel, done := p.cancel, p.done
 	p.mu.Unlock()
 	if done == nil {
 		return nil
+	}
+	select {
+	case <-done:
+		if err := p.result(); err != nil {
+			return err
+		}
+		return errors.New("the piku daemon stopped by itself")
+	default:
 	}
 	cancel()
 	t := time.NewTimer(p.stopTimeout)

@@ -148,3 +148,31 @@ func TestProgramStartStop(t *testing.T) {
 		t.Errorf("Stop before Start = %v", err)
 	}
 }
+
+// TestRunEndsWhenTheDaemonFails: a daemon that stops by itself (its port
+// taken) must end Run with its error, so the process exits non-zero and
+// systemd restarts it, rather than idling "active" until a signal.
+func TestRunEndsWhenTheDaemonFails(t *testing.T) {
+	tests := []struct {
+		name string
+		run  Runner
+		want string
+	}{
+		{"with an error", func(ctx context.Context) error { return errors.New("proxy: listen tcp :80: address already in use") }, "address already in use"},
+		{"without one", func(ctx context.Context) error { return nil }, "stopped by itself"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := newService(Config{Executable: "/usr/local/bin/piku", Root: t.TempDir()}, tt.run, "linux-systemd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.svc == nil {
+				t.Skip("kardianos/service finds no service system on this machine, so there is no service to run")
+			}
+			if err := s.Run(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
