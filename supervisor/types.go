@@ -41,6 +41,11 @@ const (
 	StateFailed State = "failed"
 )
 
+// States lists every State, in the order a process usually goes through
+// them.
+var States = []State{StateStarting, StateRunning, StateUnhealthy, StateBackoff, StateCrashLoop,
+	StateStopping, StateStopped, StateExited, StateFailed}
+
 // InstanceStatus is a snapshot of one instance (one ordinal of one kind).
 type InstanceStatus struct {
 	Kind       string

@@ -198,6 +198,7 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
 	var reported, kept bool
 	p.spec.Report = func(o supervisor.Outcome) {
+		d.metrics.RolloutKind(app, o.Kind, outcomeLabel(o.Result))
 		reported = true
 		kept = kept || o.Result == supervisor.ResultKept
 		switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/supervisor"
 )
 
 // newMetrics creates the daemon's metrics over its parts.
@@ -36,11 +37,26 @@ func (d *Daemon) metricInstances() []metrics.Instance {
 				App: app, Kind: in.Kind, N: in.N, State: string(in.State), Running: in.PID != 0,
 				Restarts: in.Restarts, RecentRestarts: in.RecentRestarts,
 				Exited: in.LastExit != "", ExitCode: in.ExitCode,
-				StartedAt: in.StartedAt, RSS: in.RSS, CPU: in.CPU,
+				StartedAt: in.StartedAt, RSS: in.RSS, CPU: in.CPU, HealthFailures: in.HealthFailures,
 			})
 		}
 	}
 	return out
+}
+
+// outcomeLabel is the metrics' short name of a kind's rollout outcome.
+func outcomeLabel(r supervisor.Result) string {
+	switch r {
+	case supervisor.ResultReady:
+		return "ready"
+	case supervisor.ResultKept:
+		return "kept"
+	case supervisor.ResultReplacedFailing:
+		return "replaced_failing"
+	case supervisor.ResultFirstFailing:
+		return "first_failing"
+	}
+	return "other"
 }
 
 // metricCron lists the last run of every cron entry.

@@ -46,6 +46,9 @@ type Instance struct {
 	StartedAt      time.Time
 	RSS            int64
 	CPU            float64
+	// HealthFailures is how many health checks in a row the running
+	// process failed (0 once one passes).
+	HealthFailures int
 }
 
 // CronRun is the last run of one cron entry.
@@ -59,7 +62,7 @@ type CronRun struct {
 
 // States lists every instance state, so that the state metric has a
 // series for each (Prometheus' state-set idiom).
-var States = []string{"starting", "running", "backoff", "crash-looping", "stopping", "stopped", "exited"}
+var States = []string{"starting", "running", "unhealthy", "backoff", "crash-looping", "stopping", "stopped", "exited", "failed"}
 
 // DurationBuckets are the bounds of the request duration histogram, in
 // seconds.
@@ -82,6 +85,7 @@ type Registry struct {
 	handshakes prometheus.Counter
 	rollouts   *prometheus.CounterVec
 	rolloutDur *prometheus.HistogramVec
+	kinds      *prometheus.CounterVec
 
 	apps sync.Map // app name -> *appObserver; read on every request
 }
@@ -129,8 +133,11 @@ func New(src Sources) *Registry {
 		Name: "piku_rollout_duration_seconds", Help: "How long the app's rollouts took.",
 		Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 	}, app)
+	r.kinds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "piku_rollout_kinds_total", Help: "What rollouts decided for each process kind they changed, by outcome (ready, kept, replaced failing, first failing).",
+	}, []string{"app", "kind", "outcome"})
 	for _, c := range []prometheus.Collector{r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream,
-		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur} {
+		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -157,12 +164,18 @@ func (r *Registry) Rollout(app string, d time.Duration, err error) {
 	r.rolloutDur.WithLabelValues(app).Observe(d.Seconds())
 }
 
+// RolloutKind records what a rollout of app decided for one process kind
+// (the supervisor's outcome: "ready", "kept"...).
+func (r *Registry) RolloutKind(app, kind, outcome string) {
+	r.kinds.WithLabelValues(app, kind, outcome).Inc()
+}
+
 // Forget removes the series of an app that is gone.
 func (r *Registry) Forget(app string) {
 	r.apps.Delete(app)
 	l := prometheus.Labels{"app": app}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream, r.inFlight, r.cache, r.acl, r.rollouts, r.rolloutDur,
+		r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream, r.inFlight, r.cache, r.acl, r.rollouts, r.rolloutDur, r.kinds,
 	} {
 		v.DeletePartialMatch(l)
 	}

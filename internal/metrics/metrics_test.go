@@ -38,7 +38,7 @@ func TestExposition(t *testing.T) {
 			return []Instance{
 				{App: "blog", Kind: "web", N: 1, State: "running", Running: true, Restarts: 3,
 					RecentRestarts: []time.Time{time.Now().Add(-2 * time.Hour), time.Now().Add(-time.Minute)},
-					Exited:         true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5},
+					Exited:         true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5, HealthFailures: 2},
 				// the same process in a rollout's new generation: not counted twice
 				{App: "blog", Kind: "web", N: 1, State: "starting"},
 				{App: "blog", Kind: "worker", N: 1, State: "backoff"},
@@ -69,6 +69,8 @@ func TestExposition(t *testing.T) {
 	r.TLSHandshake()
 	r.Rollout("blog", 2*time.Second, nil)
 	r.Rollout("blog", time.Second, errors.New("boom"))
+	r.RolloutKind("blog", "web", "ready")
+	r.RolloutKind("blog", "worker", "kept")
 
 	out := scrape(t, r)
 	for _, want := range []string{
@@ -91,6 +93,9 @@ func TestExposition(t *testing.T) {
 		`piku_rollouts_total{app="blog",outcome="ok"} 1`,
 		`piku_rollouts_total{app="blog",outcome="failed"} 1`,
 		`piku_rollout_duration_seconds_count{app="blog"} 2`,
+		`piku_rollout_kinds_total{app="blog",kind="web",outcome="ready"} 1`,
+		`piku_rollout_kinds_total{app="blog",kind="worker",outcome="kept"} 1`,
+		`piku_instance_health_check_failures{app="blog",kind="web",process="web.1"} 2`,
 		`piku_instance_state{app="blog",kind="web",process="web.1",state="running"} 1`,
 		`piku_instance_state{app="blog",kind="web",process="web.1",state="starting"} 0`,
 		`piku_instance_state{app="blog",kind="worker",process="worker.1",state="backoff"} 1`,

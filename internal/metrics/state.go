@@ -27,6 +27,8 @@ var (
 		"Resident memory of the running process.", instLabels, nil)
 	descCPU = prometheus.NewDesc("piku_instance_cpu_seconds_total",
 		"CPU time the running process (and the children it waited for) used.", instLabels, nil)
+	descHealth = prometheus.NewDesc("piku_instance_health_check_failures",
+		"Health checks in a row the running process failed; 0 once one passes. Absent while none runs.", instLabels, nil)
 
 	cronLabels = []string{"app", "entry"}
 
@@ -46,7 +48,7 @@ type stateCollector struct{ r *Registry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descRecent, descExit, descUptime, descRSS,
-		descCPU, descCronLast, descCronDur, descCronExit, descCertExpiry} {
+		descCPU, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -78,6 +80,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, now.Sub(in.StartedAt).Seconds(), l...)
 				ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(in.RSS), l...)
 				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, in.CPU, l...)
+				ch <- prometheus.MustNewConstMetric(descHealth, prometheus.GaugeValue, float64(in.HealthFailures), l...)
 			}
 		}
 	}
