@@ -197,10 +197,14 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	}
 	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
 	var reported, kept bool
+	var failing []string // kinds committed although their new instances failed
 	p.spec.Report = func(o supervisor.Outcome) {
 		d.metrics.RolloutKind(app, o.Kind, outcomeLabel(o.Result))
 		reported = true
 		kept = kept || o.Result == supervisor.ResultKept
+		if o.Result == supervisor.ResultReplacedFailing || o.Result == supervisor.ResultFirstFailing {
+			failing = append(failing, o.Kind)
+		}
 		switch {
 		case o.Result == supervisor.ResultReplacedFailing:
 			// Not an error of the rollout: say why here.
@@ -269,11 +273,21 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 			fmt.Fprintf(out, "       %s.%d listening on %s\n", in.Kind, in.N, in.Addr)
 		}
 	}
+	where := ""
 	if len(route.Hosts) > 0 {
-		fmt.Fprintf(out, "-----> '%s' is live on %s\n", app, strings.Join(route.Hosts, ", "))
-	} else {
-		fmt.Fprintf(out, "-----> '%s' is live\n", app)
+		where = " on " + strings.Join(route.Hosts, ", ")
 	}
+	if len(failing) > 0 {
+		sort.Strings(failing)
+		verb := "is"
+		if len(failing) > 1 {
+			verb = "are"
+		}
+		fmt.Fprintf(out, "-----> '%s' is live%s, but %s %s failing: retried with backoff (see `piku logs %s`)\n",
+			app, where, strings.Join(failing, ", "), verb, app)
+		return nil
+	}
+	fmt.Fprintf(out, "-----> '%s' is live%s\n", app, where)
 	return nil
 }
 
