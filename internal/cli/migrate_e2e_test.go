@@ -314,7 +314,7 @@ func TestMigrateFromPythonPikuAndBack(t *testing.T) {
 			t.Errorf("migrate:\n%s", out)
 		}
 		b, _ := os.ReadFile(keysFile)
-		if !strings.Contains(string(b), "NAME=default PIKU_ROOT="+e.root.Dir()+" "+e.bin+" $SSH_ORIGINAL_COMMAND\",no-agent-forwarding") {
+		if !strings.Contains(string(b), "NAME=default PIKU_ROOT="+e.root.Dir()+" "+e.bin+` \"$SSH_ORIGINAL_COMMAND\"",no-agent-forwarding`) {
 			t.Errorf("authorized_keys after migrate:\n%s", b)
 		}
 	})

@@ -266,7 +266,9 @@ func Keys(root layout.Root, keysFile, binary, rootEnv string, now time.Time) (in
 			continue
 		}
 		script := line[sm[2]:sm[3]]
-		cmd := binary + " $SSH_ORIGINAL_COMMAND"
+		// Quoted, as setup:ssh writes it, so that the login shell hands the
+		// client's command over as one word and globs nothing in it.
+		cmd := binary + ` \"$SSH_ORIGINAL_COMMAND\"`
 		if rootEnv != "" && !strings.Contains(line[:sm[0]], "PIKU_ROOT=") {
 			cmd = "PIKU_ROOT=" + rootEnv + " " + cmd
 		}
@@ -466,7 +468,7 @@ func keysBack(m manifest) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	since := regexp.MustCompile(`(PIKU_ROOT=\S+ )?` + regexp.QuoteMeta(m.Binary) + ` \$SSH_ORIGINAL_COMMAND`)
+	since := regexp.MustCompile(`(PIKU_ROOT=\S+ )?` + regexp.QuoteMeta(m.Binary) + ` (?:\\"\$SSH_ORIGINAL_COMMAND\\"|\$SSH_ORIGINAL_COMMAND)`)
 	var out bytes.Buffer
 	n := 0
 	for _, line := range lines(data) {

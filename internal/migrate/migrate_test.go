@@ -26,15 +26,15 @@ func TestKeysRoundTrip(t *testing.T) {
 		{
 			name:     "default root",
 			before:   []string{"# admin key", "ssh-rsa AAAB admin", pyLine},
-			migrated: []string{"# admin key", "ssh-rsa AAAB admin", strings.Replace(pyLine, "/home/piku/piku.py", "/usr/local/bin/piku", 1)},
+			migrated: []string{"# admin key", "ssh-rsa AAAB admin", strings.Replace(pyLine, "/home/piku/piku.py $SSH_ORIGINAL_COMMAND", `/usr/local/bin/piku \"$SSH_ORIGINAL_COMMAND\"`, 1)},
 			back:     []string{"# admin key", "ssh-rsa AAAB admin", pyLine},
 		},
 		{
 			name:     "root given",
 			rootEnv:  "/srv/piku",
 			before:   []string{pyLine},
-			migrated: []string{strings.Replace(pyLine, "/home/piku/piku.py", "PIKU_ROOT=/srv/piku /usr/local/bin/piku", 1)},
-			added:    `command="FINGERPRINT=SHA256:new NAME=default PIKU_ROOT=/srv/piku /usr/local/bin/piku $SSH_ORIGINAL_COMMAND",no-agent-forwarding ssh-ed25519 BBBB new@host`,
+			migrated: []string{strings.Replace(pyLine, "/home/piku/piku.py $SSH_ORIGINAL_COMMAND", `PIKU_ROOT=/srv/piku /usr/local/bin/piku \"$SSH_ORIGINAL_COMMAND\"`, 1)},
+			added:    `command="FINGERPRINT=SHA256:new NAME=default PIKU_ROOT=/srv/piku /usr/local/bin/piku \"$SSH_ORIGINAL_COMMAND\"",no-agent-forwarding ssh-ed25519 BBBB new@host`,
 			back: []string{pyLine,
 				`command="FINGERPRINT=SHA256:new NAME=default /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding ssh-ed25519 BBBB new@host`},
 		},
