@@ -74,6 +74,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/daemon"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/proxy"
 )
 
@@ -346,29 +347,11 @@ func medianResult(rs []*result) *result {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
 
-// cpuTicks is the user and system time, in clock ticks (1/100 s on
-// Linux), that the processes pids have used.
-func cpuTicks(pids []int) int64 {
-	var sum int64
+// cpuSeconds is the CPU time the processes pids have used.
+func cpuSeconds(pids []int) float64 {
+	var sum float64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		// f[0] is field 3; utime and stime are fields 14 and 15.
-		if len(f) < 13 {
-			continue
-		}
-		for _, v := range f[11:13] {
-			var n int64
-			fmt.Sscan(v, &n)
-			sum += n
-		}
+		sum += procgroup.CPU(pid)
 	}
 	return sum
 }
@@ -511,10 +494,10 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 	)
 	addr := t.addr
 	var pids []int
-	var ticks0 int64
+	var cpu0 float64
 	if t.pids != nil {
 		pids = t.pids()
-		ticks0 = cpuTicks(pids)
+		cpu0 = cpuSeconds(pids)
 	}
 	dialer := &net.Dialer{}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -570,8 +553,7 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
 	if pids != nil && total.Load() > 0 {
-		// Clock ticks are 10 ms.
-		r.cpuPerReq = float64(cpuTicks(pids)-ticks0) * 10_000 / float64(total.Load())
+		r.cpuPerReq = (cpuSeconds(pids) - cpu0) * 1e6 / float64(total.Load())
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
