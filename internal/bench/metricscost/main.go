@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/piku/piku/internal/bench/machine"
 	"github.com/piku/piku/internal/daemon"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/procgroup"
@@ -140,7 +141,7 @@ func run(rounds, conns int, d time.Duration) error {
 		procs = append(procs, p)
 	}
 	fmt.Printf("%d rounds, %s per proxy per round, %d keep-alive connections, %d CPUs, load average %s\n\n",
-		rounds, d, conns, runtime.NumCPU(), loadavg())
+		rounds, d, conns, runtime.NumCPU(), machine.LoadAverage())
 	fmt.Println("| round | proxy | req/s | CPU µs/request |")
 	fmt.Println("|---:|---|---:|---:|")
 	perReq := map[string][]float64{}
@@ -219,16 +220,4 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

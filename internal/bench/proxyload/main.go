@@ -73,6 +73,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/piku/piku/internal/bench/machine"
 	"github.com/piku/piku/internal/daemon"
 	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/proxy"
@@ -237,15 +238,9 @@ func run(o runOptions) error {
 	}
 	if nginxBin != "" && nginxBin != "none" {
 		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile)
-		if err != nil {
-			log.Printf("nginx skipped: %v", err)
-		} else {
+		targets = addServer(targets, "nginx (keepalive upstream)", addr, tlsAddr, pid, err)
+		if err == nil {
 			defer stop()
-			pids := func() []int { return withChildren(pid) }
-			targets = append(targets, target{"nginx (keepalive upstream)", addr, pids, false})
-			if tlsAddr != "" {
-				targets = append(targets, target{"nginx (keepalive upstream), HTTP/2", tlsAddr, pids, true})
-			}
 		}
 	}
 	caddyBin := o.caddy
@@ -254,15 +249,9 @@ func run(o runOptions) error {
 	}
 	if caddyBin != "" && caddyBin != "none" {
 		addr, tlsAddr, pid, stop, err := startCaddy(caddyBin, backend, certFile, keyFile)
-		if err != nil {
-			log.Printf("Caddy skipped: %v", err)
-		} else {
+		targets = addServer(targets, "Caddy (reverse_proxy)", addr, tlsAddr, pid, err)
+		if err == nil {
 			defer stop()
-			pids := func() []int { return withChildren(pid) }
-			targets = append(targets, target{"Caddy (reverse_proxy)", addr, pids, false})
-			if tlsAddr != "" {
-				targets = append(targets, target{"Caddy (reverse_proxy), HTTP/2", tlsAddr, pids, true})
-			}
 		}
 	}
 	if o.only != nil {
@@ -290,7 +279,7 @@ func run(o runOptions) error {
 	}
 	if !o.json {
 		fmt.Printf("%d keep-alive connections, %s warm-up + %s per row, %d round(s) (medians), %d CPUs, GOMAXPROCS=%d, load average %s\n\n",
-			conns, warmup, duration, o.rounds, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+			conns, warmup, duration, o.rounds, runtime.NumCPU(), runtime.GOMAXPROCS(0), machine.LoadAverage())
 		fmt.Println("| target | response | req/s | p50 | p99 | p99.9 | proxy CPU per request | errors | client conns | backend conns |")
 		fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	}
@@ -318,6 +307,23 @@ func run(o runOptions) error {
 		}
 	}
 	return nil
+}
+
+// addServer adds a proxy running as processes of its own (pid and its
+// children) to targets: over HTTP/1.1 at addr and, when tlsAddr is set,
+// over HTTP/2 there. A server that did not start (err) is reported and
+// skipped.
+func addServer(targets []target, name, addr, tlsAddr string, pid int, err error) []target {
+	if err != nil {
+		log.Printf("%s skipped: %v", name, err)
+		return targets
+	}
+	pids := func() []int { return withChildren(pid) }
+	targets = append(targets, target{name, addr, pids, false})
+	if tlsAddr != "" {
+		targets = append(targets, target{name + ", HTTP/2", tlsAddr, pids, true})
+	}
+	return targets
 }
 
 // medianResult is, field by field, the median of rs.
@@ -595,18 +601,6 @@ func fmtDur(d time.Duration) string {
 		return "-"
 	}
 	return d.Round(time.Microsecond).String()
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
