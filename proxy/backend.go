@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -129,19 +128,12 @@ func (s *Server) InFlight(addr string) int64 {
 	return 0
 }
 
-// balancer is the ReverseProxy's RoundTripper: it picks a backend of the
-// request's app, sends the request there with the upstream client
-// (upstream.go) and retries on another backend when the connection is
-// refused and no byte of the body was sent.
-type balancer struct{ s *Server }
-
-func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := bl.s
-	info := infoFrom(req.Context())
-	var body *sentBody
-	if req.Body != nil && req.Body != http.NoBody {
-		body = &sentBody{rc: req.Body}
-	}
+// send picks a backend of the request's app, sends out there with the
+// upstream client (upstream.go) and tries another backend when the
+// connection is refused and no byte of the body was sent. The backend is
+// counted in flight until the exchange is ended (forward.go).
+func (s *Server) send(out *outgoing) (*exchange, error) {
+	info := out.info
 	var tried []*backend
 	for {
 		b := s.pick(info.route.App, tried)
@@ -158,20 +150,19 @@ func (bl balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			tried = append(tried, b)
 			continue
 		}
-		res, err := s.roundTrip(b, req, body)
+		x, err := s.roundTrip(b, out)
 		if err == nil {
-			res.Body = b.wrap(res.Body)
-			return res, nil
+			return x, nil
 		}
 		b.done()
-		if !isDialError(err) || req.Context().Err() != nil {
+		if !isDialError(err) || out.r.Context().Err() != nil {
 			return nil, err
 		}
 		b.markDown()
 		s.log.Warn("backend refused the connection", "app", info.route.App, "backend", b.addr, "err", err)
 		info.err = err
 		tried = append(tried, b)
-		if body != nil && body.sent.Load() {
+		if out.body != nil && out.body.sent.Load() {
 			return nil, err
 		}
 	}
@@ -190,7 +181,7 @@ func isDialError(err error) bool {
 }
 
 // sentBody tells whether any of the request body was read; it leaves
-// closing the body to the ReverseProxy, so that a retry can still send it.
+// closing the body to the server, so that a retry can still send it.
 type sentBody struct {
 	rc   io.ReadCloser
 	sent atomic.Bool
@@ -205,33 +196,3 @@ func (b *sentBody) Read(p []byte) (int, error) {
 }
 
 func (b *sentBody) Close() error { return nil }
-
-// wrap returns body counting b in flight until it is closed. The body of
-// a 101 response is the backend connection, and stays writable.
-func (b *backend) wrap(body io.ReadCloser) io.ReadCloser {
-	if rwc, ok := body.(io.ReadWriteCloser); ok {
-		return &inflightRWC{inflightBody{ReadCloser: rwc, b: b}, rwc}
-	}
-	return &inflightBody{ReadCloser: body, b: b}
-}
-
-type inflightBody struct {
-	io.ReadCloser
-	b      *backend
-	closed atomic.Bool
-}
-
-func (ib *inflightBody) Close() error {
-	err := ib.ReadCloser.Close()
-	if ib.closed.CompareAndSwap(false, true) {
-		ib.b.done()
-	}
-	return err
-}
-
-type inflightRWC struct {
-	inflightBody
-	w io.Writer
-}
-
-func (r *inflightRWC) Write(p []byte) (int, error) { return r.w.Write(p) }

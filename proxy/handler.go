@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"strconv"
 	"strings"
 	"time"
 )
 
 // reqInfo travels in the request context from the handler to the
-// ReverseProxy's Rewrite, RoundTripper and ErrorHandler.
+// forwarder, the upstream client and the error page.
 type reqInfo struct {
 	route  *route
 	start  time.Time
@@ -23,10 +21,6 @@ type reqInfo struct {
 	port   string      // the port the request arrived on
 	err    error       // the last dial error, for the error page
 	obs    AppObserver // nil without an Observer
-	// trailer is the client request's own Trailer map: the server fills
-	// in its values when the body ends, and the ReverseProxy's copy of
-	// the request has a copy of the map made before that.
-	trailer http.Header
 }
 
 type infoKey struct{}
@@ -68,7 +62,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	peer := hostOf(r.RemoteAddr)
-	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port, trailer: r.Trailer}
+	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
 	if rt.log != nil {
 		lw := &logWriter{ResponseWriter: w}
 		w = lw
@@ -106,13 +100,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	if rt.cache != nil && rt.cache.applies(r) {
-		hit := rt.cache.serve(w, r, s.rp)
+		hit := rt.cache.serve(w, r, http.HandlerFunc(s.forward))
 		if info.obs != nil {
 			info.obs.CacheLookup(hit)
 		}
 		return
 	}
-	s.rp.ServeHTTP(w, r)
+	s.forward(w, r)
 }
 
 // httpsURL is r's URL on the HTTPS listener.
@@ -145,36 +139,6 @@ func hostOf(addr string) string {
 		return h
 	}
 	return addr
-}
-
-// rewrite sets the outbound request's headers like piku's nginx did.
-func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	info := infoFrom(pr.In.Context())
-	out := pr.Out
-	out.URL.Scheme = "http"
-	out.URL.Host = "backend" // the balancer sets the address
-	out.Host = pr.In.Host
-	// The keys are in canonical form: the map is written directly, which
-	// spares canonicalising every key of every request (see
-	// TestForwardedHeaders).
-	h := out.Header
-	dropClientHeaders(h, info.route.UnderscoresInHeaders)
-	if info.client == info.peer {
-		delete(h, "Cf-Connecting-Ip")
-		h["X-Forwarded-For"] = []string{info.client}
-	} else {
-		h["X-Forwarded-For"] = []string{info.client + ", " + info.peer}
-	}
-	h["X-Real-Ip"] = []string{info.client}
-	h["X-Remote-Address"] = []string{info.client}
-	if info.secure {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
-	h["X-Forwarded-Port"] = []string{info.port}
-	h["X-Request-Start"] = []string{"t=" + strconv.FormatInt(info.start.UnixMicro(), 10)}
 }
 
 // StatusClientClosed is logged when the client went away before the

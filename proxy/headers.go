@@ -1,10 +1,5 @@
 package proxy
 
-import (
-	"net/http"
-	"strings"
-)
-
 // spoofable are request headers a client could forge to pose as another
 // address or scheme; they are dropped and, for the first ones, set again
 // from what the proxy saw. The rest are names some frameworks read the
@@ -17,22 +12,20 @@ var spoofable = []string{
 	"X-Forwarded-Protocol", "X-Scheme", "X-Url-Scheme", "Front-End-Https", "True-Client-Ip",
 }
 
-// dropClientHeaders removes from h what a client must not be able to say
-// to a backend: the spoofable headers, and every header whose name has an
-// underscore. CGI-style servers (uWSGI, PHP, Rack) turn both "-" and "_"
-// into "_", so "X_Forwarded_For" would reach the app as the forwarded
-// address; nginx drops such names by default (underscores_in_headers off),
-// and so does piku unless the app sets NGINX_UNDERSCORES_IN_HEADERS.
-func dropClientHeaders(h http.Header, underscores bool) {
+// spoofableSet is spoofable as a set.
+var spoofableSet = func() map[string]bool {
+	m := make(map[string]bool, len(spoofable))
 	for _, k := range spoofable {
-		h.Del(k)
+		m[k] = true
 	}
-	if underscores {
-		return
-	}
-	for k := range h {
-		if strings.IndexByte(k, '_') >= 0 {
-			delete(h, k)
-		}
-	}
-}
+	return m
+}()
+
+// isSpoofable reports whether the canonical name k is one of spoofable.
+// Those fields, and every one whose name has an underscore, are not
+// forwarded (writeRequestHead): CGI-style servers (uWSGI, PHP, Rack) turn
+// both "-" and "_" into "_", so "X_Forwarded_For" would reach the app as
+// the forwarded address; nginx drops such names by default
+// (underscores_in_headers off), and so does piku unless the app sets
+// NGINX_UNDERSCORES_IN_HEADERS.
+func isSpoofable(k string) bool { return spoofableSet[k] }

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -61,14 +60,18 @@ type Options struct {
 	// one closes. 0 = no bound. The daemon sets it from its file
 	// descriptor limit, so the proxy cannot starve the supervisor.
 	MaxConns int
+	// NetHTTP1 serves plain HTTP with net/http's server instead of piku's
+	// own HTTP/1.1 server loop (h1server.go); default false. It exists to
+	// compare the two (internal/bench/proxyload).
+	NetHTTP1 bool
 }
 
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
-	o   Options
-	log *slog.Logger
-	rp  *httputil.ReverseProxy
+	o    Options
+	log  *slog.Logger
+	bufs bufferPool // response body copy buffers
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
@@ -124,18 +127,6 @@ func New(o Options) *Server {
 		ready:    make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
-	s.rp = &httputil.ReverseProxy{
-		Rewrite:   s.rewrite,
-		Transport: balancer{s},
-		// 0: ReverseProxy flushes streaming responses (event streams, no
-		// Content-Length) after every write by itself; the rest go out in
-		// as few writes as possible, which measured about 15% faster for
-		// small responses than flushing everything (-1).
-		FlushInterval: 0,
-		BufferPool:    &bufferPool{},
-		ErrorHandler:  s.proxyError,
-		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
-	}
 	return s
 }
 
@@ -153,7 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	type listener struct {
-		srv *http.Server
+		srv httpServer
 		ln  net.Listener
 		tls bool
 	}
@@ -163,11 +154,11 @@ func (s *Server) Run(ctx context.Context) error {
 			l.ln.Close()
 		}
 	}
+	var connState func(net.Conn, http.ConnState)
+	if s.o.Observer != nil {
+		connState = s.connState
+	}
 	newServer := func(h http.Handler) *http.Server {
-		var connState func(net.Conn, http.ConnState)
-		if s.o.Observer != nil {
-			connState = s.connState
-		}
 		return &http.Server{
 			ConnState:         connState,
 			Handler:           h,
@@ -198,7 +189,11 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
 		}
-		ls = append(ls, listener{newServer(h), ln, false})
+		var srv httpServer = newH1Server(h, s.o, base, connState, s.log)
+		if s.o.NetHTTP1 {
+			srv = newServer(h)
+		}
+		ls = append(ls, listener{srv, ln, false})
 		s.addrs[0] = ln.Addr().String()
 	}
 	if s.o.HTTPSAddr != "" && s.o.TLSConfig == nil {
@@ -219,7 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 		srv.TLSConfig = cfg
-		ls = append(ls, listener{srv, ln, true})
+		ls = append(ls, listener{tlsServer{srv}, ln, true})
 		s.addrs[1] = ln.Addr().String()
 	}
 	s.self = map[string]bool{}
@@ -235,13 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {
-			var err error
-			if l.tls {
-				err = l.srv.ServeTLS(l.ln, "", "")
-			} else {
-				err = l.srv.Serve(l.ln)
-			}
-			errc <- err
+			errc <- l.srv.Serve(l.ln)
 		}()
 	}
 	var err error
@@ -281,12 +270,25 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// httpServer is what Run needs of a server: net/http's (for HTTPS and
+// HTTP/2) or piku's own HTTP/1.1 one.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// tlsServer serves TLS, with HTTP/2, through net/http.
+type tlsServer struct{ *http.Server }
+
+func (t tlsServer) Serve(ln net.Listener) error { return t.ServeTLS(ln, "", "") }
+
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
 }
 
-// bufferPool recycles the ReverseProxy's 32 KiB copy buffers.
+// bufferPool recycles the 32 KiB buffers response bodies are copied with.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte {
@@ -298,4 +300,8 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-var _ httputil.BufferPool = (*bufferPool)(nil)
+var (
+	_ httpServer = (*h1Server)(nil)
+	_ httpServer = tlsServer{}
+	_ httpServer = (*http.Server)(nil)
+)

@@ -9,28 +9,34 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The upstream client. http.Transport runs two goroutines per backend
 // connection (a reader and a writer) and hands every request and response
 // between them and the caller; for small proxied requests that hand-off
-// cost more CPU than the proxying. upstream sends a request and reads its
-// response on the handler's own goroutine, over keep-alive connections
-// pooled per backend. Only a request body is written from a goroutine of
-// its own, so that a backend answering before it has read the body (an
-// early 413, a redirect) cannot deadlock the exchange.
+// cost more CPU than the proxying. The upstream client sends a request and
+// reads its response on the handler's own goroutine, over keep-alive
+// connections pooled per backend. Only a request body is written from a
+// goroutine of its own, so that a backend answering before it has read the
+// body (an early 413, a redirect) cannot deadlock the exchange.
+//
+// The request is written straight from the client's request (no copy of
+// it is made) and the response's header fields are parsed straight into
+// the client's response header (forward.go), without the hop-by-hop ones.
 //
 // What it does, as http.Transport did for the proxy:
 //   - HTTP/1.1 with Content-Length or chunked bodies both ways, trailers
 //     both ways, 1xx responses skipped (100 Continue also releases the
 //     body of an "Expect: 100-continue" request, as does a one second
-//     timeout), 101 Switching Protocols handed to the ReverseProxy as a
-//     read-write body for WebSockets;
+//     timeout), 101 Switching Protocols for WebSockets;
 //   - the response header timeout, the dial timeout, and the connection
 //     cut as soon as the client's request context ends;
 //   - a request without a body that fails on a reused connection before a
@@ -48,6 +54,8 @@ const (
 	// bodyWriteWait is how long a finished response waits for the request
 	// body's writer before the connection is given up instead of reused.
 	bodyWriteWait = time.Second
+	// maxResponseHeader bounds a backend's response header section.
+	maxResponseHeader = 1 << 20
 )
 
 // upConn is one connection to a backend.
@@ -56,9 +64,19 @@ type upConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	deadline time.Time // the read deadline last set
 }
 
 func (c *upConn) close() { _ = c.nc.Close() }
+
+// setReadDeadline sets the read deadline to now+d (none for d = 0) unless
+// the one set may stay (keepDeadline).
+func (c *upConn) setReadDeadline(now time.Time, d time.Duration) {
+	if t, ok := keepDeadline(c.deadline, now, d); !ok {
+		_ = c.nc.SetReadDeadline(t)
+		c.deadline = t
+	}
+}
 
 // connPool holds a backend's idle connections, most recently used last.
 type connPool struct {
@@ -144,22 +162,31 @@ type errNothingSent struct{ err error }
 func (e errNothingSent) Error() string { return e.err.Error() }
 func (e errNothingSent) Unwrap() error { return e.err }
 
-// roundTrip sends req to b and returns the response. The response body
-// must be closed; that returns the connection to b's pool when the
-// exchange ended cleanly.
-func (s *Server) roundTrip(b *backend, req *http.Request, body *sentBody) (*http.Response, error) {
+// outgoing is one request as it is sent to a backend: the client's
+// request, and what the proxy adds.
+type outgoing struct {
+	r       *http.Request
+	info    *reqInfo
+	body    *sentBody // nil without a body
+	upgrade string    // the protocol the client asks to switch to, or ""
+	header  http.Header
+}
+
+// roundTrip sends out to b and returns the exchange, its response header
+// parsed into out.header. The exchange must be ended with finish.
+func (s *Server) roundTrip(b *backend, out *outgoing) (*exchange, error) {
 	if c := b.pool.get(time.Now()); c != nil {
-		res, err := s.exchange(b, c, req, body, true)
+		x, err := s.exchange(b, c, out, true)
 		var ns errNothingSent
 		if !errors.As(err, &ns) {
-			return res, err
+			return x, err
 		}
 	}
-	c, err := s.dial(req.Context(), b.addr)
+	c, err := s.dial(out.r.Context(), b.addr)
 	if err != nil {
 		return nil, err
 	}
-	return s.exchange(b, c, req, body, false)
+	return s.exchange(b, c, out, false)
 }
 
 // dial opens a new connection to addr.
@@ -176,8 +203,28 @@ func (s *Server) dial(ctx context.Context, addr string) (*upConn, error) {
 // on a connection return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// exchange writes req on c and reads the response.
-func (s *Server) exchange(b *backend, c *upConn, req *http.Request, body *sentBody, reused bool) (*http.Response, error) {
+// exchange is a request sent and its response's header read; its body
+// is read from c.
+type exchange struct {
+	b        *backend
+	c        *upConn
+	out      *outgoing
+	stop     func() bool // ends the cut on the client's going away
+	wrote    chan error  // the body writer's result; nil without a body
+	status   int
+	clen     int64 // the body's length, -1 for chunked or until close
+	chunked  bool
+	noBody   bool
+	keep     bool     // the connection may be reused once the body was read
+	trailers []string // the trailer fields announced
+	body     io.Reader
+	eof      bool
+	ended    bool
+}
+
+// exchange writes out on c and reads the response's header.
+func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*exchange, error) {
+	req := out.r
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
 		b.pool.put(c)
@@ -185,23 +232,23 @@ func (s *Server) exchange(b *backend, c *upConn, req *http.Request, body *sentBo
 	}
 	// The client going away cuts the backend connection at once.
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
-	fail := func(err error, nothingSent bool) (*http.Response, error) {
+	fail := func(err error, nothingSent bool) (*exchange, error) {
 		stop()
 		c.close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if reused && nothingSent && body == nil {
+		if reused && nothingSent && out.body == nil {
 			return nil, errNothingSent{err}
 		}
 		return nil, err
 	}
 
-	chunked := body != nil && (req.ContentLength < 0 || len(req.Trailer) > 0)
-	writeHeader(c.bw, req, chunked)
-	var wrote chan error // the body writer's result; nil without a body
+	chunked := out.body != nil && (req.ContentLength < 0 || len(req.Trailer) > 0)
+	writeRequestHead(c.bw, out, chunked)
+	var wrote chan error
 	var proceed chan struct{}
-	if body == nil {
+	if out.body == nil {
 		if err := c.bw.Flush(); err != nil {
 			return fail(err, true)
 		}
@@ -213,24 +260,17 @@ func (s *Server) exchange(b *backend, c *upConn, req *http.Request, body *sentBo
 			}
 			proceed = make(chan struct{})
 		}
-		// The writer ends when the body does: the ReverseProxy closes the
-		// request body when it returns, and the connection is closed
+		// The writer ends when the body does: the server ends the request
+		// body when the handler returns, and the connection is closed
 		// when the exchange does not end cleanly.
-		go func() { wrote <- writeBody(c.bw, req, body, chunked, proceed) }()
+		go func() { wrote <- writeBody(c.bw, req, out.body, chunked, proceed) }()
 	}
 
-	_ = c.nc.SetReadDeadline(time.Now().Add(s.o.ResponseHeaderTimeout))
-	var res *http.Response
-	var err error
+	c.setReadDeadline(time.Now(), s.o.ResponseHeaderTimeout)
+	x := &exchange{b: b, c: c, out: out, stop: stop, wrote: wrote}
 	continued := false
 	for {
-		// Peek first: an error before the first byte of the response is
-		// one where nothing was received (ReadResponse would report it as
-		// an unexpected EOF).
-		_, err = c.br.Peek(1)
-		if err == nil {
-			res, err = http.ReadResponse(c.br, req)
-		}
+		head, err := readSection(c.br, maxResponseHeader)
 		if err != nil {
 			nothing := c.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 			var ne net.Error
@@ -239,31 +279,324 @@ func (s *Server) exchange(b *backend, c *upConn, req *http.Request, body *sentBo
 			}
 			return fail(err, nothing)
 		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+		if err := x.parseHead(head); err != nil {
+			return fail(err, false)
+		}
+		if x.status >= 200 || x.status == http.StatusSwitchingProtocols {
 			break
 		}
-		if res.StatusCode == http.StatusContinue && proceed != nil && !continued {
+		if x.status == http.StatusContinue && proceed != nil && !continued {
 			close(proceed)
 			continued = true
 		}
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
 	if proceed != nil && !continued {
 		// A final answer without "100 Continue": the body is not wanted.
 		// It is not sent, and the connection is not reused, since the
 		// backend may still expect it.
 		close(proceed)
-		continued = true
-		res.Close = true
+		x.keep = false
 	}
-
-	if res.StatusCode == http.StatusSwitchingProtocols {
+	if x.status == http.StatusSwitchingProtocols {
 		stop()
-		res.Body = &upgraded{c: c}
-		return res, nil
+		_ = c.nc.SetReadDeadline(time.Time{})
+		return x, nil
 	}
-	res.Body = &upBody{rc: res.Body, c: c, pool: &b.pool, stop: stop, wrote: wrote, keep: !res.Close && !req.Close}
-	return res, nil
+	switch {
+	case x.noBody:
+		x.eof = true
+	case x.chunked:
+		x.body = &chunkedBody{r: httputil.NewChunkedReader(c.br), br: c.br, x: x}
+	case x.clen >= 0:
+		x.body = &lengthBody{br: c.br, n: x.clen}
+		if x.clen == 0 {
+			x.eof = true
+		}
+	default:
+		x.body = c.br // until the backend closes
+		x.keep = false
+	}
+	if !x.eof && (x.clen < 0 || int64(c.br.Buffered()) < x.clen) {
+		// A body still to come may take as long as it takes (an event
+		// stream); one read whole already needs no deadline change.
+		c.setReadDeadline(time.Time{}, 0)
+	}
+	return x, nil
+}
+
+// parseHead parses a response's header section: a 1xx's is only looked at,
+// a final one's fields go into x.out.header, without the hop-by-hop ones.
+func (x *exchange) parseHead(head string) error {
+	line, rest := cutLine(head)
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
+		return fmt.Errorf("malformed HTTP response %q", line)
+	}
+	code, err := strconv.Atoi(status[:3])
+	if err != nil || code < 100 {
+		return fmt.Errorf("malformed HTTP status code %q", status)
+	}
+	x.status = code
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		return nil
+	}
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok || major != 1 {
+		return fmt.Errorf("malformed HTTP version %q", proto)
+	}
+	dst := x.out.header
+	var clen, te, conn, trailer []string
+	n := strings.Count(rest, "\n")
+	vals := make([]string, n)
+	i := 0
+	err = forEachField(rest, func(k, v string) {
+		switch k {
+		case "Content-Length":
+			clen = append(clen, v)
+			return
+		case "Transfer-Encoding":
+			te = append(te, v)
+			return
+		case "Connection":
+			conn = append(conn, v)
+			return
+		case "Trailer":
+			trailer = append(trailer, v)
+			return
+		case "Upgrade":
+			if code == http.StatusSwitchingProtocols {
+				break // kept for the client: it names the protocol
+			}
+			return
+		case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
+			return
+		}
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, v)
+			return
+		}
+		vals[i] = v
+		dst[k] = vals[i : i+1 : i+1]
+		i++
+	})
+	if err != nil {
+		return err
+	}
+	// Fields the Connection header names are hop-by-hop too.
+	for _, v := range conn {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				k := textproto.CanonicalMIMEHeaderKey(name)
+				if k != "Upgrade" || code != http.StatusSwitchingProtocols {
+					delete(dst, k)
+				}
+			}
+		}
+	}
+	x.keep = !httpguts.HeaderValuesContainsToken(conn, "close") &&
+		(minor >= 1 || httpguts.HeaderValuesContainsToken(conn, "keep-alive")) &&
+		!x.out.r.Close
+	if code == http.StatusSwitchingProtocols {
+		dst["Connection"] = []string{"Upgrade"}
+		return nil
+	}
+	x.noBody = x.out.r.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+	x.clen = -1
+	if len(te) > 0 {
+		if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
+			return fmt.Errorf("unsupported transfer encoding %q", te)
+		}
+		x.chunked = !x.noBody
+	} else if len(clen) > 0 {
+		first := textproto.TrimString(clen[0])
+		for _, v := range clen[1:] {
+			if textproto.TrimString(v) != first {
+				return fmt.Errorf("response with differing Content-Length headers %q", clen)
+			}
+		}
+		n, ok := parseContentLength(first)
+		if !ok {
+			return fmt.Errorf("bad Content-Length %q", first)
+		}
+		if code != http.StatusNoContent {
+			dst["Content-Length"] = []string{first}
+		}
+		if !x.noBody {
+			x.clen = n
+		}
+	}
+	if x.chunked {
+		for _, v := range trailer {
+			for _, k := range strings.Split(v, ",") {
+				if k = textproto.TrimString(k); k != "" {
+					x.trailers = append(x.trailers, textproto.CanonicalMIMEHeaderKey(k))
+				}
+			}
+		}
+		if len(x.trailers) > 0 {
+			dst["Trailer"] = []string{strings.Join(x.trailers, ", ")}
+		}
+	}
+	return nil
+}
+
+// readSection reads a header section from br, up to and with its empty
+// line.
+func readSection(br *bufio.Reader, limit int) (string, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		// An empty section, as trailers mostly are.
+		if len(buf) > 0 && buf[0] == '\n' {
+			br.Discard(1)
+			return "\n", nil
+		}
+		if len(buf) > 1 && buf[0] == '\r' && buf[1] == '\n' {
+			br.Discard(2)
+			return "\r\n", nil
+		}
+		if end := headerEnd(buf); end > 0 {
+			s := string(buf[:end])
+			br.Discard(end)
+			return s, nil
+		}
+		if len(buf) > limit {
+			return "", errHeaderTooLarge
+		}
+		if len(buf) == br.Size() {
+			return readLongSection(br, limit)
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+}
+
+var errHeaderTooLarge = errors.New("header section too large")
+
+// readLongSection reads a header section longer than br's buffer.
+func readLongSection(br *bufio.Reader, limit int) (string, error) {
+	var b []byte
+	continued := false
+	for {
+		line, err := br.ReadSlice('\n')
+		b = append(b, line...)
+		if len(b) > limit {
+			return "", errHeaderTooLarge
+		}
+		if err == bufio.ErrBufferFull {
+			continued = true
+			continue
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		if !continued && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return string(b), nil
+		}
+		continued = false
+	}
+}
+
+// finish ends the exchange: the connection goes back to the pool when the
+// body was read to its end, the request body was written whole and
+// neither side asked to close; else it is closed.
+func (x *exchange) finish() {
+	if x.ended {
+		return
+	}
+	x.ended = true
+	reuse := x.keep && x.eof
+	if x.wrote != nil && reuse {
+		// A backend that keeps the connection after answering has read
+		// the whole request body, or is about to; the writer's last
+		// flush may still be returning. One that stopped reading without
+		// closing costs the connection, after a short wait.
+		t := time.NewTimer(bodyWriteWait)
+		select {
+		case err := <-x.wrote:
+			reuse = err == nil
+		case <-t.C:
+			reuse = false
+		}
+		t.Stop()
+	}
+	// stop reports false when the client went away: the deadline is set.
+	if !x.stop() {
+		reuse = false
+	}
+	if reuse {
+		x.b.pool.put(x.c)
+		return
+	}
+	x.c.close()
+}
+
+// read reads the response body.
+func (x *exchange) read(p []byte) (int, error) {
+	if x.eof {
+		return 0, io.EOF
+	}
+	n, err := x.body.Read(p)
+	if err == io.EOF {
+		x.eof = true
+	}
+	return n, err
+}
+
+// lengthBody is a body of n bytes.
+type lengthBody struct {
+	br *bufio.Reader
+	n  int64
+}
+
+func (l *lengthBody) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.br.Read(p)
+	l.n -= int64(n)
+	if l.n == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// chunkedBody is a chunked body; its trailers go into the client's
+// response header once it ends (forward.go copies them).
+type chunkedBody struct {
+	r   io.Reader
+	br  *bufio.Reader
+	x   *exchange
+	end http.Header // the trailers, once read
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		head, terr := readSection(c.br, maxResponseHeader)
+		if terr != nil {
+			return n, terr
+		}
+		if len(head) > 2 {
+			c.end = http.Header{}
+			if _, terr := parseFields(head, c.end); terr != nil {
+				return n, terr
+			}
+		}
+	}
+	return n, err
 }
 
 // expectsContinue reports whether req asks for "100 Continue" before its body.
@@ -276,32 +609,73 @@ func expectsContinue(req *http.Request) bool {
 	return false
 }
 
-// skipHeaders are written from the request's fields, not its Header.
-var skipHeaders = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
-
-// writeHeader writes req's request line and header section to w.
-func writeHeader(w *bufio.Writer, req *http.Request, chunked bool) {
+// writeRequestHead writes out's request line and header section: the
+// client's fields but the hop-by-hop ones and those a client must not say
+// (headers.go), then piku's forwarding headers, like piku's nginx did.
+func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
+	req, info := out.r, out.info
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	w.WriteString(req.URL.RequestURI())
 	w.WriteString(" HTTP/1.1\r\nHost: ")
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	w.WriteString(host)
+	w.WriteString(req.Host)
 	w.WriteString("\r\n")
+	var named []string // fields the Connection header names
+	if conn := req.Header["Connection"]; len(conn) > 0 {
+		for _, v := range conn {
+			for _, name := range strings.Split(v, ",") {
+				if name = textproto.TrimString(name); name != "" {
+					named = append(named, textproto.CanonicalMIMEHeaderKey(name))
+				}
+			}
+		}
+	}
+	underscores := info.route.UnderscoresInHeaders
 	for k, vs := range req.Header {
-		if skipHeaders[k] {
+		if hopByHop[k] || isSpoofable(k) || (!underscores && strings.IndexByte(k, '_') >= 0) {
+			continue
+		}
+		if len(named) > 0 && containsString(named, k) {
+			continue
+		}
+		if k == "Cf-Connecting-Ip" && info.client == info.peer {
 			continue
 		}
 		for _, v := range vs {
-			if v == "" && k == "User-Agent" {
-				continue // the ReverseProxy's way of asking for none
-			}
 			writeField(w, k, v)
 		}
 	}
+	if httpguts.HeaderValuesContainsToken(req.Header["Te"], "trailers") {
+		w.WriteString("Te: trailers\r\n")
+	}
+	if out.upgrade != "" {
+		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		w.WriteString(out.upgrade)
+		w.WriteString("\r\n")
+	}
+	w.WriteString("X-Forwarded-For: ")
+	w.WriteString(info.client)
+	if info.client != info.peer {
+		w.WriteString(", ")
+		w.WriteString(info.peer)
+	}
+	w.WriteString("\r\nX-Real-Ip: ")
+	w.WriteString(info.client)
+	w.WriteString("\r\nX-Remote-Address: ")
+	w.WriteString(info.client)
+	if info.secure {
+		w.WriteString("\r\nX-Forwarded-Proto: https")
+	} else {
+		w.WriteString("\r\nX-Forwarded-Proto: http")
+	}
+	w.WriteString("\r\nX-Forwarded-Host: ")
+	w.WriteString(req.Host)
+	w.WriteString("\r\nX-Forwarded-Port: ")
+	w.WriteString(info.port)
+	w.WriteString("\r\nX-Request-Start: t=")
+	var num [20]byte
+	w.Write(strconv.AppendInt(num[:0], info.start.UnixMicro(), 10))
+	w.WriteString("\r\n")
 	switch {
 	case chunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")
@@ -312,14 +686,32 @@ func writeHeader(w *bufio.Writer, req *http.Request, chunked bool) {
 			}
 			writeField(w, "Trailer", strings.Join(names, ", "))
 		}
-	case req.ContentLength > 0:
+	case out.body != nil && req.ContentLength > 0:
 		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		w.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
 		w.WriteString("\r\n")
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// hopByHop are the fields that concern one connection only (RFC 9110
+// 7.6.1, and those httputil.ReverseProxy drops), and the framing fields the
+// upstream client writes itself.
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Host": true, "Content-Length": true,
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // headerNewlines turns line breaks in a field value into spaces, as
@@ -367,15 +759,8 @@ func writeBody(w *bufio.Writer, req *http.Request, body io.Reader, chunked bool,
 		return err
 	}
 	// The client's trailers arrived with the end of its body, in the
-	// original request's map (see reqInfo.trailer).
-	trailer := req.Trailer
-	if orig := infoFrom(req.Context()).trailer; orig != nil {
-		trailer = orig
-	}
-	for k, vs := range trailer {
-		if _, declared := req.Trailer[k]; !declared {
-			continue
-		}
+	// request's own map.
+	for k, vs := range req.Trailer {
 		for _, v := range vs {
 			writeField(w, k, v)
 		}
@@ -394,66 +779,3 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// upBody is a response body. Closing it after reading it to the end, with
-// the request written whole and neither side asking to close, returns the
-// connection to the pool; any other close closes the connection.
-type upBody struct {
-	rc    io.ReadCloser
-	c     *upConn
-	pool  *connPool
-	stop  func() bool
-	wrote chan error // nil without a request body
-	keep  bool
-	eof   bool
-	done  bool
-}
-
-func (u *upBody) Read(p []byte) (int, error) {
-	n, err := u.rc.Read(p)
-	if err == io.EOF {
-		u.eof = true
-	}
-	return n, err
-}
-
-func (u *upBody) Close() error {
-	if u.done {
-		return nil
-	}
-	u.done = true
-	reuse := u.keep && u.eof
-	if u.wrote != nil && reuse {
-		// A backend that keeps the connection after answering has read
-		// the whole request body, or is about to; the writer's last
-		// flush may still be returning. One that stopped reading without
-		// closing costs the connection, after a short wait.
-		t := time.NewTimer(bodyWriteWait)
-		select {
-		case err := <-u.wrote:
-			reuse = err == nil
-		case <-t.C:
-			reuse = false
-		}
-		t.Stop()
-	}
-	// stop reports false when the client went away: the deadline is set.
-	if !u.stop() {
-		reuse = false
-	}
-	if reuse {
-		u.pool.put(u.c)
-		return nil
-	}
-	u.c.close()
-	return nil
-}
-
-// upgraded is the connection after "101 Switching Protocols": the
-// ReverseProxy copies both ways through it (reads see what the backend
-// sent after the response header, too).
-type upgraded struct{ c *upConn }
-
-func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
-func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
-func (u *upgraded) Close() error                { return u.c.nc.Close() }

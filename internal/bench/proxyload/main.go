@@ -93,10 +93,11 @@ func main() {
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
 	serveCert := flag.String("serve-cert", "", "internal: with -serve-proxy, also serve HTTPS with this certificate (and -serve-key), print that address too")
 	serveKey := flag.String("serve-key", "", "internal: see -serve-cert")
+	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveProxy != "" {
-		if err := proxyOnly(*serveProxy, *serveCert, *serveKey); err != nil {
+		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveNetHTTP); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -198,29 +199,22 @@ func run(o runOptions) error {
 			return err
 		}
 	}
-	own := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile)
-	own.Stderr = os.Stderr
-	out, err := own.StdoutPipe()
+	ownAddr, ownTLS, ownPid, stopOwn, err := startOwn(backend, certFile, keyFile, false)
 	if err != nil {
 		return err
 	}
-	if err := own.Start(); err != nil {
+	defer stopOwn()
+	// The same with net/http's server for plain HTTP, to compare the two.
+	stdAddr, _, stdPid, stopStd, err := startOwn(backend, "", "", true)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		_ = own.Process.Signal(syscall.SIGTERM)
-		_ = own.Wait()
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("piku proxy process: %w", err)
-	}
-	ownAddr, ownTLS, _ := strings.Cut(strings.TrimSpace(line), " ")
+	defer stopStd()
 
-	ownPid := own.Process.Pid
 	targets := []target{
 		{"backend direct", backend, nil, false},
 		{"piku proxy (own process)", ownAddr, func() []int { return []int{ownPid} }, false},
+		{"piku proxy (own process, net/http server)", stdAddr, func() []int { return []int{stdPid} }, false},
 		{"piku proxy (in the load generator's process)", pikuAddr, nil, false},
 		{"httputil.ReverseProxy (default transport)", naive, nil, false},
 		{fmt.Sprintf("httputil.ReverseProxy (MaxIdleConnsPerHost %d)", conns), pooledAddr, nil, false},
@@ -383,9 +377,37 @@ func withChildren(pid int) []int {
 	return out
 }
 
+// startOwn runs piku's proxy in a process of its own (this program with
+// -serve-proxy) in front of backend, with net/http's server for plain HTTP
+// when netHTTP1 is set. It returns the HTTP and (with a certificate) HTTPS
+// addresses, the process's pid and a function that stops it.
+func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr string, pid int, stop func(), err error) {
+	cmd := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile,
+		fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", "", 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", "", 0, nil, err
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", "", 0, nil, fmt.Errorf("piku proxy process: %w", err)
+	}
+	addr, tlsAddr, _ = strings.Cut(strings.TrimSpace(line), " ")
+	return addr, tlsAddr, cmd.Process.Pid, stop, nil
+}
+
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
-func proxyOnly(backend, certFile, keyFile string) error {
+func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
 	}
@@ -410,7 +432,7 @@ func proxyOnly(backend, certFile, keyFile string) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig)
+	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig, netHTTP1)
 	if err != nil {
 		return err
 	}
@@ -422,14 +444,14 @@ func proxyOnly(backend, certFile, keyFile string) error {
 // loopback port until ctx ends. It returns the address once the proxy
 // listens, and a channel that gets Run's result.
 func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
-	addr, _, done, err := runProxyTLS(ctx, backend, nil)
+	addr, _, done, err := runProxyTLS(ctx, backend, nil, false)
 	return addr, done, err
 }
 
 // runProxyTLS is runProxy that also serves HTTPS (and so HTTP/2) when
 // tlsConfig is set, and returns that address too.
-func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config) (string, string, <-chan error, error) {
-	o := proxy.Options{HTTPAddr: "127.0.0.1:0"}
+func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, netHTTP1 bool) (string, string, <-chan error, error) {
+	o := proxy.Options{HTTPAddr: "127.0.0.1:0", NetHTTP1: netHTTP1}
 	if tlsConfig != nil {
 		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
 	}

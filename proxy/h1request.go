@@ -1,0 +1,552 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// h1Error is a request the server answers with code, then closes the
+// connection.
+type h1Error struct {
+	code int
+	msg  string
+}
+
+func (e *h1Error) Error() string { return statusText(e.code) + ": " + e.msg }
+
+func badRequest(msg string) error { return &h1Error{http.StatusBadRequest, msg} }
+
+// readRequest reads the next request's header section and returns the
+// request, and its body unless it has none.
+func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
+	br := c.br
+	if br.Buffered() == 0 {
+		c.state.Store(connIdle)
+		if c.s.closing.Load() {
+			return nil, nil, http.ErrServerClosed
+		}
+		c.setReadDeadline(time.Now(), c.s.idleTimeout)
+		if _, err := br.Peek(1); err != nil {
+			return nil, nil, err
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return nil, nil, http.ErrServerClosed
+		}
+	} else {
+		c.state.Store(connActive)
+	}
+	// net/http's limit: the header fields, and 4 KiB for the request line.
+	limit := c.s.maxHeaderBytes + 4096
+	timed := false
+	var head string
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		// Empty lines before a request line are ignored (RFC 9112 2.2).
+		skip := 0
+		for skip < len(buf) && (buf[skip] == '\n' || buf[skip] == '\r' && skip+1 < len(buf) && buf[skip+1] == '\n') {
+			skip++
+		}
+		if skip > 0 {
+			br.Discard(skip)
+			buf = buf[skip:]
+		}
+		if end := headerEnd(buf); end > 0 {
+			if end > limit {
+				return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+			}
+			head = string(buf[:end])
+			br.Discard(end)
+			break
+		}
+		if len(buf) > limit {
+			return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+		}
+		if !timed {
+			// The header did not come in one read: from now on the client
+			// has ReadHeaderTimeout to send the rest.
+			t := time.Now().Add(c.s.readHeaderTimeout)
+			_ = c.nc.SetReadDeadline(t)
+			c.deadline = t
+			timed = true
+		}
+		if len(buf) == br.Size() {
+			var err error
+			if head, err = c.readLongHeader(limit); err != nil {
+				return nil, nil, err
+			}
+			break
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
+			return nil, nil, err
+		}
+	}
+	return c.parseRequest(head)
+}
+
+// readLongHeader reads a header section longer than the read buffer.
+func (c *h1Conn) readLongHeader(limit int) (string, error) {
+	var b []byte
+	continued := false
+	for {
+		line, err := c.br.ReadSlice('\n')
+		b = append(b, line...)
+		if len(b) > limit {
+			return "", &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+		}
+		if err == bufio.ErrBufferFull {
+			continued = true
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if !continued && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return string(b), nil
+		}
+		continued = false
+	}
+}
+
+// headerEnd returns the length of the header section at the start of buf
+// (up to and with its empty line), or -1 if buf does not hold all of it.
+func headerEnd(buf []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		if i < len(buf) && buf[i] == '\n' {
+			return i + 1
+		}
+		if i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n' {
+			return i + 2
+		}
+	}
+}
+
+// cutLine splits s after its first line, without the line's CRLF or LF.
+func cutLine(s string) (line, rest string) {
+	i := strings.IndexByte(s, '\n')
+	if i < 0 {
+		return s, ""
+	}
+	line, rest = s[:i], s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// parseRequest makes the request of a header section, checking it as
+// net/http's server does.
+func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
+	line, rest := cutLine(head)
+	method, rest1, ok1 := strings.Cut(line, " ")
+	uri, proto, ok2 := strings.Cut(rest1, " ")
+	if !ok1 || !ok2 || uri == "" || !validToken(method) {
+		return nil, nil, badRequest("malformed HTTP request")
+	}
+	var major, minor int
+	switch proto {
+	case "HTTP/1.1":
+		major, minor = 1, 1
+	case "HTTP/1.0":
+		major, minor = 1, 0
+	default:
+		var ok bool
+		if major, minor, ok = http.ParseHTTPVersion(proto); !ok {
+			return nil, nil, badRequest("malformed HTTP version")
+		}
+		if major != 1 {
+			return nil, nil, &h1Error{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+		}
+	}
+
+	h, err := parseFields(rest, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	req := &c.tmpl
+	*req = http.Request{Method: method, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
+		Header: h, Body: http.NoBody, RemoteAddr: c.remote, RequestURI: uri}
+	justAuthority := method == http.MethodConnect && !strings.HasPrefix(uri, "/")
+	if justAuthority {
+		uri = "http://" + uri
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, nil, badRequest("malformed request URI")
+	}
+	if justAuthority {
+		u.Scheme = ""
+	}
+	req.URL = u
+
+	hosts, haveHost := h["Host"]
+	switch {
+	case minor >= 1 && (!haveHost || len(hosts) == 0) && method != http.MethodConnect:
+		return nil, nil, badRequest("missing required Host header")
+	case len(hosts) > 1:
+		return nil, nil, badRequest("too many Host headers")
+	case len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]):
+		return nil, nil, badRequest("malformed Host header")
+	}
+	req.Host = u.Host
+	if req.Host == "" && len(hosts) == 1 {
+		req.Host = hosts[0]
+	}
+	delete(h, "Host")
+
+	conn := h["Connection"]
+	if minor == 0 {
+		req.Close = !httpguts.HeaderValuesContainsToken(conn, "keep-alive") || httpguts.HeaderValuesContainsToken(conn, "close")
+	} else {
+		req.Close = httpguts.HeaderValuesContainsToken(conn, "close")
+	}
+
+	// The body's framing, by net/http's rules against request smuggling:
+	// one Transfer-Encoding, "chunked" only, which wins over Content-Length;
+	// Content-Length fields that all agree.
+	chunked := false
+	if te, ok := h["Transfer-Encoding"]; ok {
+		delete(h, "Transfer-Encoding")
+		if minor >= 1 { // ignored in HTTP/1.0, as net/http does
+			if len(te) != 1 {
+				return nil, nil, &h1Error{http.StatusNotImplemented, "too many transfer encodings"}
+			}
+			if !strings.EqualFold(te[0], "chunked") {
+				return nil, nil, &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
+			}
+			chunked = true
+		}
+	}
+	var clen int64
+	if cls := h["Content-Length"]; len(cls) > 0 {
+		if chunked {
+			delete(h, "Content-Length")
+		} else {
+			first := textproto.TrimString(cls[0])
+			for _, v := range cls[1:] {
+				if textproto.TrimString(v) != first {
+					return nil, nil, badRequest("message cannot contain multiple Content-Length headers")
+				}
+			}
+			n, ok := parseContentLength(first)
+			if !ok {
+				return nil, nil, badRequest("bad Content-Length")
+			}
+			clen = n
+			h["Content-Length"] = []string{first}
+		}
+	}
+	if chunked {
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+		if tr, ok := h["Trailer"]; ok {
+			delete(h, "Trailer")
+			var bad bool
+			for _, v := range tr {
+				for _, k := range strings.Split(v, ",") {
+					k = textproto.TrimString(k)
+					if k == "" {
+						continue
+					}
+					k = textproto.CanonicalMIMEHeaderKey(k)
+					switch k {
+					case "Transfer-Encoding", "Trailer", "Content-Length":
+						bad = true
+					}
+					if req.Trailer == nil {
+						req.Trailer = http.Header{}
+					}
+					req.Trailer[k] = nil
+				}
+			}
+			if bad {
+				return nil, nil, badRequest("bad trailer key")
+			}
+		}
+	} else {
+		req.ContentLength = clen
+	}
+
+	var body *h1Body
+	if chunked || clen > 0 {
+		body = &h1Body{c: c, remaining: clen}
+		if chunked {
+			body.chunked = httputil.NewChunkedReader(c.br)
+		}
+		// A body may take as long as it takes (as with net/http without a
+		// ReadTimeout).
+		c.setReadDeadline(time.Time{}, 0)
+	}
+	if exp, ok := h["Expect"]; ok && len(exp) > 0 {
+		if httpguts.HeaderValuesContainsToken(exp, "100-continue") {
+			if minor >= 1 && body != nil {
+				body.expect = true
+				c.canContinue.Store(true)
+			}
+		} else if exp[0] != "" {
+			return nil, nil, &h1Error{http.StatusExpectationFailed, ""}
+		}
+	}
+	return req, body, nil
+}
+
+// parseFields parses header fields, one a line up to an empty one, into a
+// header map (into h when it is not nil, as for trailers).
+func parseFields(s string, h http.Header) (http.Header, error) {
+	n := strings.Count(s, "\n")
+	if h == nil {
+		h = make(http.Header, n)
+	}
+	// One backing array for the values: most fields appear once.
+	vals := make([]string, n)
+	i := 0
+	err := forEachField(s, func(k, v string) {
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+			return
+		}
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+		i++
+	})
+	return h, err
+}
+
+// forEachField calls fn with the canonical name and the value of each
+// header field in s, one a line up to an empty one, checking each as
+// net/http does (no line folding, a token for a name, no control
+// character in a value).
+func forEachField(s string, fn func(k, v string)) error {
+	for s != "" {
+		var line string
+		line, s = cutLine(s)
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return badRequest("obsolete line folding")
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return badRequest("malformed MIME header line")
+		}
+		name := line[:colon]
+		if !validToken(name) {
+			return badRequest("invalid header field name")
+		}
+		v := textproto.TrimString(line[colon+1:])
+		if !validFieldValue(v) {
+			return badRequest("invalid header field value")
+		}
+		fn(canonicalKey(name), v)
+	}
+	return nil
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey, without an allocation
+// for a name in canonical form already (as most clients send them).
+func canonicalKey(name string) string {
+	upper := true
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if upper && 'a' <= b && b <= 'z' || !upper && 'A' <= b && b <= 'Z' {
+			return textproto.CanonicalMIMEHeaderKey(name)
+		}
+		upper = b == '-'
+	}
+	return name
+}
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether v has no control character but tab.
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseContentLength parses a Content-Length value: digits only.
+func parseContentLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
+}
+
+// h1Body is a request body on a client connection. It may be read on
+// another goroutine than the handler's (the upstream client writes it to
+// the backend from one of its own).
+type h1Body struct {
+	c         *h1Conn
+	req       *http.Request // its Trailer gets the trailers of a chunked body
+	mu        sync.Mutex
+	remaining int64     // bytes left, without chunking
+	chunked   io.Reader // nil without chunking
+	expect    bool      // "100 Continue" is still to be asked for
+	eof       bool
+	closed    bool // by the handler
+	err       error
+}
+
+var errBodyReadAfterClose = errors.New("http: invalid Read on closed Body")
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errBodyReadAfterClose
+	}
+	return b.read(p)
+}
+
+// Close stops the handler's reads; the server reads what is left, to keep
+// the connection.
+func (b *h1Body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
+
+func (b *h1Body) read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.expect {
+		b.expect = false
+		b.c.writeContinue()
+	}
+	var n int
+	var err error
+	if b.chunked != nil {
+		n, err = b.chunked.Read(p)
+		if err == io.EOF {
+			if err = b.readTrailer(); err == nil {
+				err = io.EOF
+			}
+		}
+	} else {
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err = b.c.br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			err = io.EOF
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err == io.EOF {
+		b.eof = true
+		b.c.bodyDone()
+	} else if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// readTrailer reads the trailer section after a chunked body's last chunk.
+func (b *h1Body) readTrailer() error {
+	limit := b.c.s.maxHeaderBytes
+	var sb []byte
+	for {
+		line, err := b.c.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return badRequest("trailer line too long")
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		sb = append(sb, line...)
+		if len(sb) > limit {
+			return badRequest("trailer too large")
+		}
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			break
+		}
+	}
+	if len(sb) <= 2 {
+		return nil
+	}
+	if b.req.Trailer == nil {
+		b.req.Trailer = http.Header{}
+	}
+	_, err := parseFields(string(sb), b.req.Trailer)
+	return err
+}
+
+// finish ends the body after the handler returned, reading up to
+// maxDiscard bytes the handler left, and reports whether the connection
+// can take another request.
+func (b *h1Body) finish() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.eof {
+		return true
+	}
+	if b.err != nil || b.expect {
+		// Broken, or the client was never told to send it: it may or may
+		// not come.
+		return false
+	}
+	buf := make([]byte, connBufSize)
+	for n := 0; n < maxDiscard; {
+		k, err := b.read(buf)
+		n += k
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
