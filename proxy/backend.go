@@ -183,14 +183,18 @@ func isDialError(err error) bool {
 // sentBody tells whether any of the request body was read; it leaves
 // closing the body to the server, so that a retry can still send it.
 type sentBody struct {
-	rc   io.ReadCloser
-	sent atomic.Bool
+	rc     io.ReadCloser
+	sent   atomic.Bool
+	failed atomic.Bool // reading it failed: the client sent a broken body
 }
 
 func (b *sentBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.sent.Store(true)
+	}
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
 	}
 	return n, err
 }

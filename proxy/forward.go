@@ -32,6 +32,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	x, err := s.send(out)
 	if err != nil {
+		if out.body != nil && out.body.failed.Load() && r.Context().Err() == nil {
+			page(w, http.StatusBadRequest) // the client's body, not the backend, failed
+			return
+		}
 		s.proxyError(w, r, err)
 		return
 	}

@@ -309,7 +309,7 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 // parseFields parses header fields, one a line up to an empty one, into a
 // header map (into h when it is not nil, as for trailers).
 func parseFields(s string, h http.Header) (http.Header, error) {
-	n := strings.Count(s, "\n")
+	n := strings.Count(s, "\n") + 1 // a field a line; the last may lack its line end
 	if h == nil {
 		h = make(http.Header, n)
 	}

@@ -263,7 +263,15 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 		// The writer ends when the body does: the server ends the request
 		// body when the handler returns, and the connection is closed
 		// when the exchange does not end cleanly.
-		go func() { wrote <- writeBody(c.bw, req, out.body, chunked, proceed) }()
+		go func() {
+			err := writeBody(c.bw, req, out.body, chunked, proceed)
+			if err != nil && out.body.failed.Load() {
+				// The client's body is broken: the backend must not wait
+				// for the rest of it.
+				_ = c.nc.Close()
+			}
+			wrote <- err
+		}()
 	}
 
 	c.setReadDeadline(time.Now(), s.o.ResponseHeaderTimeout)
@@ -346,7 +354,7 @@ func (x *exchange) parseHead(head string) error {
 	}
 	dst := x.out.header
 	var clen, te, conn, trailer []string
-	n := strings.Count(rest, "\n")
+	n := strings.Count(rest, "\n") + 1 // a field a line; the last may lack its line end
 	vals := make([]string, n)
 	i := 0
 	err = forEachField(rest, func(k, v string) {
