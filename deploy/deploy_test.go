@@ -529,3 +529,36 @@ func TestAdoptedReleaseSortsFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestReleasesInOneSecondSortByTime: two pushes within one second make
+// releases whose IDs share their time; the newer is listed first (and so
+// is what a rollback leaves) whatever the order of their hashes.
+func TestReleasesInOneSecondSortByTime(t *testing.T) {
+	root := newRoot(t)
+	g := newGitRepo(t, root, "app")
+	first := g.commit(map[string]string{"Procfile": "web: ./one\n"})
+	var second string
+	for { // a second revision whose short hash sorts before the first's
+		second = g.commit(map[string]string{"Procfile": "web: ./two\n"})
+		if short(second) < short(first) {
+			break
+		}
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 100e6, time.UTC)
+	d, out := newDeployer(root, &fakeDaemon{root: root})
+	d.Now = func() time.Time { return now }
+	if err := d.Deploy(context.Background(), g.push(first)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	now = now.Add(500 * time.Millisecond)
+	if err := d.Deploy(context.Background(), g.push(second)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rels, err := Releases(root, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != 2 || rels[0].Revision != second || !rels[0].Live || rels[1].Revision != first {
+		t.Fatalf("releases, newest first: %+v", rels)
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 // Release is what releases/APP/ID.json records about a release.
 type Release struct {
-	// ID names the release: its UTC time and short revision, so IDs sort
-	// in time order ("20261125T120000-abcdef1").
+	// ID names the release: its UTC time to the second and short
+	// revision ("20261125T120000-abcdef1"); listings order by Time.
 	ID string `json:"id"`
 	// Revision is the full git revision, "" for a release migrated from
 	// a plain apps/APP directory.
@@ -57,7 +57,7 @@ func NewID(root layout.Root, app string, t time.Time, rev string) string {
 }
 
 // Releases lists app's complete releases (those with their .json), newest
-// first, the live one marked.
+// first (by the time each records, then by ID), the live one marked.
 func Releases(root layout.Root, app string) ([]Release, error) {
 	entries, err := os.ReadDir(root.Releases(app))
 	if errors.Is(err, os.ErrNotExist) {
@@ -83,7 +83,14 @@ func Releases(root layout.Root, app string) ([]Release, error) {
 		r.Live = id == live
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	// By the time recorded, not by ID alone: two pushes within one second
+	// make IDs that share their time, and their hashes would decide.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.After(out[j].Time)
+		}
+		return out[i].ID > out[j].ID
+	})
 	return out, nil
 }
 
