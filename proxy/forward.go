@@ -17,12 +17,11 @@ import (
 // copying the request or the response header on the way: the request is
 // written to the backend from r itself, and the backend's header fields
 // are parsed into w.Header().
-func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
-	info := infoFrom(r.Context())
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) {
 	out := &outgoing{r: r, info: info, header: w.Header()}
 	if up := upgradeType(r.Header); up != "" {
 		if !printable(up) {
-			s.proxyError(w, r, fmt.Errorf("client tried to switch to invalid protocol %q", up))
+			s.proxyError(w, r, info, fmt.Errorf("client tried to switch to invalid protocol %q", up))
 			return
 		}
 		out.upgrade = up
@@ -36,12 +35,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			page(w, http.StatusBadRequest) // the client's body, not the backend, failed
 			return
 		}
-		s.proxyError(w, r, err)
+		s.proxyError(w, r, info, err)
 		return
 	}
 	defer x.b.done()
 	if x.status == http.StatusSwitchingProtocols {
-		s.switchProtocols(w, r, x)
+		s.switchProtocols(w, r, info, x)
 		return
 	}
 	w.WriteHeader(x.status)
@@ -161,7 +160,7 @@ func printable(s string) bool {
 // client's connection over, sends it the backend's header and copies both
 // ways until either side ends. The request's context ending (the client
 // gone, the proxy shutting down) closes both connections.
-func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, x *exchange) {
+func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *reqInfo, x *exchange) {
 	backend := x.c.nc
 	defer backend.Close()
 	h := w.Header()
@@ -170,16 +169,16 @@ func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, x *exch
 		up = v[0]
 	}
 	if !printable(up) {
-		s.proxyError(w, r, fmt.Errorf("backend tried to switch to invalid protocol %q", up))
+		s.proxyError(w, r, info, fmt.Errorf("backend tried to switch to invalid protocol %q", up))
 		return
 	}
 	if !strings.EqualFold(up, x.out.upgrade) {
-		s.proxyError(w, r, fmt.Errorf("backend tried to switch protocol %q when %q was requested", up, x.out.upgrade))
+		s.proxyError(w, r, info, fmt.Errorf("backend tried to switch protocol %q when %q was requested", up, x.out.upgrade))
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		s.proxyError(w, r, fmt.Errorf("switching protocols: %w", err))
+		s.proxyError(w, r, info, fmt.Errorf("switching protocols: %w", err))
 		return
 	}
 	defer conn.Close()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,7 @@ import (
 	"time"
 )
 
-// reqInfo travels in the request context from the handler to the
+// reqInfo is what the handler learnt of a request, handed to the
 // forwarder, the upstream client and the error page.
 type reqInfo struct {
 	route  *route
@@ -23,15 +22,9 @@ type reqInfo struct {
 	obs    AppObserver // nil without an Observer
 }
 
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *reqInfo {
-	info, _ := ctx.Value(infoKey{}).(*reqInfo)
-	if info == nil {
-		return &reqInfo{route: &route{}}
-	}
-	return info
-}
+// deployedBy is the X-Deployed-By header's value, shared by every
+// response (a header that is added to gets a slice of its own).
+var deployedBy = []string{"Piku"}
 
 // acmePrefix is the path of ACME HTTP-01 challenges, never redirected.
 const acmePrefix = "/.well-known/acme-challenge/"
@@ -52,7 +45,7 @@ func localIP(r *http.Request) net.IP {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port string) {
 	start := time.Now()
-	w.Header().Set("X-Deployed-By", "Piku")
+	w.Header()["X-Deployed-By"] = deployedBy
 	rt := s.table.Load().lookup(r.Host)
 	if rt != nil && !rt.servesOn(localIP(r)) {
 		rt = nil
@@ -98,15 +91,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	if rt.serveStatic(w, r) {
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	if rt.cache != nil && rt.cache.applies(r) {
-		hit := rt.cache.serve(w, r, http.HandlerFunc(s.forward))
+		hit := rt.cache.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.forward(w, r, info) }))
 		if info.obs != nil {
 			info.obs.CacheLookup(hit)
 		}
 		return
 	}
-	s.forward(w, r)
+	s.forward(w, r, info)
 }
 
 // httpsURL is r's URL on the HTTPS listener.
@@ -145,8 +137,7 @@ func hostOf(addr string) string {
 // backend answered, as nginx does.
 const StatusClientClosed = 499
 
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	info := infoFrom(r.Context())
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, info *reqInfo, err error) {
 	var ne net.Error
 	switch {
 	case r.Context().Err() != nil:
