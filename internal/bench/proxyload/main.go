@@ -385,6 +385,10 @@ func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr s
 	cmd := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile,
 		fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
 	cmd.Stderr = os.Stderr
+	if netHTTP1 {
+		// PROXYLOAD_CPUPROFILE profiles the proxy as the daemon runs it.
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PROXYLOAD_CPUPROFILE=") })
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", "", 0, nil, err
