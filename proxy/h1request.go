@@ -36,7 +36,13 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 		if c.s.closing.Load() {
 			return nil, nil, http.ErrServerClosed
 		}
-		c.setReadDeadline(time.Now(), c.s.idleTimeout)
+		// A new connection has ReadHeaderTimeout for its first byte, as
+		// with net/http; a kept-alive one the idle timeout.
+		wait := c.s.idleTimeout
+		if !c.served {
+			wait = c.s.readHeaderTimeout
+		}
+		c.setReadDeadline(time.Now(), wait)
 		if _, err := br.Peek(1); err != nil {
 			return nil, nil, err
 		}

@@ -261,6 +261,7 @@ type h1Conn struct {
 	hbuf     []byte // the response's header section, made at WriteHeader
 	pending  []byte // body held back until its framing is known
 	tmpl     http.Request
+	served   bool // a request was read on it: it waits the idle timeout now
 	hijacked bool
 
 	// Expect: 100-continue: a body read asks for "100 Continue" unless the
@@ -397,6 +398,7 @@ func (c *h1Conn) linger() {
 // handle serves one request and reports whether the connection can take
 // the next one.
 func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
+	c.served = true
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	r := req.WithContext(ctx)

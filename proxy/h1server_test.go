@@ -73,6 +73,7 @@ func TestH1Requests(t *testing.T) {
 		{"pipelined", get + "GET /b?x=1 HTTP/1.1\r\nHost: app.test\r\n\r\n", 2, []int{200, 200},
 			[]string{`GET /a app.test "" trailer=""`, `GET /b?x=1 app.test "" trailer=""`}, false},
 		{"empty lines before the request line", "\r\n\r\n" + get, 1, []int{200}, nil, false},
+		{"a header longer than the read buffer", "GET /a HTTP/1.1\r\nHost: app.test\r\nX-Long: " + strings.Repeat("x", 10<<10) + "\r\n\r\n" + get, 2, []int{200, 200}, nil, false},
 		{"bare LF line ends", "GET /a HTTP/1.1\nHost: app.test\n\n", 1, []int{200}, nil, false},
 		{"HTTP/1.0 closes", "GET /a HTTP/1.0\r\nHost: app.test\r\n\r\n", 1, []int{200}, nil, true},
 		{"HTTP/1.0 keep-alive", "GET /a HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n" + get, 2, []int{200, 200}, nil, false},
@@ -113,6 +114,25 @@ func TestH1Requests(t *testing.T) {
 				t.Errorf("connection closed: %v, want %v", closed, tt.closed)
 			}
 		})
+	}
+}
+
+// TestH1SilentClientCutOff: a connection that never sends a byte gets
+// ReadHeaderTimeout, as one that stops halfway does, not the idle timeout
+// of a kept-alive connection between requests.
+func TestH1SilentClientCutOff(t *testing.T) {
+	_, addr := startProxy(t, Options{ReadHeaderTimeout: 100 * time.Millisecond}, appRoute(echoBackend(t)))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The proxy closes the connection by itself; the generous deadline
+	// (still well below the 120 s idle timeout) only keeps a broken proxy
+	// from hanging the test.
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("a silent connection: read %d, %v; want it closed by the proxy", n, err)
 	}
 }
 
