@@ -315,23 +315,37 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 // parseFields parses header fields, one a line up to an empty one, into a
 // header map (into h when it is not nil, as for trailers).
 func parseFields(s string, h http.Header) (http.Header, error) {
+	hb := newHeaderBuilder(h, s)
+	err := forEachField(s, hb.add)
+	return hb.h, err
+}
+
+// headerBuilder adds the fields of a header section to a header map, the
+// first value of each field from one array made for the section: most
+// fields appear once.
+type headerBuilder struct {
+	h    http.Header
+	vals []string
+}
+
+// newHeaderBuilder returns a builder adding to h (a new map when h is
+// nil) the fields of section s.
+func newHeaderBuilder(h http.Header, s string) *headerBuilder {
 	n := strings.Count(s, "\n") + 1 // a field a line; the last may lack its line end
 	if h == nil {
 		h = make(http.Header, n)
 	}
-	// One backing array for the values: most fields appear once.
-	vals := make([]string, n)
-	i := 0
-	err := forEachField(s, func(k, v string) {
-		if old, ok := h[k]; ok {
-			h[k] = append(old, v)
-			return
-		}
-		vals[i] = v
-		h[k] = vals[i : i+1 : i+1]
-		i++
-	})
-	return h, err
+	return &headerBuilder{h: h, vals: make([]string, 0, n)}
+}
+
+func (b *headerBuilder) add(k, v string) {
+	if old, ok := b.h[k]; ok {
+		b.h[k] = append(old, v)
+		return
+	}
+	i := len(b.vals)
+	b.vals = append(b.vals, v)
+	b.h[k] = b.vals[i : i+1 : i+1]
 }
 
 // forEachField calls fn with the canonical name and the value of each

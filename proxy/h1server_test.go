@@ -3,12 +3,14 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -23,18 +25,15 @@ func echoBackend(t *testing.T) string {
 }
 
 // exchangeRaw writes req on a new connection to addr and reads n responses
-// (fewer if the connection ends first); it also reports whether the proxy
-// closed the connection after them.
-func exchangeRaw(t *testing.T, addr, req string, n int) (codes []int, bodies []string, heads []http.Header, closed bool) {
+// (fewer if the connection ends first). It then finds out whether the
+// proxy closed the connection after them, waiting for the event either
+// way: with wantClosed it reads until EOF (a generous deadline only keeps
+// a broken proxy from hanging the test); else it sends one more request
+// and reports the connection closed unless that is answered.
+func exchangeRaw(t *testing.T, addr, req string, n int, wantClosed bool) (codes []int, bodies []string, heads []http.Header, closed bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialWrite(t, addr, req)
 	defer c.Close()
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
 	br := bufio.NewReader(c)
 	method, _, _ := strings.Cut(req, " ")
 	for range n {
@@ -50,11 +49,20 @@ func exchangeRaw(t *testing.T, addr, req string, n int) (codes []int, bodies []s
 			break
 		}
 	}
-	// A closed connection reads EOF at once; an open one is cut by the
-	// deadline, which only keeps a broken proxy from hanging the test.
-	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	_, err = br.ReadByte()
-	return codes, bodies, heads, err == io.EOF
+	if wantClosed {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err := io.Copy(io.Discard, br) // EOF is reported as nil
+		return codes, bodies, heads, err == nil || errors.Is(err, syscall.ECONNRESET)
+	}
+	if _, err := io.WriteString(c, "GET /probe HTTP/1.1\r\nHost: app.test\r\n\r\n"); err != nil {
+		return codes, bodies, heads, true
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return codes, bodies, heads, true
+	}
+	res.Body.Close()
+	return codes, bodies, heads, false
 }
 
 // TestH1Requests sends raw requests to the proxy's own HTTP/1.1 server:
@@ -103,7 +111,7 @@ func TestH1Requests(t *testing.T) {
 		{"malformed request line", "GET /\r\nHost: app.test\r\n\r\n", 1, []int{400}, nil, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			codes, bodies, _, closed := exchangeRaw(t, addr, tt.req, tt.n)
+			codes, bodies, _, closed := exchangeRaw(t, addr, tt.req, tt.n, tt.closed)
 			if fmt.Sprint(codes) != fmt.Sprint(tt.codes) {
 				t.Errorf("statuses %v, want %v (bodies %q)", codes, tt.codes, bodies)
 			}
@@ -148,7 +156,7 @@ func TestH1ResponseFraming(t *testing.T) {
 	})
 	_, addr := startProxy(t, Options{}, appRoute(be))
 
-	codes, bodies, heads, _ := exchangeRaw(t, addr, "GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n", 1)
+	codes, bodies, heads, _ := exchangeRaw(t, addr, "GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n", 1, false)
 	if len(codes) != 1 || codes[0] != 404 || heads[0].Get("Content-Length") != fmt.Sprint(len(bodies[0])) {
 		t.Errorf("the proxy's own 404: %v %v, want a Content-Length", codes, heads)
 	}
@@ -168,12 +176,12 @@ func TestH1ResponseFraming(t *testing.T) {
 		t.Errorf("HTTP/1.1, unknown length: %v, %d bytes", res.TransferEncoding, len(b))
 	}
 
-	codes, bodies, heads, closed := exchangeRaw(t, addr, "GET / HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n", 1)
+	codes, bodies, heads, closed := exchangeRaw(t, addr, "GET / HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n", 1, true)
 	if len(codes) != 1 || bodies[0] != big || heads[0].Get("Content-Length") != "" || !closed {
 		t.Errorf("HTTP/1.0, unknown length: %v, %d bytes, %v, closed %v; want the body ended by closing", codes, len(bodies), heads, closed)
 	}
 
-	codes, bodies, _, closed = exchangeRaw(t, addr, "HEAD / HTTP/1.1\r\nHost: app.test\r\n\r\n"+"HEAD / HTTP/1.1\r\nHost: app.test\r\n\r\n", 2)
+	codes, bodies, _, closed = exchangeRaw(t, addr, "HEAD / HTTP/1.1\r\nHost: app.test\r\n\r\n"+"HEAD / HTTP/1.1\r\nHost: app.test\r\n\r\n", 2, false)
 	if fmt.Sprint(codes) != "[200 200]" || bodies[0] != "" || closed {
 		t.Errorf("HEAD: %v %q, closed %v", codes, bodies, closed)
 	}
@@ -191,7 +199,7 @@ func TestH1PanicEndsOnlyItsConnection(t *testing.T) {
 		})
 	}
 	_, addr := startProxy(t, Options{HTTPWrap: wrap}, appRoute(echoBackend(t)))
-	codes, _, _, closed := exchangeRaw(t, addr, "GET /panic HTTP/1.1\r\nHost: app.test\r\n\r\n", 1)
+	codes, _, _, closed := exchangeRaw(t, addr, "GET /panic HTTP/1.1\r\nHost: app.test\r\n\r\n", 1, true)
 	if len(codes) != 0 || !closed {
 		t.Errorf("after a panic: %v, closed %v; want the connection closed without an answer", codes, closed)
 	}

@@ -105,16 +105,25 @@ func do(t testing.TB, c *http.Client, addr, method, host, path string, body io.R
 // status line and the rest of the response.
 func rawRequest(t testing.TB, addr, req string) string {
 	t.Helper()
+	c := dialWrite(t, addr, req)
+	defer c.Close()
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// dialWrite writes req on a new connection to addr and returns the
+// connection.
+func dialWrite(t testing.TB, addr, req string) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(c)
-	return string(b)
+	return c
 }
 
 func statusOf(raw string) string {

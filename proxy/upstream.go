@@ -354,9 +354,7 @@ func (x *exchange) parseHead(head string) error {
 	}
 	dst := x.out.header
 	var clen, te, conn, trailer []string
-	n := strings.Count(rest, "\n") + 1 // a field a line; the last may lack its line end
-	vals := make([]string, n)
-	i := 0
+	hb := newHeaderBuilder(dst, rest)
 	err = forEachField(rest, func(k, v string) {
 		switch k {
 		case "Content-Length":
@@ -379,13 +377,7 @@ func (x *exchange) parseHead(head string) error {
 		case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
 			return
 		}
-		if old, ok := dst[k]; ok {
-			dst[k] = append(old, v)
-			return
-		}
-		vals[i] = v
-		dst[k] = vals[i : i+1 : i+1]
-		i++
+		hb.add(k, v)
 	})
 	if err != nil {
 		return err
