@@ -339,9 +339,18 @@ func (w *h1Response) finish(body *h1Body) bool {
 	if err := c.bw.Flush(); err != nil {
 		return false
 	}
-	if body != nil && !body.finish() {
-		c.linger()
-		return false
+	if body != nil {
+		// What is left of the body gets ReadHeaderTimeout to arrive (a
+		// client still sending is expected to keep sending); a reader
+		// still blocked on it (the upstream client's body writer) is woken
+		// by the same deadline.
+		t := time.Now().Add(c.s.readHeaderTimeout)
+		_ = c.nc.SetReadDeadline(t)
+		c.deadline = t
+		if !body.finish() {
+			c.linger()
+			return false
+		}
 	}
 	return keep
 }

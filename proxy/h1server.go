@@ -418,7 +418,14 @@ func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
 		return false
 	}
 	if !ok {
-		return false // a panic: the response is cut off where it was
+		// A panic: the response is cut off where it was. A body still
+		// being read elsewhere (the upstream client's writer) is ended
+		// before the connection's reader goes back to the pool.
+		if body != nil {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+			body.Close()
+		}
+		return false
 	}
 	keep := w.finish(body)
 	clear(c.hdr)

@@ -144,6 +144,22 @@ func TestH1SilentClientCutOff(t *testing.T) {
 	}
 }
 
+// TestH1StalledBodyLeftOver: a client whose body the handler did not read,
+// and that stops sending it, gets its answer and then the connection is
+// closed after ReadHeaderTimeout instead of being held for ever.
+func TestH1StalledBodyLeftOver(t *testing.T) {
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "not reading that") // and not reading the body
+		})
+	}
+	_, addr := startProxy(t, Options{HTTPWrap: wrap, ReadHeaderTimeout: 100 * time.Millisecond}, appRoute(echoBackend(t)))
+	codes, bodies, _, closed := exchangeRaw(t, addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\n0123456789", 1, true)
+	if fmt.Sprint(codes) != "[200]" || bodies[0] != "not reading that" || !closed {
+		t.Errorf("stalled body: %v %q, closed %v", codes, bodies, closed)
+	}
+}
+
 // TestH1ResponseFraming: what the proxy answers itself gets a
 // Content-Length; a body of unknown length is chunked for HTTP/1.1 and
 // ends with the connection for HTTP/1.0; HEAD answers have no body.
