@@ -80,16 +80,19 @@ func cmdJSONField(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // tmux start NAME COMMAND...: run COMMAND in a new detached tmux session
-// NAME on a server of the script's own (120x30); tmux screen NAME REGEXP:
-// wait until the session's screen matches REGEXP (with !, until it does
-// not) and print it; tmux keys NAME KEY...: send keys; tmux gone NAME:
-// wait until the session ended. The server is killed when the script
-// ends.
+// NAME on a server of its own (120x30); tmux screen NAME REGEXP: wait
+// until the session's screen matches REGEXP (with !, until it does not)
+// and print it; tmux keys NAME KEY...: send keys; tmux gone NAME: wait
+// until the session ended. The server is killed when the script ends.
+//
+// One server (socket) per session: a server exits when its last session
+// ends, and a session started on the same socket meanwhile reaches the
+// dying server and fails ("server exited unexpectedly").
 func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: tmux start|screen|keys|gone NAME ...")
 	}
-	sock := ts.MkAbs("tmux.sock")
+	sock := ts.MkAbs("tmux-" + args[1] + ".sock")
 	run := func(a ...string) (string, error) {
 		cmd := exec.Command("tmux", append([]string{"-S", sock}, a...)...)
 		cmd.Env = append(os.Environ(), "PATH="+ts.Getenv("PATH"), "PIKU_ROOT="+ts.Getenv("PIKU_ROOT"),
