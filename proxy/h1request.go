@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -88,7 +87,10 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 		}
 		if len(buf) == br.Size() {
 			var err error
-			if head, err = c.readLongHeader(limit); err != nil {
+			if head, err = readLongSection(br, limit); err != nil {
+				if err == errHeaderTooLarge {
+					err = &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+				}
 				return nil, nil, err
 			}
 			break
@@ -98,30 +100,6 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 		}
 	}
 	return c.parseRequest(head)
-}
-
-// readLongHeader reads a header section longer than the read buffer.
-func (c *h1Conn) readLongHeader(limit int) (string, error) {
-	var b []byte
-	continued := false
-	for {
-		line, err := c.br.ReadSlice('\n')
-		b = append(b, line...)
-		if len(b) > limit {
-			return "", &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-		}
-		if err == bufio.ErrBufferFull {
-			continued = true
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if !continued && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			return string(b), nil
-		}
-		continued = false
-	}
 }
 
 // headerEnd returns the length of the header section at the start of buf
@@ -509,36 +487,20 @@ func (b *h1Body) read(p []byte) (int, error) {
 	return n, err
 }
 
-// readTrailer reads the trailer section after a chunked body's last chunk.
+// readTrailer reads the trailer section after a chunked body's last chunk
+// into the request's Trailer.
 func (b *h1Body) readTrailer() error {
-	limit := b.c.s.maxHeaderBytes
-	var sb []byte
-	for {
-		line, err := b.c.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			return badRequest("trailer line too long")
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		sb = append(sb, line...)
-		if len(sb) > limit {
-			return badRequest("trailer too large")
-		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			break
-		}
+	head, err := readSection(b.c.br, b.c.s.maxHeaderBytes)
+	if err == errHeaderTooLarge {
+		return badRequest("trailer too large")
 	}
-	if len(sb) <= 2 {
-		return nil
+	if err != nil || len(head) <= 2 {
+		return err
 	}
 	if b.req.Trailer == nil {
 		b.req.Trailer = http.Header{}
 	}
-	_, err := parseFields(string(sb), b.req.Trailer)
+	_, err = parseFields(head, b.req.Trailer)
 	return err
 }
 
