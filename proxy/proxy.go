@@ -76,11 +76,12 @@ type Server struct {
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
 
-	mu       sync.Mutex // serialises table changes; guards the maps below
-	routes   map[string]Route
-	backends map[string]*backend // by address; kept so Drain sees old ones
-	caches   map[string]*cache   // by app
-	logs     map[string]*accessLog
+	mu         sync.Mutex          // serialises table changes; guards the maps below
+	routes     map[string]Route    // the settings, by app; Backends unused
+	backendsOf map[string][]string // the backend addresses, by app
+	backends   map[string]*backend // by address; kept so Drain sees old ones
+	caches     map[string]*cache   // by app
+	logs       map[string]*accessLog
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
@@ -117,14 +118,15 @@ func New(o Options) *Server {
 		o.MaxHeaderBytes = 64 << 10
 	}
 	s := &Server{
-		o:        o,
-		log:      o.Logger,
-		routes:   map[string]Route{},
-		backends: map[string]*backend{},
-		caches:   map[string]*cache{},
-		logs:     map[string]*accessLog{},
-		idle:     make(chan struct{}),
-		ready:    make(chan struct{}),
+		o:          o,
+		log:        o.Logger,
+		routes:     map[string]Route{},
+		backendsOf: map[string][]string{},
+		backends:   map[string]*backend{},
+		caches:     map[string]*cache{},
+		logs:       map[string]*accessLog{},
+		idle:       make(chan struct{}),
+		ready:      make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
 	return s

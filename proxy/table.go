@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -8,8 +9,12 @@ import (
 	"sync/atomic"
 )
 
-// table is an immutable snapshot of the routes; SetRoute builds a new one
-// and swaps it in, so a request sees either the old or the new table.
+// table is an immutable snapshot of the routes; every change (SetRoute,
+// SetRouteConfig, SetBackends, RemoveRoute) builds a new one under
+// Server.mu and swaps it in, so a request sees either the old or the new
+// table. The route settings and the backends have different writers (the
+// daemon and the supervisor's instance events) and are merged here, under
+// the one lock, so neither can put back a stale copy of the other.
 type table struct {
 	exact map[string]*route // host -> route
 	wild  []wildcard        // longest suffix first
@@ -55,21 +60,121 @@ func (t *table) lookup(host string) *route {
 	return nil
 }
 
-// SetRoute adds or replaces the route of r.App. Requests that start after
-// it returns use the new route; the listeners are not touched.
+// SetRoute adds or replaces the route of r.App, its settings and its
+// backends at once. Requests that start after it returns use the new
+// route; the listeners are not touched. A daemon with a supervisor sets
+// the two halves apart, with SetRouteConfig and SetBackends.
 func (s *Server) SetRoute(r Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.backendsOf[r.App] = slices.Clone(r.Backends)
 	r.Hosts = slices.Clone(r.Hosts)
-	r.Backends = slices.Clone(r.Backends)
+	r.Backends = nil
 	s.routes[r.App] = r
 	s.rebuild()
 }
 
-// RemoveRoute removes the route of app; its hosts get 404 afterwards.
+// HostTakenError is returned by SetRouteConfig for a host name another
+// app's route already has.
+type HostTakenError struct {
+	App   string // the app that asked for the host
+	Host  string
+	Owner string // the app whose route has it
+}
+
+func (e *HostTakenError) Error() string {
+	return fmt.Sprintf("app %q: %s is already served by app %q", e.App, e.Host, e.Owner)
+}
+
+// SetRouteConfig adds or replaces the settings of r.App's route (hosts,
+// static paths, cache, ACL, TLS...), keeping the backends SetBackends
+// gave it: r.Backends is ignored. A host name another app's route has is
+// refused with a *HostTakenError and nothing changes; the app that has a
+// name keeps it. The table is swapped once.
+func (s *Server) SetRouteConfig(r Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner, h := s.hostOwnerLocked(r.App, r.Hosts); owner != "" {
+		return &HostTakenError{App: r.App, Host: h, Owner: owner}
+	}
+	r.Hosts = slices.Clone(r.Hosts)
+	r.Backends = nil
+	s.routes[r.App] = r
+	s.rebuild()
+	return nil
+}
+
+// SetBackends makes addrs the backends of app's route: the addresses its
+// web instances listen on. They are kept while app has no route settings
+// yet, and used once SetRouteConfig gives it some. The table is swapped
+// only when the route exists and its backends change.
+func (s *Server) SetBackends(app string, addrs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Equal(s.backendsOf[app], addrs) {
+		return
+	}
+	s.backendsOf[app] = slices.Clone(addrs)
+	if _, ok := s.routes[app]; ok {
+		s.rebuild()
+	}
+}
+
+// Route returns app's route as the proxy serves it: the settings of the
+// last SetRouteConfig with the backends of the last SetBackends.
+func (s *Server) Route(app string) (Route, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.routes[app]
+	if !ok {
+		return Route{}, false
+	}
+	r.Hosts = slices.Clone(r.Hosts)
+	r.Backends = slices.Clone(s.backendsOf[app])
+	return r, true
+}
+
+// HostOwner returns an app other than app whose route has one of hosts,
+// and that host; "" when there is none. HostOwner("", []string{h})
+// tells whether any app serves h.
+func (s *Server) HostOwner(app string, hosts []string) (owner, host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hostOwnerLocked(app, hosts)
+}
+
+func (s *Server) hostOwnerLocked(app string, hosts []string) (owner, host string) {
+	for other, rt := range s.routes {
+		if other == app {
+			continue
+		}
+		for _, h := range hosts {
+			if slices.ContainsFunc(rt.Hosts, func(o string) bool { return strings.EqualFold(o, h) }) {
+				return other, h
+			}
+		}
+	}
+	return "", ""
+}
+
+// RemoveRouteConfig removes the settings of app's route, so that its
+// hosts get 404, and keeps its backends for a later SetRouteConfig.
+func (s *Server) RemoveRouteConfig(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.routes[app]; !ok {
+		return
+	}
+	delete(s.routes, app)
+	s.rebuild()
+}
+
+// RemoveRoute removes the route of app, settings and backends; its hosts
+// get 404 afterwards.
 func (s *Server) RemoveRoute(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.backendsOf, app)
 	if _, ok := s.routes[app]; !ok {
 		return
 	}
@@ -90,6 +195,7 @@ func (s *Server) rebuild() {
 	usedLogs := map[string]bool{}
 	for _, app := range names {
 		cfg := s.routes[app]
+		cfg.Backends = s.backendsOf[app]
 		rt := &route{Route: cfg}
 		for _, addr := range cfg.Backends {
 			b := s.backends[addr]

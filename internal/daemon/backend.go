@@ -50,12 +50,12 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
 	}
+	d.mu.Unlock()
 	// A static-only app runs no process: it is running when the proxy
 	// serves its files.
-	if rt, ok := d.routes[app]; ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
+	if rt, ok := d.table.Route(app); ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
 		st.Running = true
 	}
-	d.mu.Unlock()
 	for _, in := range d.sup.Status(app) {
 		st.Instances = append(st.Instances, control.Instance{
 			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
@@ -163,10 +163,7 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	if err := d.checkStaticDirs(app, route, p.static); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	err = d.checkHosts(app, route.Hosts)
-	d.mu.Unlock()
-	if err != nil {
+	if err := d.checkHosts(app, route.Hosts); err != nil {
 		return err
 	}
 	p.spec.KeepRunning = req.KeepRunning
@@ -234,23 +231,14 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	}
 	// Committed, possibly with kinds that had nothing to fall back to and
 	// failed (applyErr says which): publish what now runs.
-	d.mu.Lock()
-	if err := d.checkHosts(app, route.Hosts); err != nil { // another rollout may have claimed them meanwhile
-		d.mu.Unlock()
+	// Another rollout may have claimed the hosts meanwhile: the proxy
+	// refuses them then.
+	if err := publishRoute(d.table, route); err != nil {
 		return err
 	}
-	if old, ok := d.routes[app]; ok {
-		route.Backends = old.Backends // what the supervisor routed
-	} else {
-		route.Backends = d.webAddrs(app)
-	}
-	d.routes[app] = route
-	d.mu.Unlock()
 	if len(route.Hosts) > 0 {
-		d.proxy.SetRoute(route)
 		d.certs.SetHosts(app, route.Hosts, d.cfg.ACME)
 	} else {
-		d.proxy.RemoveRoute(app)
 		d.certs.SetHosts(app, nil, false)
 	}
 	if req.KeepRunning {
@@ -342,17 +330,6 @@ func (d *Daemon) writeVassals(app string, vassals map[string][]byte) (undo func(
 	return undo, nil
 }
 
-// webAddrs returns the addresses of app's running web instances.
-func (d *Daemon) webAddrs(app string) []string {
-	addrs := []string{}
-	for _, in := range d.sup.Status(app) {
-		if in.Addr != "" {
-			addrs = append(addrs, in.Addr)
-		}
-	}
-	return addrs
-}
-
 func describe(scaling map[string]int) string {
 	if len(scaling) == 0 {
 		return "no processes"
@@ -378,15 +355,7 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	if err := d.sup.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	d.mu.Lock()
-	if rt, ok := d.routes[app]; ok {
-		rt.Backends = nil
-		d.routes[app] = rt
-		if len(rt.Hosts) > 0 {
-			d.proxy.SetRoute(rt)
-		}
-	}
-	d.mu.Unlock()
+	// The supervisor has routed the app to no backend.
 	fmt.Fprintf(out, "-----> '%s' stopped\n", app)
 	return nil
 }
@@ -401,10 +370,9 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	if err := d.sup.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	d.proxy.RemoveRoute(app)
+	d.table.RemoveRoute(app)
 	d.certs.SetHosts(app, nil, false)
 	d.mu.Lock()
-	delete(d.routes, app)
 	delete(d.apps, app)
 	d.mu.Unlock()
 	d.metrics.Forget(app)

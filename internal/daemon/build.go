@@ -9,18 +9,10 @@ import (
 	"github.com/piku/piku/supervisor"
 )
 
-// build creates the daemon's parts.
+// build creates the daemon's parts. The proxy comes first: it owns the
+// route table the supervisor's instance events write to.
 func (d *Daemon) build() error {
 	var err error
-	d.sup, err = supervisor.New(supervisor.Options{
-		Logger:    d.log.With("part", "supervisor"),
-		Router:    router{d},
-		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
-		StateFile: d.root.ProcessStateFile(),
-	})
-	if err != nil {
-		return fmt.Errorf("supervisor: %w", err)
-	}
 	d.certs, err = certs.New(certs.Options{
 		Dir:          d.root.CertsDir(),
 		Email:        d.cfg.ACMEEmail,
@@ -46,6 +38,16 @@ func (d *Daemon) build() error {
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
 	})
+	d.table = d.proxy
+	d.sup, err = supervisor.New(supervisor.Options{
+		Logger:    d.log.With("part", "supervisor"),
+		Router:    router{table: d.table},
+		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
+		StateFile: d.root.ProcessStateFile(),
+	})
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
 	d.cron = cron.New(cron.Options{Track: d.sup.Track})
 	return nil
 }

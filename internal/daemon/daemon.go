@@ -89,6 +89,8 @@ type Daemon struct {
 	log   *slog.Logger
 	sup   *supervisor.Supervisor
 	proxy *proxy.Server
+	// table is the proxy's route table, the one writer of every route.
+	table routeTable
 	certs *certs.Manager
 	cron  *cron.Runner
 	// metrics is what GET /metrics shows.
@@ -97,10 +99,9 @@ type Daemon struct {
 	certMu     sync.Mutex
 	certExpiry map[string]time.Time // by app host, of the certificate last served
 
-	mu     sync.Mutex
-	apps   map[string]*appState
-	locks  map[string]*sync.Mutex
-	routes map[string]proxy.Route
+	mu    sync.Mutex
+	apps  map[string]*appState
+	locks map[string]*sync.Mutex
 }
 
 // appState is what the daemon remembers of an app between operations.
@@ -145,12 +146,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer os.Remove(root.PidFile())
 
 	d := &Daemon{
-		cfg:    cfg,
-		root:   root,
-		log:    cfg.Logger,
-		apps:   map[string]*appState{},
-		locks:  map[string]*sync.Mutex{},
-		routes: map[string]proxy.Route{},
+		cfg:   cfg,
+		root:  root,
+		log:   cfg.Logger,
+		apps:  map[string]*appState{},
+		locks: map[string]*sync.Mutex{},
 		// the certificates' expiry, by app host
 		certExpiry: map[string]time.Time{},
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -95,27 +94,11 @@ func (d *Daemon) checkPinnedPort(app string, port int) error {
 	return nil
 }
 
-// hostOwner returns another app whose route already has one of hosts, and
-// that host. d.mu is held.
-func (d *Daemon) hostOwner(app string, hosts []string) (owner, host string) {
-	for other, rt := range d.routes {
-		if other == app {
-			continue
-		}
-		for _, h := range hosts {
-			if slices.Contains(rt.Hosts, h) {
-				return other, h
-			}
-		}
-	}
-	return "", ""
-}
-
 // checkHosts refuses host names another app already serves: the app that
-// has them keeps them, whatever the names sort like. d.mu is held.
+// has them keeps them, whatever the names sort like.
 func (d *Daemon) checkHosts(app string, hosts []string) error {
-	if owner, host := d.hostOwner(app, hosts); owner != "" {
-		return fmt.Errorf("app %q: NGINX_SERVER_NAME: %s is already served by app %q; remove it there first", app, host, owner)
+	if owner, host := d.table.HostOwner(app, hosts); owner != "" {
+		return hostTakenError(app, host, owner)
 	}
 	return nil
 }

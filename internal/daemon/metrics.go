@@ -83,8 +83,6 @@ func (d *Daemon) certExpiries() map[string]time.Time {
 	d.certMu.Lock()
 	defer d.certMu.Unlock()
 	out := make(map[string]time.Time, len(d.certExpiry))
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	for host, exp := range d.certExpiry {
 		if d.isAppHost(host) {
 			out[host] = exp
@@ -93,17 +91,10 @@ func (d *Daemon) certExpiries() map[string]time.Time {
 	return out
 }
 
-// isAppHost reports whether host is a host name of an app's route. d.mu
-// is held.
+// isAppHost reports whether host is a host name of an app's route.
 func (d *Daemon) isAppHost(host string) bool {
-	for _, r := range d.routes {
-		for _, h := range r.Hosts {
-			if h == host {
-				return true
-			}
-		}
-	}
-	return false
+	owner, _ := d.table.HostOwner("", []string{host})
+	return owner != ""
 }
 
 // observeTLS wraps the proxy's TLS configuration to count handshakes and
@@ -127,10 +118,7 @@ func (d *Daemon) observeTLS(cfg *tls.Config) *tls.Config {
 			leaf, _ = x509.ParseCertificate(c.Certificate[0])
 		}
 		if leaf != nil {
-			d.mu.Lock()
-			known := d.isAppHost(hello.ServerName)
-			d.mu.Unlock()
-			if known {
+			if d.isAppHost(hello.ServerName) {
 				d.certMu.Lock()
 				d.certExpiry[hello.ServerName] = leaf.NotAfter
 				d.certMu.Unlock()
