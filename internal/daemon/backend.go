@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
-	"github.com/piku/piku/proxy"
 	"github.com/piku/piku/supervisor"
 )
 
@@ -91,7 +88,7 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	if err := os.Remove(d.root.StoppedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	err := d.rollout(ctx, app, req, out)
+	err := d.rollout(ctx, app, req, reporter{w: out, log: d.log, app: app})
 	var kept *supervisor.KeptError
 	if req.First && errors.As(err, &kept) {
 		// A first release that did not come up is dropped, not retried.
@@ -122,160 +119,6 @@ func (d *Daemon) checkKinds(app string, kinds []string) error {
 			return err
 		}
 	}
-	return nil
-}
-
-// rollout reads app's files and brings its processes, routes and cron jobs
-// in line with them. The previous processes keep serving until the new
-// ones are ready; if they never are, nothing changes.
-func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
-	unlock := d.lock(app)
-	defer unlock()
-	st := d.state(app)
-	start := time.Now()
-	err := d.rolloutLocked(ctx, app, req, out)
-	d.metrics.Rollout(app, time.Since(start), err)
-	d.mu.Lock()
-	st.lastErr = ""
-	if err != nil {
-		st.lastErr = err.Error()
-	}
-	d.mu.Unlock()
-	return err
-}
-
-func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
-	a, err := appconfig.Load(d.root, app)
-	if err != nil {
-		return err
-	}
-	for _, w := range a.Procfile.Warnings {
-		fmt.Fprintf(out, "-----> Warning: %s\n", w)
-	}
-	p, err := d.makePlan(a, req.Restart)
-	if err != nil {
-		return err
-	}
-	route, err := proxy.RouteFromEnv(app, a.Dir, a.Env.Map())
-	if err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
-	if err := d.checkStaticDirs(app, route, p.static); err != nil {
-		return err
-	}
-	if err := d.checkHosts(app, route.Hosts); err != nil {
-		return err
-	}
-	p.spec.KeepRunning = req.KeepRunning
-	if err := os.MkdirAll(d.root.Data(app), 0o755); err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
-	if err := os.MkdirAll(d.root.Logs(app), 0o755); err != nil {
-		return fmt.Errorf("app %q: %w", app, err)
-	}
-	route.AccessLog = d.root.AccessLog(app)
-	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
-		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
-			route.AllowIPs = []string{ip.String()}
-		}
-	}
-	if route.Cache != nil && route.Cache.Path == "" {
-		route.Cache.Path = d.root.Cache(app)
-	}
-	route.StaticSite = p.static
-
-	// New uWSGI instances read their vassal files when they start, so these
-	// are written first, and put back as they were if the rollout fails.
-	// Everything else (routes, certificate hosts, LIVE_ENV) is published
-	// only once the rollout succeeded.
-	undoVassals, err := d.writeVassals(app, p.vassals)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "-----> Rolling out '%s' (%s)\n", app, describe(a.Scaling))
-	var reported, kept bool
-	var failing []string // kinds committed although their new instances failed
-	p.spec.Report = func(o supervisor.Outcome) {
-		d.metrics.RolloutKind(app, o.Kind, outcomeLabel(o.Result))
-		reported = true
-		kept = kept || o.Result == supervisor.ResultKept
-		if o.Result == supervisor.ResultReplacedFailing || o.Result == supervisor.ResultFirstFailing {
-			failing = append(failing, o.Kind)
-		}
-		switch {
-		case o.Result == supervisor.ResultReplacedFailing:
-			// Not an error of the rollout: say why here.
-			fmt.Fprintf(out, "       %s: %s: %v\n", o.Kind, o.Result, o.Err)
-		case o.Result == supervisor.ResultFirstFailing && req.First:
-			// Deploy drops a first release that did not come up.
-			fmt.Fprintf(out, "       %s: failing\n", o.Kind)
-		default:
-			fmt.Fprintf(out, "       %s: %s\n", o.Kind, o.Result)
-		}
-	}
-	p.spec.Progress = func(msg string, transient bool) {
-		if transient {
-			d.log.Debug(msg, "app", app)
-			control.WriteProgress(out, "       "+msg)
-			return
-		}
-		fmt.Fprintf(out, "       %s\n", msg)
-	}
-	applyErr := d.sup.Apply(ctx, p.spec)
-	if applyErr != nil && (kept || !reported) {
-		// Refused: the running version stays, and so do its files.
-		if uerr := undoVassals(); uerr != nil {
-			return errors.Join(applyErr, uerr)
-		}
-		return applyErr
-	}
-	// Committed, possibly with kinds that had nothing to fall back to and
-	// failed (applyErr says which): publish what now runs.
-	// Another rollout may have claimed the hosts meanwhile: the proxy
-	// refuses them then.
-	if err := publishRoute(d.table, route); err != nil {
-		return err
-	}
-	if len(route.Hosts) > 0 {
-		d.certs.SetHosts(app, route.Hosts, d.cfg.ACME)
-	} else {
-		d.certs.SetHosts(app, nil, false)
-	}
-	if req.KeepRunning {
-		fmt.Fprintf(out, "-----> PIKU_AUTO_RESTART is off: the running processes keep their code and settings until `piku restart %s`\n", app)
-	} else if err := appconfig.WriteLiveEnv(d.root, app, a.Env); err != nil {
-		return err
-	}
-	if err := d.cron.Set(app, p.jobs); err != nil {
-		return fmt.Errorf("app %q: cron: %w", app, err)
-	}
-	d.mu.Lock()
-	st := d.apps[app]
-	st.revision, st.hosts = p.spec.Revision, route.Hosts
-	d.mu.Unlock()
-	if applyErr != nil {
-		return applyErr
-	}
-	for _, in := range d.sup.Status(app) {
-		if in.Port != 0 {
-			fmt.Fprintf(out, "       %s.%d listening on %s\n", in.Kind, in.N, in.Addr)
-		}
-	}
-	where := ""
-	if len(route.Hosts) > 0 {
-		where = " on " + strings.Join(route.Hosts, ", ")
-	}
-	if len(failing) > 0 {
-		sort.Strings(failing)
-		verb := "is"
-		if len(failing) > 1 {
-			verb = "are"
-		}
-		fmt.Fprintf(out, "-----> '%s' is live%s, but %s %s failing: retried with backoff (see `piku logs %s`)\n",
-			app, where, strings.Join(failing, ", "), verb, app)
-		return nil
-	}
-	fmt.Fprintf(out, "-----> '%s' is live%s\n", app, where)
 	return nil
 }
 

@@ -49,5 +49,6 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	d.cron = cron.New(cron.Options{Track: d.sup.Track})
+	d.procs, d.certHosts, d.jobs = d.sup, d.certs, d.cron
 	return nil
 }

@@ -91,8 +91,13 @@ type Daemon struct {
 	proxy *proxy.Server
 	// table is the proxy's route table, the one writer of every route.
 	table routeTable
-	certs *certs.Manager
-	cron  *cron.Runner
+	// procs, certHosts and jobs are sup, certs and cron as a rollout uses
+	// them.
+	procs     processes
+	certHosts certHosts
+	jobs      cronJobs
+	certs     *certs.Manager
+	cron      *cron.Runner
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
 
@@ -268,7 +273,7 @@ func (d *Daemon) startAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			w := &logWriter{log: d.log, app: app}
-			if err := d.rollout(ctx, app, control.DeployRequest{}, w); err != nil {
+			if err := d.rollout(ctx, app, control.DeployRequest{}, reporter{w: w, log: d.log, app: app}); err != nil {
 				d.log.Error("starting app", "app", app, "err", err)
 			}
 		}()
