@@ -122,9 +122,8 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	if err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	for _, w := range pf.Warnings {
-		d.step("Warning: %s", w)
-	}
+	// The Procfile's warnings are the daemon's to report, in the rollout
+	// (as for every restart and config change), not repeated here.
 	b := &build{ctx: ctx, root: root, app: app, dir: dir, out: d.Out, cmd: newIndentWriter(d.Out)}
 	if b.env, err = releaseEnv(root, app, dir); err != nil {
 		return err
@@ -205,6 +204,9 @@ func (d *Deployer) rollout(ctx context.Context, app string, req control.DeployRe
 	// The daemon's error names the app.
 	rerr := fmt.Errorf("the rollout of release %s failed: %w", id, err)
 	if prev == "" {
+		// The deploy owns the first-release policy: the daemon left the
+		// failing processes (control.ErrKept) or never started them, and
+		// the app is dropped here, in the daemon and on disk, once.
 		d.step("The first release of '%s' did not come up: its processes were stopped and the app removed", app)
 		_ = os.Remove(d.Root.App(app))
 		_ = d.Daemon.Forget(context.WithoutCancel(ctx), app)

@@ -167,10 +167,7 @@ func (c *Client) stream(ctx context.Context, path string, body []byte, out io.Wr
 			return fmt.Errorf("reading the daemon's answer: %w", err)
 		}
 		if ev.Done {
-			if ev.Error != "" {
-				return errors.New(ev.Error)
-			}
-			return nil
+			return eventError(ev)
 		}
 		switch {
 		case out == nil:
@@ -206,16 +203,10 @@ func checkResponse(resp *http.Response) error {
 	var ev Event
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64*1024))
 	if json.Unmarshal(b, &ev) == nil && ev.Error != "" {
-		if resp.StatusCode == http.StatusNotFound {
-			return unknownAppError(ev.Error)
+		if resp.StatusCode == http.StatusNotFound && ev.Code == "" {
+			ev.Code = CodeUnknownApp // a daemon from before codes
 		}
-		return errors.New(ev.Error)
+		return eventError(ev)
 	}
 	return fmt.Errorf("the piku daemon answered %s", resp.Status)
 }
-
-// unknownAppError carries the daemon's message and matches ErrUnknownApp.
-type unknownAppError string
-
-func (e unknownAppError) Error() string        { return string(e) }
-func (e unknownAppError) Is(target error) bool { return target == ErrUnknownApp }

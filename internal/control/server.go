@@ -184,7 +184,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, op func(context.
 	ew.flushPartial()
 	final := Event{Done: true}
 	if err != nil {
-		final.Error = err.Error()
+		final.Error, final.Code = err.Error(), errorCode(err)
 		s.log.Warn("control operation failed", "path", r.URL.Path, "err", err)
 	}
 	ew.send(final)
@@ -210,7 +210,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrUnknownApp) {
 		code = http.StatusNotFound
 	}
-	writeJSON(w, code, Event{Done: true, Error: err.Error()})
+	writeJSON(w, code, Event{Done: true, Error: err.Error(), Code: errorCode(err)})
 }
 
 // eventWriter turns written text into one Msg event per line. It is safe

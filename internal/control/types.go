@@ -72,14 +72,17 @@ type DeployRequest struct {
 	// not running start. A push with PIKU_AUTO_RESTART=false asks for it;
 	// the new release goes live at the next `piku restart`.
 	KeepRunning bool `json:"keep_running,omitempty"`
-	// First marks the app's first release: if it does not come up, the
-	// daemon stops what it started and forgets the app (the deploy
-	// removes it) instead of retrying the new processes with backoff.
+	// First marks the app's first release. If it does not come up, the
+	// deploy drops the app (Forget, then its files): the daemon reports
+	// the kinds as failing, not as retried, and its error (CodeKept)
+	// does not promise retries. The daemon does not forget the app
+	// itself; one side owns that policy.
 	First bool `json:"first,omitempty"`
 }
 
 // Event is one line of a streamed operation: a progress message, or the
-// final result (Done) with the error, if any.
+// final result (Done) with the error, if any. The answer of an operation
+// that does not stream is a final Event too.
 type Event struct {
 	Msg string `json:"msg,omitempty"`
 	// Progress marks a transient line (what a rollout still waits for),
@@ -87,6 +90,9 @@ type Event struct {
 	Progress bool   `json:"progress,omitempty"`
 	Done     bool   `json:"done,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Code tells kinds of Error apart (CodeUnknownApp, CodeKept); the
+	// client rebuilds an *Error from it. "" = none.
+	Code string `json:"code,omitempty"`
 }
 
 // ProgressWriter is an operation's output that can also take transient

@@ -90,12 +90,14 @@ func (d *Daemon) Deploy(ctx context.Context, app string, req control.DeployReque
 	}
 	err := d.rollout(ctx, app, req, reporter{w: out, log: d.log, app: app})
 	var kept *supervisor.KeptError
-	if req.First && errors.As(err, &kept) {
-		// A first release that did not come up is dropped, not retried.
-		if ferr := d.Forget(context.WithoutCancel(ctx), app); ferr != nil {
-			return errors.Join(err, ferr)
+	if errors.As(err, &kept) {
+		if req.First {
+			// The deploy drops a first release that did not come up
+			// (it owns that policy: it removes the app's files too), so
+			// its processes are not said to be retried.
+			return control.Coded(control.CodeKept, kept.Err) // names the app
 		}
-		return kept.Err // names the app
+		return control.Coded(control.CodeKept, err)
 	}
 	return err
 }
@@ -192,10 +194,10 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	}
 	unlock := d.lock(app)
 	defer unlock()
-	if err := d.cron.Remove(app); err != nil {
+	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}
-	if err := d.sup.Stop(ctx, app); err != nil {
+	if err := d.procs.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
 	// The supervisor has routed the app to no backend.
@@ -207,14 +209,14 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 func (d *Daemon) Forget(ctx context.Context, app string) error {
 	unlock := d.lock(app)
 	defer unlock()
-	if err := d.cron.Remove(app); err != nil {
+	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}
-	if err := d.sup.Stop(ctx, app); err != nil {
+	if err := d.procs.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
 	d.table.RemoveRoute(app)
-	d.certs.SetHosts(app, nil, false)
+	d.certHosts.SetHosts(app, nil, false)
 	d.mu.Lock()
 	delete(d.apps, app)
 	d.mu.Unlock()

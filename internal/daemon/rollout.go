@@ -31,10 +31,11 @@ import (
 //
 // The text the client reads goes through a reporter.
 
-// processes is the supervisor as a rollout uses it.
+// processes is the supervisor as the daemon's operations use it.
 type processes interface {
 	Apply(ctx context.Context, spec supervisor.AppSpec) error
 	Status(app string) []supervisor.InstanceStatus
+	Stop(ctx context.Context, app string) error
 }
 
 // certHosts is the certificate manager as a rollout uses it.
@@ -42,9 +43,10 @@ type certHosts interface {
 	SetHosts(app string, hosts []string, acme bool)
 }
 
-// cronJobs is the cron runner as a rollout uses it.
+// cronJobs is the cron runner as the daemon's operations use it.
 type cronJobs interface {
 	Set(app string, jobs []cron.Job) error
+	Remove(app string) error
 }
 
 // rollout is one rollout of an app, filled in phase by phase.

@@ -101,6 +101,11 @@ func (f fakeProcs) Apply(ctx context.Context, spec supervisor.AppSpec) error {
 	return f.w.applyErr
 }
 
+func (f fakeProcs) Stop(ctx context.Context, app string) error {
+	f.w.note("stop")
+	return nil
+}
+
 func (f fakeProcs) Status(app string) []supervisor.InstanceStatus {
 	return []supervisor.InstanceStatus{{Kind: "web", N: 1, Port: 20001, Addr: "127.0.0.1:20001"}}
 }
@@ -125,6 +130,11 @@ func (f fakeCerts) SetHosts(app string, hosts []string, acme bool) {
 }
 
 type fakeCron struct{ w *world }
+
+func (f fakeCron) Remove(app string) error {
+	f.w.note("cron removed")
+	return nil
+}
 
 func (f fakeCron) Set(app string, jobs []cron.Job) error {
 	f.w.note("cron")
