@@ -18,6 +18,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/transactional"
+
+	"github.com/piku/piku/internal/release"
 )
 
 // Source is where a checkout reads objects from: the bare repository and,
@@ -145,14 +147,4 @@ func Checkout(ctx context.Context, src Source, rev, branch, dest string, out io.
 }
 
 // revisionOf returns the revision checked out in dir, or "".
-func revisionOf(dir string) string {
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return ""
-	}
-	head, err := repo.Head()
-	if err != nil {
-		return ""
-	}
-	return head.Hash().String()
-}
+func revisionOf(dir string) string { return release.RevisionOf(dir) }

@@ -12,33 +12,12 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/release"
 )
 
-// Release is what releases/APP/ID.json records about a release.
-type Release struct {
-	// ID names the release: its UTC time to the second and short
-	// revision ("20261125T120000-abcdef1"); listings order by Time.
-	ID string `json:"id"`
-	// Revision is the full git revision, "" for a release migrated from
-	// a plain apps/APP directory.
-	Revision string `json:"revision,omitempty"`
-	// Branch is the branch that was pushed.
-	Branch string `json:"branch,omitempty"`
-	// Time is when the release was built.
-	Time time.Time `json:"time"`
-	// Fingerprint is the SSH key that pushed it (FINGERPRINT from the
-	// forced command), if known.
-	Fingerprint string `json:"fingerprint,omitempty"`
-	// Runtime is the detected runtime ("Python", "Go", "generic"...).
-	Runtime string `json:"runtime,omitempty"`
-	// Config is envs/APP/ENV (the config:set settings) as it was when the
-	// release went live.
-	Config string `json:"config"`
-	// Scaling is envs/APP/SCALING as it was when the release went live.
-	Scaling string `json:"scaling"`
-	// Live is set in listings for the release apps/APP points at.
-	Live bool `json:"live"`
-}
+// Release is what releases/APP/ID.json records about a release; see
+// release.Release.
+type Release = release.Release
 
 // NewID returns a release ID for rev built at t, unique among the releases
 // of app.
@@ -96,16 +75,7 @@ func Releases(root layout.Root, app string) ([]Release, error) {
 
 // ReadRelease reads releases/APP/ID.json.
 func ReadRelease(root layout.Root, app, id string) (Release, error) {
-	var r Release
-	b, err := os.ReadFile(root.ReleaseMeta(app, id))
-	if err != nil {
-		return r, fmt.Errorf("release %s of %q: %w", id, app, err)
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("release %s of %q: %s: %w", id, app, root.ReleaseMeta(app, id), err)
-	}
-	r.ID = id
-	return r, nil
+	return release.Read(root, app, id)
 }
 
 // writeRelease writes releases/APP/ID.json (0600: it holds the config).
@@ -120,32 +90,7 @@ func writeRelease(root layout.Root, app string, r Release) error {
 
 // LiveID is the ID of the release apps/APP links to, or "" when apps/APP
 // is missing or not a link into releases/APP.
-func LiveID(root layout.Root, app string) string {
-	target, err := os.Readlink(root.App(app))
-	if err != nil {
-		return ""
-	}
-	if !filepath.IsAbs(target) {
-		target = filepath.Join(root.AppsDir(), target)
-	}
-	if filepath.Dir(filepath.Clean(target)) != root.Releases(app) {
-		return ""
-	}
-	return filepath.Base(target)
-}
-
-// LiveRevision is the git revision app serves: the revision in the live
-// release's record, or, for an apps/APP that is still a plain checkout (a
-// Python piku app not yet adopted), the revision checked out there. It is
-// "" when neither is known.
-func LiveRevision(root layout.Root, app string) string {
-	if id := LiveID(root, app); id != "" {
-		if r, err := ReadRelease(root, app, id); err == nil {
-			return r.Revision
-		}
-	}
-	return revisionOf(root.App(app))
-}
+func LiveID(root layout.Root, app string) string { return release.LiveID(root, app) }
 
 // Switch points apps/APP at release id atomically: a new symlink under a
 // temporary name renamed over the old one, so apps/APP is always either

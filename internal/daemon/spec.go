@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/release"
 	"github.com/piku/piku/internal/uwsgi"
 	"github.com/piku/piku/procfile"
 	"github.com/piku/piku/proxy"
@@ -57,7 +57,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	logs.Dir = d.root.Logs(a.Name)
 	p.spec = supervisor.AppSpec{
 		App:      a.Name,
-		Revision: deploy.LiveRevision(d.root, a.Name),
+		Revision: release.LiveRevision(d.root, a.Name),
 		Dir:      a.Dir,
 		Restart:  restart,
 		Policy:   policy,
