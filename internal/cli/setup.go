@@ -2,8 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/internal/migrate"
 )
 
 func (c *cli) setupCommand() *cobra.Command {
@@ -14,6 +17,11 @@ func (c *cli) setupCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, err := c.root()
 			if err != nil {
+				return err
+			}
+			// Python piku's files and folder modes are kept first, as
+			// the daemon's first start does.
+			if _, err := migrate.Save(root, time.Now()); err != nil {
 				return err
 			}
 			if err := root.Init(); err != nil {

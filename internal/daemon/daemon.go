@@ -130,15 +130,16 @@ func Run(ctx context.Context, cfg Config) error {
 		debug.SetGCPercent(GCPercent)
 	}
 	root := cfg.Root
-	if err := root.Init(); err != nil {
-		return err
-	}
-	// On a server Python piku ran, keep the files it needs before the
-	// rollouts below change them, for `piku migrate back`.
+	// On a server Python piku ran, keep the files it needs and the modes
+	// of its folders before Init and the rollouts below change them, for
+	// `piku migrate back`.
 	if saved, err := migrate.Save(root, time.Now()); err != nil {
 		return err
 	} else if saved {
-		cfg.Logger.Info("kept Python piku's vassals, hooks and LIVE_ENV files for `piku migrate back`", "dir", root.PythonPikuDir())
+		cfg.Logger.Info("kept Python piku's vassals, hooks, LIVE_ENV files and folder modes for `piku migrate back`", "dir", root.PythonPikuDir())
+	}
+	if err := root.Init(); err != nil {
+		return err
 	}
 	l, err := control.Listen(root.Socket())
 	if err != nil {

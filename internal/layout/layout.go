@@ -360,23 +360,32 @@ func (r Root) AppFolders(app string) []string {
 // 0700; logs and the vassal folders 0750, for a log reader in the piku
 // group.
 func (r Root) Init() error {
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{
-		{r.dir, 0o700},
-		{r.AppsDir(), 0o700}, {r.ReposDir(), 0o700}, {r.ReleasesDir(), 0o700}, {r.DataDir(), 0o700},
-		{r.EnvsDir(), 0o700}, {r.CacheDir(), 0o700}, {r.CertsDir(), 0o700}, {r.RunDir(), 0o700},
-		{r.LogsDir(), 0o750}, {r.UwsgiAvailableDir(), 0o750}, {r.UwsgiEnabledDir(), 0o750},
-	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("creating %s: %w", d.path, err)
+	for _, d := range r.Dirs() {
+		if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+			return fmt.Errorf("creating %s: %w", d.Path, err)
 		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
+		if err := os.Chmod(d.Path, d.Mode); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Dir is a folder Init creates, and the mode it gives it.
+type Dir struct {
+	Path string
+	Mode os.FileMode
+}
+
+// Dirs are PIKU_ROOT and the folders under it that Init creates, PIKU_ROOT
+// first, with the modes Init gives them.
+func (r Root) Dirs() []Dir {
+	return []Dir{
+		{r.dir, 0o700},
+		{r.AppsDir(), 0o700}, {r.ReposDir(), 0o700}, {r.ReleasesDir(), 0o700}, {r.DataDir(), 0o700},
+		{r.EnvsDir(), 0o700}, {r.CacheDir(), 0o700}, {r.CertsDir(), 0o700}, {r.RunDir(), 0o700},
+		{r.LogsDir(), 0o750}, {r.UwsgiAvailableDir(), 0o750}, {r.UwsgiEnabledDir(), 0o750},
+	}
 }
 
 // Apps lists the deployed apps (the folders under apps/ with a valid name),

@@ -43,6 +43,46 @@ type manifest struct {
 	Binary string `json:"binary,omitempty"`
 	// Keys maps each line Keys wrote to the line it replaced.
 	Keys map[string]string `json:"keys,omitempty"`
+	// Modes are the permission bits PIKU_ROOT (".") and its folders had
+	// before this piku set its own (layout.Root.Init), by path relative to
+	// PIKU_ROOT: Python piku's nginx reads a wsgi app's socket, static
+	// files and cache through them.
+	Modes map[string]os.FileMode `json:"modes,omitempty"`
+}
+
+// pythonModes returns the modes of PIKU_ROOT and its folders that differ
+// from the ones Init sets, by path relative to PIKU_ROOT.
+func pythonModes(root layout.Root) map[string]os.FileMode {
+	modes := map[string]os.FileMode{}
+	for _, d := range root.Dirs() {
+		fi, err := os.Stat(d.Path)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() == d.Mode {
+			continue
+		}
+		rel, err := filepath.Rel(root.Dir(), d.Path)
+		if err != nil {
+			continue
+		}
+		modes[rel] = fi.Mode().Perm()
+	}
+	return modes
+}
+
+// describeModes lists modes as "PIKU_ROOT 0755, apps 0755, ...", in the
+// order of root.Dirs.
+func describeModes(root layout.Root, modes map[string]os.FileMode) string {
+	var parts []string
+	for _, d := range root.Dirs() {
+		rel, _ := filepath.Rel(root.Dir(), d.Path)
+		if m, ok := modes[rel]; ok {
+			name := rel
+			if rel == "." {
+				name = "PIKU_ROOT"
+			}
+			parts = append(parts, fmt.Sprintf("%s %04o", name, m))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // isPythonVassal reports whether a vassal file was written by Python piku:
@@ -148,11 +188,35 @@ func pythonHook(root layout.Root, app string) ([]byte, bool) {
 	return b, err == nil && bytes.Contains(b, []byte("git-hook"))
 }
 
+// pythonRan reports whether Python piku's own files are here: a vassal
+// file it wrote, or its post-receive hook in a repository.
+func pythonRan(root layout.Root) (bool, error) {
+	for _, enabled := range []bool{false, true} {
+		vassals, err := pythonVassals(root, enabled)
+		if err != nil || len(vassals) > 0 {
+			return len(vassals) > 0, err
+		}
+	}
+	rs, err := repos(root)
+	if err != nil {
+		return false, err
+	}
+	for _, app := range rs {
+		if _, ok := pythonHook(root, app); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Save keeps Python piku's files in python-piku/ the first time it runs on
-// a server Python piku left: its vassal files, its post-receive hooks and
-// the LIVE_ENV of every app still in a plain checkout. It changes nothing
-// else, and does nothing when python-piku/ exists or there is nothing of
-// Python piku's to keep. It returns whether it kept anything.
+// a server Python piku left: its vassal files, its post-receive hooks, the
+// LIVE_ENV of every app still in a plain checkout, and the modes of
+// PIKU_ROOT and its folders (so it must run before layout.Root.Init sets
+// piku's). It changes nothing else, and does nothing when python-piku/
+// exists or nothing shows that Python piku ran here: only its vassals and
+// hooks do, since an app put in apps/ by hand gets a LIVE_ENV from this
+// piku too. It returns whether it kept anything.
 func Save(root layout.Root, now time.Time) (bool, error) {
 	if _, err := os.Stat(root.PythonPikuDir()); err == nil {
 		return false, nil
@@ -180,6 +244,9 @@ func Save(root layout.Root, now time.Time) (bool, error) {
 			}
 		}
 	}
+	if len(files) == 0 {
+		return false, nil // Python piku never ran here
+	}
 	if m.Apps, err = plainApps(root); err != nil {
 		return false, err
 	}
@@ -188,8 +255,8 @@ func Save(root layout.Root, now time.Time) (bool, error) {
 			files[root.PythonPikuLiveEnv(app)] = b
 		}
 	}
-	if len(files) == 0 {
-		return false, nil
+	if modes := pythonModes(root); len(modes) > 0 {
+		m.Modes = modes
 	}
 	// Written beside python-piku/ and renamed, so python-piku/ is there
 	// complete or not at all.
@@ -455,6 +522,15 @@ func Back(root layout.Root) ([]string, error) {
 		}
 		say("%s: %d key lines run %s again", m.KeysFile, n, m.Script)
 	}
+	// Modes last: what came back above is reachable through them again.
+	if len(m.Modes) > 0 {
+		for rel, mode := range m.Modes {
+			if err := os.Chmod(filepath.Join(root.Dir(), rel), mode); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return report, err
+			}
+		}
+		say("modes as Python piku had them: %s", describeModes(root, m.Modes))
+	}
 	if err := os.RemoveAll(root.PythonPikuDir()); err != nil {
 		return report, err
 	}
@@ -500,10 +576,22 @@ func contains(list []string, s string) bool {
 func Check(root layout.Root, keysFile string) ([]string, error) {
 	var out []string
 	say := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-	if _, ok, err := readManifest(root); err != nil {
+	m, kept, err := readManifest(root)
+	if err != nil {
 		return nil, err
-	} else if ok {
+	} else if kept {
 		say("Python piku's files are already kept in %s (`piku migrate back` restores them)", root.PythonPikuDir())
+	}
+	ran, err := pythonRan(root)
+	if err != nil {
+		return nil, err
+	}
+	switch modes := pythonModes(root); {
+	case kept && len(m.Modes) > 0:
+		say("modes: `piku migrate back` restores Python piku's: %s", describeModes(root, m.Modes))
+	case kept:
+	case ran && len(modes) > 0:
+		say("modes: the daemon makes PIKU_ROOT and its code, data and secrets folders 0700, logs/ and the vassal folders 0750; Python piku's (%s) are kept for `piku migrate back`", describeModes(root, modes))
 	}
 	apps, err := plainApps(root)
 	if err != nil {
@@ -541,7 +629,7 @@ func Check(root layout.Root, keysFile string) ([]string, error) {
 		}
 	}
 	for _, app := range apps {
-		if _, err := os.Stat(root.LiveEnvFile(app)); err == nil {
+		if _, err := os.Stat(root.LiveEnvFile(app)); err == nil && (ran || kept) {
 			say("envs/%s/LIVE_ENV: rewritten by the daemon (kept in python-piku/)", app)
 		}
 	}

@@ -190,3 +190,115 @@ func TestBackSkipsDestroyedApps(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveNotOnPikusOwnFiles: an app put in apps/ by hand, which this
+// piku's daemon started (and gave a LIVE_ENV), is no sign of Python piku:
+// the daemon's next start keeps nothing and makes no python-piku/.
+func TestSaveNotOnPikusOwnFiles(t *testing.T) {
+	root, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(root.App("app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := Save(root, time.Now()); saved || err != nil {
+		t.Fatalf("first start: Save = %v, %v", saved, err)
+	}
+	// The first start rolled the app out.
+	if err := os.MkdirAll(root.Env("app"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root.LiveEnvFile("app"), []byte("PORT=20001\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := Save(root, time.Now()); saved || err != nil {
+		t.Errorf("second start: Save = %v, %v; want nothing kept", saved, err)
+	}
+	if _, err := os.Stat(root.PythonPikuDir()); !os.IsNotExist(err) {
+		t.Errorf("python-piku/ was made: %v", err)
+	}
+	lines, err := Check(root, filepath.Join(t.TempDir(), "authorized_keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "python-piku/") {
+			t.Errorf("Check claims something of Python piku's is kept: %q", l)
+		}
+	}
+}
+
+// TestBackRestoresModes: PIKU_ROOT and its folders get back the modes
+// Python piku had (its nginx reaches a wsgi app's socket, static files and
+// cache through them), which the daemon's start recorded before setting
+// its own; `piku migrate --check` says so before and after.
+func TestBackRestoresModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".piku")
+	root, err := layout.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As Python piku leaves a server: folders 0755, a vassal of its own.
+	for _, d := range []string{dir, root.AppsDir(), root.DataDir(), root.CacheDir(), root.UwsgiAvailableDir(), root.UwsgiEnabledDir(), root.App("app")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root.UwsgiEnabledDir(), "app_wsgi.1.ini"), []byte("[uwsgi]\nmodule = app:application\nsocket = /home/piku/.piku/run/app.sock\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "authorized_keys")
+	wantModes := "PIKU_ROOT 0755, apps 0755, data 0755, cache 0755, uwsgi-available 0755, uwsgi-enabled 0755"
+	checkSays := func(when, want string) {
+		t.Helper()
+		lines, err := Check(root, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			if strings.HasPrefix(l, "modes: ") && strings.Contains(l, want) {
+				return
+			}
+		}
+		t.Errorf("%s: Check has no line on the modes with %q:\n%s", when, want, strings.Join(lines, "\n"))
+	}
+	checkSays("before the first start", "Python piku's ("+wantModes+") are kept for `piku migrate back`")
+
+	// The daemon's first start.
+	if saved, err := Save(root, time.Now()); !saved || err != nil {
+		t.Fatalf("Save = %v, %v", saved, err)
+	}
+	if err := root.Init(); err != nil {
+		t.Fatal(err)
+	}
+	checkSays("after the first start", "`piku migrate back` restores Python piku's: "+wantModes)
+
+	report, err := Back(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "modes as Python piku had them: " + wantModes; !strings.Contains(strings.Join(report, "\n"), want) {
+		t.Errorf("report has no %q:\n%s", want, strings.Join(report, "\n"))
+	}
+	for _, d := range root.Dirs() {
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := d.Mode // folders Python piku did not have keep piku's
+		switch d.Path {
+		case dir, root.AppsDir(), root.DataDir(), root.CacheDir(), root.UwsgiAvailableDir(), root.UwsgiEnabledDir():
+			want = 0o755
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o after migrate back, want %04o", d.Path, fi.Mode().Perm(), want)
+		}
+	}
+}
