@@ -18,7 +18,7 @@ test: test-deps lint
 ## stress: the packages that run processes, three times over with the race detector, while two
 ## CPU-bound processes (started and stopped here) keep every core busy: tests must wait for
 ## events, never for the scheduler
-STRESSPKGS := ./supervisor/ ./internal/uwsgi/ ./internal/daemon/ ./internal/cli/
+STRESSPKGS := ./internal/supervisor/ ./internal/uwsgi/ ./internal/daemon/ ./internal/cli/
 stress: test-deps
 	@hogs=""; trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
 	  for i in 1 2; do sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
@@ -48,12 +48,12 @@ bench: build
 	$(GO) run ./internal/bench/push -piku ./bin/piku -runs 5
 	$(GO) run ./internal/bench/proxyload -duration 5s -conns 64
 	$(GO) run ./internal/bench/metricscost -rounds 16 -duration 2s -conns 32
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/supervisor/
 	$(GO) test -run '^$$' -bench Proxy -benchtime 2s ./proxy/
 
 ## fuzz: run every fuzzer for FUZZTIME each (default 30s); corpora live in each package's testdata/fuzz
 FUZZTIME ?= 30s
-FUZZPKGS := ./procfile/ ./proxy/ ./deploy/ ./internal/layout/ ./internal/cli/
+FUZZPKGS := ./procfile/ ./proxy/ ./internal/deploy/ ./internal/layout/ ./internal/cli/
 fuzz:
 	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 	  echo "== $$p $$f"; $(GO) test -run "^$$f$$" -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done

@@ -7,8 +7,8 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/deploy"
 	"github.com/piku/piku/internal/layout"
 )
 

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/deploy"
 )
 
 func (c *cli) deployCommand() *cobra.Command {

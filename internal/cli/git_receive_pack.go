@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/piku/piku/deploy"
+	"github.com/piku/piku/internal/deploy"
 	"github.com/piku/piku/internal/layout"
 )
 

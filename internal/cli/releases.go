@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/piku/piku/deploy"
+	"github.com/piku/piku/internal/deploy"
 )
 
 func (c *cli) releasesCommand() *cobra.Command {

@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/piku/piku/deploy"
+	"github.com/piku/piku/internal/deploy"
 )
 
 func (c *cli) rollbackCommand() *cobra.Command {

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piku/piku/deploy"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/deploy"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/testdeps"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/piku/piku/deploy"
+	"github.com/piku/piku/internal/deploy"
 )
 
 // streams are the scripts' open long-lived requests (an SSE client), by

@@ -14,7 +14,7 @@ import (
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
-	"github.com/piku/piku/supervisor"
+	"github.com/piku/piku/internal/supervisor"
 )
 
 // Apps implements control.Backend.

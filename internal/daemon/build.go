@@ -5,8 +5,8 @@ import (
 
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // build creates the daemon's parts. The proxy comes first: it owns the

@@ -25,8 +25,8 @@ import (
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/migrate"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // Config is the daemon's configuration.

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/piku/piku/internal/control"
-	"github.com/piku/piku/supervisor"
+	"github.com/piku/piku/internal/supervisor"
 )
 
 // TestDeployFirstReleaseFailing: a first release whose processes did not

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/internal/metrics"
-	"github.com/piku/piku/supervisor"
+	"github.com/piku/piku/internal/supervisor"
 )
 
 // newMetrics creates the daemon's metrics over its parts.

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/piku/piku/internal/control"
-	"github.com/piku/piku/supervisor"
+	"github.com/piku/piku/internal/supervisor"
 )
 
 // reporter writes what a rollout tells its client, in the `----->` style

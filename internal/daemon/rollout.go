@@ -13,8 +13,8 @@ import (
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // A rollout brings an app's processes, route, certificates, LIVE_ENV and

@@ -17,9 +17,9 @@ import (
 	"github.com/piku/piku/internal/cron"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/internal/testdeps"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // world is a daemon over fakes of the supervisor, the proxy, the

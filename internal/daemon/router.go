@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // routeTable is the proxy's route table as the daemon uses it. The proxy

@@ -10,10 +10,10 @@ import (
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/cron"
 	"github.com/piku/piku/internal/release"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/internal/uwsgi"
 	"github.com/piku/piku/procfile"
 	"github.com/piku/piku/proxy"
-	"github.com/piku/piku/supervisor"
 )
 
 // plan is what one rollout of an app needs, derived from its files.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/internal/testdeps"
 	"github.com/piku/piku/procfile"
-	"github.com/piku/piku/supervisor"
 )
 
 // planFor writes an app's files under a fresh root and derives its plan.

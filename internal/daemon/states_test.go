@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/piku/piku/internal/metrics"
-	"github.com/piku/piku/supervisor"
+	"github.com/piku/piku/internal/supervisor"
 )
 
 // TestEveryStateHasAMetric: the state metric has one series per state, so
