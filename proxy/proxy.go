@@ -69,9 +69,10 @@ type Options struct {
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
-	o    Options
-	log  *slog.Logger
-	bufs bufferPool // response body copy buffers
+	o      Options
+	log    *slog.Logger
+	bufs   bufferPool   // response body copy buffers
+	zpools encoderPools // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list

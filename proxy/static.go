@@ -168,14 +168,6 @@ func sendFile(w http.ResponseWriter, r *http.Request, f *os.File, st fs.FileInfo
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
 }
 
-func compressible(ctype string) bool {
-	ct, _, _ := strings.Cut(ctype, ";")
-	ct = strings.TrimSpace(ct)
-	return strings.HasPrefix(ct, "text/") || strings.HasSuffix(ct, "+xml") || strings.HasSuffix(ct, "+json") ||
-		ct == "application/javascript" || ct == "application/json" || ct == "application/xml" ||
-		ct == "image/svg+xml" || ct == "application/wasm"
-}
-
 // acceptsGzip reports whether r's Accept-Encoding allows gzip.
 func acceptsGzip(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept-Encoding") {

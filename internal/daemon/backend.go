@@ -176,7 +176,9 @@ func (d *Daemon) rolloutLocked(ctx context.Context, app string, req control.Depl
 	if err := os.MkdirAll(d.root.Logs(app), 0o755); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
-	route.AccessLog = d.root.AccessLog(app)
+	if !route.NoAccessLog {
+		route.AccessLog = d.root.AccessLog(app)
+	}
 	if b, err := os.ReadFile(d.root.DeployedFromFile(app)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
 			route.AllowIPs = []string{ip.String()}
