@@ -67,6 +67,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func main() {
 	caddyBin := flag.String("caddy", "", "caddy binary; default: caddy on PATH; \"none\" skips Caddy")
 	rounds := flag.Int("rounds", 1, "interleaved rounds of every row; the medians are shown")
 	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
-	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB")
+	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB, 10 KB text, 100 KB text (asked for with Accept-Encoding: gzip), and \"10 KB text uncompressed\", \"100 KB text uncompressed\"")
 	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
 	h2 := flag.Bool("h2", true, "also measure HTTP/2 over TLS to piku, nginx and Caddy (their own processes)")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
@@ -138,24 +139,37 @@ type runOptions struct {
 type response struct {
 	label, path string
 	size        int
+	gzip        bool // asked for with Accept-Encoding: gzip; must come compressed
 }
 
 func run(o runOptions) error {
 	duration, warmup, conns, nginxBin := o.duration, o.warmup, o.conns, o.nginx
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}},
+	text10k, text100k := pageText(10_000), pageText(100_000)
+	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small), false}, {"1 MiB", "/big", len(big), false},
+		{"10 KB text", "/text10k", len(text10k), true}, {"100 KB text", "/text100k", len(text100k), true},
+		{"10 KB text uncompressed", "/text10k", len(text10k), false}, {"100 KB text uncompressed", "/text100k", len(text100k), false}},
 		func(r response) bool { return !slices.Contains(o.responses, r.label) })
 	if len(responses) == 0 {
-		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB", strings.Join(o.responses, ","))
+		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB, 10 KB text, 100 KB text, 10 KB text uncompressed, 100 KB text uncompressed", strings.Join(o.responses, ","))
 	}
 	backendConns := new(atomic.Int64)
 	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/big" {
+		switch r.URL.Path {
+		case "/big":
 			w.Write(big)
-			return
+		case "/text10k", "/text100k":
+			page := text10k
+			if r.URL.Path == "/text100k" {
+				page = text100k
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.Write(page)
+		default:
+			w.Write(small)
 		}
-		w.Write(small)
 	}))
 	if err != nil {
 		return err
@@ -460,7 +474,7 @@ func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, net
 		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
 	}
 	p := proxy.New(o)
-	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}, Compress: true})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
@@ -559,6 +573,9 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 			req, _ := http.NewRequest("GET", scheme+"://"+addr+resp.path, nil)
 			req.Host = "app.test"
+			if resp.gzip {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
 			mine := make([]time.Duration, 0, 1024)
 			for {
 				t0 := time.Now()
@@ -601,6 +618,7 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 // get sends req and reads the whole response, which must be a 200 of size
 // bytes.
 func get(client *http.Client, req *http.Request, size int) error {
+	gz := req.Header.Get("Accept-Encoding") != ""
 	res, err := client.Do(req)
 	if err != nil {
 		return err
@@ -616,7 +634,9 @@ func get(client *http.Client, req *http.Request, size int) error {
 		return err
 	case res.StatusCode != http.StatusOK:
 		return fmt.Errorf("status %d", res.StatusCode)
-	case n != int64(size):
+	case gz && res.Header.Get("Content-Encoding") != "gzip":
+		return fmt.Errorf("Content-Encoding %q, want gzip", res.Header.Get("Content-Encoding"))
+	case !gz && n != int64(size):
 		return fmt.Errorf("%d bytes, want %d", n, size)
 	}
 	return nil
@@ -668,6 +688,13 @@ error_log stderr error;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # piku's nginx template
+  gzip on;
+  gzip_proxied any;
+  gzip_types text/plain text/xml text/css text/javascript application/javascript application/json application/xml image/svg+xml;
+  gzip_comp_level 7;
+  gzip_min_length 2048;
+  gzip_vary on;
   keepalive_requests 1000000;
   http2_max_requests 1000000;
   client_body_temp_path %[1]s/body;
@@ -709,12 +736,12 @@ func startCaddy(bin, backend, certFile, keyFile string) (addr, tlsAddr string, p
 	if addr, err = freeAddr(); err != nil {
 		return "", "", 0, nil, err
 	}
-	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", portOf(addr), backend)
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\tencode gzip\n\treverse_proxy %s\n}\n", portOf(addr), backend)
 	if certFile != "" {
 		if tlsAddr, err = freeAddr(); err != nil {
 			return "", "", 0, nil, err
 		}
-		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
+		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\tencode gzip\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
 	}
 	confPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
@@ -794,4 +821,28 @@ func startServer(name, dir, addr string, cmd *exec.Cmd) (string, int, func(), er
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// pageText is n bytes of text that compresses like a web page's: words
+// from a small vocabulary in a fixed pseudo-random order, in paragraphs.
+func pageText(n int) []byte {
+	words := strings.Fields(`the proxy routes each request by its host name to the app that answers it
+		and balances requests over the web instances of the app while static paths are served from
+		files a cache keeps answers in memory piku deploys an app with git push builds the release
+		starts new instances checks that they answer switches traffic and drains the old ones`)
+	b := []byte("<!doctype html>\n<html><body>\n<p>")
+	x := uint32(1)
+	for i := 0; len(b) < n; i++ {
+		x = x*1664525 + 1013904223
+		b = append(b, words[int(x>>16)%len(words)]...)
+		switch {
+		case i%97 == 96:
+			b = append(b, ".</p>\n<p>"...)
+		case i%13 == 12:
+			b = append(b, ", "...)
+		default:
+			b = append(b, ' ')
+		}
+	}
+	return b[:n]
 }
