@@ -94,11 +94,13 @@ func main() {
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
 	serveCert := flag.String("serve-cert", "", "internal: with -serve-proxy, also serve HTTPS with this certificate (and -serve-key), print that address too")
 	serveKey := flag.String("serve-key", "", "internal: see -serve-cert")
+	accessLog := flag.Bool("access-log", false, "piku and nginx write access logs, buffered (nginx: buffer=64k flush=1s), to a temporary directory")
+	serveAccessLog := flag.String("serve-access-log", "", "internal: with -serve-proxy, write the access log to this file")
 	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveProxy != "" {
-		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveNetHTTP); err != nil {
+		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveAccessLog, *serveNetHTTP); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -107,7 +109,7 @@ func main() {
 		log.Fatal("proxyload: -conns, -duration and -rounds must be positive, -warmup not negative")
 	}
 	o := runOptions{duration: *duration, warmup: *warmup, conns: *conns, nginx: *nginxBin, caddy: *caddyBin,
-		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2}
+		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2, accessLog: *accessLog}
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
 	}
@@ -134,6 +136,7 @@ type runOptions struct {
 	responses        []string // response labels to measure
 	json             bool
 	h2               bool // also HTTP/2 over TLS
+	accessLog        bool // piku and nginx write access logs
 }
 
 type response struct {
@@ -213,13 +216,26 @@ func run(o runOptions) error {
 			return err
 		}
 	}
-	ownAddr, ownTLS, ownPid, stopOwn, err := startOwn(backend, certFile, keyFile, false)
+	logDir := ""
+	if o.accessLog {
+		if logDir, err = os.MkdirTemp("", "proxyload-logs"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(logDir)
+	}
+	logFile := func(name string) string {
+		if logDir == "" {
+			return ""
+		}
+		return filepath.Join(logDir, name)
+	}
+	ownAddr, ownTLS, ownPid, stopOwn, err := startOwn(backend, certFile, keyFile, logFile("piku.log"), false)
 	if err != nil {
 		return err
 	}
 	defer stopOwn()
 	// The same with net/http's server for plain HTTP, to compare the two.
-	stdAddr, _, stdPid, stopStd, err := startOwn(backend, "", "", true)
+	stdAddr, _, stdPid, stopStd, err := startOwn(backend, "", "", logFile("piku-nethttp.log"), true)
 	if err != nil {
 		return err
 	}
@@ -245,7 +261,7 @@ func run(o runOptions) error {
 		}
 	}
 	if nginxBin != "" && nginxBin != "none" {
-		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile)
+		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile, logFile("nginx.log"))
 		targets = addServer(targets, "nginx (keepalive upstream)", addr, tlsAddr, pid, err)
 		if err == nil {
 			defer stop()
@@ -395,9 +411,9 @@ func withChildren(pid int) []int {
 // -serve-proxy) in front of backend, with net/http's server for plain HTTP
 // when netHTTP1 is set. It returns the HTTP and (with a certificate) HTTPS
 // addresses, the process's pid and a function that stops it.
-func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr string, pid int, stop func(), err error) {
+func startOwn(backend, certFile, keyFile, accessLog string, netHTTP1 bool) (addr, tlsAddr string, pid int, stop func(), err error) {
 	cmd := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile,
-		fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
+		"-serve-access-log", accessLog, fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
 	cmd.Stderr = os.Stderr
 	if netHTTP1 {
 		// PROXYLOAD_CPUPROFILE profiles the proxy as the daemon runs it.
@@ -425,7 +441,7 @@ func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr s
 
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
-func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
+func proxyOnly(backend, certFile, keyFile, accessLog string, netHTTP1 bool) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
 	}
@@ -450,7 +466,7 @@ func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig, netHTTP1)
+	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig, accessLog, netHTTP1)
 	if err != nil {
 		return err
 	}
@@ -462,19 +478,19 @@ func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
 // loopback port until ctx ends. It returns the address once the proxy
 // listens, and a channel that gets Run's result.
 func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
-	addr, _, done, err := runProxyTLS(ctx, backend, nil, false)
+	addr, _, done, err := runProxyTLS(ctx, backend, nil, "", false)
 	return addr, done, err
 }
 
 // runProxyTLS is runProxy that also serves HTTPS (and so HTTP/2) when
 // tlsConfig is set, and returns that address too.
-func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, netHTTP1 bool) (string, string, <-chan error, error) {
+func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, accessLog string, netHTTP1 bool) (string, string, <-chan error, error) {
 	o := proxy.Options{HTTPAddr: "127.0.0.1:0", NetHTTP1: netHTTP1}
 	if tlsConfig != nil {
 		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
 	}
 	p := proxy.New(o)
-	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}, Compress: true})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}, Compress: true, AccessLog: accessLog})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
@@ -652,7 +668,7 @@ func fmtDur(d time.Duration) string {
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
 // upstream, the way piku configured it, on a free loopback port, and with
 // certFile also over TLS with HTTP/2 on another.
-func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
+func startNginx(bin, backend string, keepalive int, certFile, keyFile, accessLog string) (addr, tlsAddr string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
 		return "", "", 0, nil, err
@@ -681,13 +697,17 @@ func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (a
     }
   }`, tlsAddr, certFile, keyFile)
 	}
+	logDirective := "access_log off;"
+	if accessLog != "" {
+		logDirective = fmt.Sprintf("access_log %s combined buffer=64k flush=1s;", accessLog)
+	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log stderr error;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  %[6]s
   # piku's nginx template
   gzip on;
   gzip_proxied any;
@@ -716,7 +736,7 @@ http {
     }
   }%[5]s
 }
-`, dir, backend, addr, keepalive, tlsServer)
+`, dir, backend, addr, keepalive, tlsServer, logDirective)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return "", "", 0, nil, err
