@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -303,6 +304,51 @@ func TestCompressCached(t *testing.T) {
 			}
 			if decode(t, enc, res.body) != body {
 				t.Errorf("%s %s: body differs", round, enc)
+			}
+		}
+	}
+}
+
+// TestCompressHTTP2 checks compression over HTTPS with HTTP/2 (net/http's
+// server), with and without Content-Length, against the bytes the app sent.
+func TestCompressHTTP2(t *testing.T) {
+	body := text(50_000)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/cl" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		io.WriteString(w, body[:20_000])
+		w.(http.Flusher).Flush()
+		io.WriteString(w, body[20_000:])
+	})
+	cert := selfSigned(t)
+	s, _ := startProxy(t, Options{HTTPSAddr: "127.0.0.1:0", TLSConfig: &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }}},
+		Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{be}, Compress: true})
+	_, addr := s.Addrs()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "app.test"},
+		ForceAttemptHTTP2: true, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	for _, path := range []string{"/cl", "/chunked"} {
+		for _, enc := range []string{"gzip", "zstd"} {
+			req, _ := http.NewRequest("GET", "https://"+addr+path, nil)
+			req.Host = "app.test"
+			req.Header.Set("Accept-Encoding", enc)
+			res, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ProtoMajor != 2 || res.Header.Get("Content-Encoding") != enc {
+				t.Fatalf("%s %s: %s, Content-Encoding %q", path, enc, res.Proto, res.Header.Get("Content-Encoding"))
+			}
+			if decode(t, enc, string(b)) != body {
+				t.Errorf("%s %s: body differs", path, enc)
 			}
 		}
 	}
