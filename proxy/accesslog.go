@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
+	"strconv"
+	"sync"
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -12,28 +12,121 @@ import (
 // accessLog writes one line per request in the combined log format
 // followed by the request's duration in seconds, like nginx's
 // `$request_time`, to a file rotated at 50 MB with 5 old files kept.
+//
+// Lines are buffered, as nginx's `access_log ... buffer=64k flush=1s`:
+// the buffer is written out when it holds accessLogBuffer bytes, at most
+// accessLogFlush after its first line, and by Close (the proxy closes its
+// logs when it stops and when no route uses one any more), so a clean stop
+// loses nothing. One write system call then carries hundreds of lines.
 type accessLog struct {
-	lj *lumberjack.Logger
+	lj    *lumberjack.Logger
+	every time.Duration // accessLogFlush; tests change it
+
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer // flushes buf; armed while buf holds lines
+	armed bool
 }
+
+const (
+	// accessLogBuffer is the size at which buffered lines are written.
+	accessLogBuffer = 64 << 10
+	// accessLogFlush is the longest a line waits in the buffer.
+	accessLogFlush = time.Second
+)
 
 func newAccessLog(path string) *accessLog {
-	return &accessLog{lj: &lumberjack.Logger{Filename: path, MaxSize: 50, MaxBackups: 5}}
+	return &accessLog{lj: &lumberjack.Logger{Filename: path, MaxSize: 50, MaxBackups: 5}, every: accessLogFlush}
 }
 
-// Close closes the file; a later write opens it again.
-func (l *accessLog) Close() error { return l.lj.Close() }
+// Close writes what is buffered and closes the file; a later write
+// buffers again and opens the file when it flushes.
+func (l *accessLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.armed = false
+	err := l.flushLocked()
+	if cerr := l.lj.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// flushLocked writes the buffer out; l.mu is held. A failed write drops
+// the lines (lumberjack has said why on its own file's behalf); the
+// buffer must not grow without bound.
+func (l *accessLog) flushLocked() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	_, err := l.lj.Write(l.buf)
+	if cap(l.buf) > 2*accessLogBuffer {
+		l.buf = nil // one huge line is not kept for ever
+	} else {
+		l.buf = l.buf[:0]
+	}
+	return err
+}
+
+// timedFlush runs on l.timer.
+func (l *accessLog) timedFlush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed = false
+	l.flushLocked()
+}
 
 func (l *accessLog) write(r *http.Request, lw *logWriter, info *reqInfo, d time.Duration) {
 	status := responseStatus(r, lw)
-	user := "-"
+	// The line is made outside the lock, on the stack when it fits.
+	var line [512]byte
+	b := line[:0]
+	b = append(b, info.client...)
+	b = append(b, " - "...)
 	if u, _, ok := r.BasicAuth(); ok && u != "" {
-		user = quoteLog(u)
+		b = appendQuoted(b, u)
+	} else {
+		b = append(b, '-')
 	}
-	line := fmt.Sprintf("%s - %s [%s] \"%s %s %s\" %d %d \"%s\" \"%s\" %.3f\n",
-		info.client, user, info.start.Format("02/Jan/2006:15:04:05 -0700"),
-		quoteLog(r.Method), quoteLog(r.RequestURI), quoteLog(r.Proto), status, lw.bytes,
-		orDash(quoteLog(r.Referer())), orDash(quoteLog(r.UserAgent())), d.Seconds())
-	l.lj.Write([]byte(line))
+	b = append(b, " ["...)
+	b = info.start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, "] \""...)
+	b = appendQuoted(b, r.Method)
+	b = append(b, ' ')
+	b = appendQuoted(b, r.RequestURI)
+	b = append(b, ' ')
+	b = appendQuoted(b, r.Proto)
+	b = append(b, "\" "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, lw.bytes, 10)
+	b = append(b, " \""...)
+	b = appendQuotedOrDash(b, r.Referer())
+	b = append(b, "\" \""...)
+	b = appendQuotedOrDash(b, r.UserAgent())
+	b = append(b, "\" "...)
+	b = strconv.AppendFloat(b, d.Seconds(), 'f', 3, 64)
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf == nil {
+		l.buf = make([]byte, 0, accessLogBuffer+1024)
+	}
+	l.buf = append(l.buf, b...)
+	switch {
+	case len(l.buf) >= accessLogBuffer:
+		l.flushLocked()
+	case !l.armed:
+		l.armed = true
+		if l.timer == nil {
+			l.timer = time.AfterFunc(l.every, l.timedFlush)
+		} else {
+			l.timer.Reset(l.every)
+		}
+	}
 }
 
 // responseStatus is the status lw saw go out: 101 for an upgraded
@@ -49,28 +142,26 @@ func responseStatus(r *http.Request, lw *logWriter) int {
 	return http.StatusOK
 }
 
-func orDash(s string) string {
+func appendQuotedOrDash(b []byte, s string) []byte {
 	if s == "" {
-		return "-"
+		return append(b, '-')
 	}
-	return s
+	return appendQuoted(b, s)
 }
 
-// quoteLog escapes quotes, backslashes and control bytes, as nginx does.
-func quoteLog(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' || r == 0x7f }) {
-		return s
-	}
-	var b strings.Builder
+// appendQuoted appends s with quotes, backslashes and control bytes
+// escaped as \xHH, as nginx does.
+func appendQuoted(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == '"' || c == '\\' || c == 0x7f {
-			fmt.Fprintf(&b, "\\x%02X", c)
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
 		} else {
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return b.String()
+	return b
 }
 
 // logWriter records the status and body bytes of a response.

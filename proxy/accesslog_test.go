@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAccessLog(t *testing.T) {
@@ -36,4 +38,89 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("line %d = %q, want %v", i, lines[i], re)
 		}
 	}
+}
+
+// logLine writes one access log line for path to l.
+func logLine(l *accessLog, path string) {
+	r, _ := http.NewRequest("GET", "http://app.test"+path, nil)
+	r.RequestURI = path
+	r.Proto = "HTTP/1.1"
+	l.write(r, &logWriter{status: 200, bytes: 5}, &reqInfo{client: "192.0.2.1", start: time.Now()}, time.Millisecond)
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+func TestAccessLogBuffered(t *testing.T) {
+	t.Run("close writes what is buffered", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "access.log")
+		l := newAccessLog(path)
+		l.every = time.Hour
+		for i := range 3 {
+			logLine(l, "/line"+strconv.Itoa(i))
+		}
+		if got := readLines(t, path); len(got) != 0 {
+			t.Fatalf("lines written before a flush: %q", got)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := readLines(t, path)
+		if len(got) != 3 {
+			t.Fatalf("after Close: %q, want 3 lines", got)
+		}
+		for i, line := range got {
+			if !strings.Contains(line, `"GET /line`+strconv.Itoa(i)+` HTTP/1.1" 200 5 "-" "-" 0.001`) {
+				t.Errorf("line %d = %q", i, line)
+			}
+		}
+		// A line after Close is buffered again and reaches the file.
+		logLine(l, "/after")
+		l.Close()
+		if got := readLines(t, path); len(got) != 4 || !strings.Contains(got[3], "/after") {
+			t.Errorf("after a second Close: %q", got)
+		}
+	})
+	t.Run("a full buffer is written at once", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "access.log")
+		l := newAccessLog(path)
+		l.every = time.Hour
+		defer l.Close()
+		n := 0
+		for ; len(readLines(t, path)) == 0; n++ {
+			if n > accessLogBuffer { // a line is longer than a byte
+				t.Fatal("the buffer was never written")
+			}
+			logLine(l, "/x")
+		}
+		if n < accessLogBuffer/100 {
+			t.Errorf("written after %d lines: not buffered", n)
+		}
+		if got := readLines(t, path); len(got) != n {
+			t.Errorf("%d lines in the file, %d written", len(got), n)
+		}
+	})
+	t.Run("a line waits at most the flush interval", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "access.log")
+		l := newAccessLog(path)
+		l.every = time.Millisecond
+		defer l.Close()
+		logLine(l, "/soon")
+		for len(readLines(t, path)) == 0 {
+			time.Sleep(time.Millisecond) // the timer writes it; the test's timeout bounds the wait
+		}
+		logLine(l, "/again") // the timer is armed again
+		for len(readLines(t, path)) < 2 {
+			time.Sleep(time.Millisecond)
+		}
+	})
 }

@@ -63,11 +63,8 @@ func (c *cache) applies(r *http.Request) bool {
 
 func cacheKey(r *http.Request) string {
 	host := strings.ToLower(hostOf(r.Host))
-	gz := "-"
-	if acceptsGzip(r) {
-		gz = "gzip"
-	}
-	return host + " " + gz + " " + r.URL.RequestURI()
+	// Responses are stored as sent, compressed (compress.go) or not.
+	return host + " " + negotiate(r.Header["Accept-Encoding"]).String() + " " + r.URL.RequestURI()
 }
 
 // Len returns the number of entries and the bytes they hold.

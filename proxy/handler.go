@@ -92,13 +92,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	if rt.cache != nil && rt.cache.applies(r) {
-		hit := rt.cache.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.forward(w, r, info) }))
+		hit := rt.cache.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.forwardCompressed(w, r, info) }))
 		if info.obs != nil {
 			info.obs.CacheLookup(hit)
 		}
 		return
 	}
-	s.forward(w, r, info)
+	s.forwardCompressed(w, r, info)
+}
+
+// forwardCompressed is forward with the answer compressed when the route
+// and the response allow it (compress.go). An answer cut short (forward
+// panics) is not ended as a compressed stream: the client must not take
+// it for a whole one.
+func (s *Server) forwardCompressed(w http.ResponseWriter, r *http.Request, info *reqInfo) {
+	if !info.route.Compress {
+		s.forward(w, r, info)
+		return
+	}
+	cw, finish := s.compressing(w, r)
+	s.forward(cw, r, info)
+	finish()
 }
 
 // httpsURL is r's URL on the HTTPS listener.

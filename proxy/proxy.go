@@ -69,9 +69,11 @@ type Options struct {
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
-	o    Options
-	log  *slog.Logger
-	bufs bufferPool // response body copy buffers
+	o       Options
+	log     *slog.Logger    // summarises repeated warnings (logsummary.go)
+	summary *summaryHandler // log's handler
+	bufs    bufferPool      // response body copy buffers
+	zpools  encoderPools    // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
@@ -117,9 +119,11 @@ func New(o Options) *Server {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
+	summary := newSummaryHandler(o.Logger.Handler(), logSummaryInterval, time.Now)
 	s := &Server{
 		o:          o,
-		log:        o.Logger,
+		log:        slog.New(summary),
+		summary:    summary,
 		routes:     map[string]Route{},
 		backendsOf: map[string][]string{},
 		backends:   map[string]*backend{},
@@ -143,6 +147,18 @@ func (s *Server) Addrs() (httpAddr, httpsAddr string) { return s.addrs[0], s.add
 // requests in flight get up to Options.ShutdownTimeout to finish and
 // upgraded connections (WebSockets) are closed.
 func (s *Server) Run(ctx context.Context) error {
+	// Summaries of repeated warnings are written every interval, and
+	// the last ones when Run returns.
+	sumCtx, stopSummary := context.WithCancel(context.Background())
+	sumDone := make(chan struct{})
+	go func() {
+		defer close(sumDone)
+		s.summary.run(sumCtx)
+	}()
+	defer func() {
+		stopSummary()
+		<-sumDone
+	}()
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	type listener struct {

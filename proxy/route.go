@@ -49,6 +49,13 @@ type Route struct {
 	// default they are dropped, as nginx does, since CGI-style servers
 	// read "X_Forwarded_For" as X-Forwarded-For.
 	UnderscoresInHeaders bool
+	// Compress compresses proxied responses with gzip or zstd by nginx's
+	// rules (compress.go); RouteFromEnv turns it on unless NGINX_GZIP is
+	// false.
+	Compress bool
+	// NoAccessLog is set by NGINX_ACCESS_LOG=off: the caller leaves
+	// AccessLog empty.
+	NoAccessLog bool
 	// Cache is non-nil when NGINX_CACHE_PREFIXES is set.
 	Cache *CacheConfig
 	// AccessLog is the path of the app's access log; "" = none.
@@ -151,6 +158,14 @@ func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
 			return Route{}, fmt.Errorf("%s: %w", key, err)
 		}
 	}
+	if r.Compress, err = parseBoolOn(env["NGINX_GZIP"]); err != nil {
+		return Route{}, fmt.Errorf("NGINX_GZIP: %w", err)
+	}
+	logs, err := parseBoolOn(env["NGINX_ACCESS_LOG"])
+	if err != nil {
+		return Route{}, fmt.Errorf("NGINX_ACCESS_LOG: %w", err)
+	}
+	r.NoAccessLog = !logs
 	if r.IPv4Address, err = parseListenIP(env, "NGINX_IPV4_ADDRESS", false); err != nil {
 		return Route{}, err
 	}
@@ -279,6 +294,14 @@ func parseBool(s string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%q is not true or false", s)
+}
+
+// parseBoolOn is parseBool for a setting that is on when unset.
+func parseBoolOn(s string) (bool, error) {
+	if strings.TrimSpace(s) == "" {
+		return true, nil
+	}
+	return parseBool(s)
 }
 
 func parseInt(env map[string]string, key string, def int64) (int64, error) {

@@ -16,7 +16,14 @@ func TestRouteFromEnv(t *testing.T) {
 		want    Route
 		wantErr string // a key the error must name
 	}{
-		{name: "empty", env: nil, want: Route{App: "a"}},
+		{name: "empty", env: nil, want: Route{App: "a", Compress: true}},
+		{
+			name: "compression and access log off",
+			env:  map[string]string{"NGINX_GZIP": "off", "NGINX_ACCESS_LOG": "0"},
+			want: Route{App: "a", NoAccessLog: true},
+		},
+		{name: "bad gzip", env: map[string]string{"NGINX_GZIP": "maybe"}, wantErr: "NGINX_GZIP"},
+		{name: "bad access log", env: map[string]string{"NGINX_ACCESS_LOG": "some"}, wantErr: "NGINX_ACCESS_LOG"},
 		{
 			name: "full",
 			env: map[string]string{
@@ -36,6 +43,7 @@ func TestRouteFromEnv(t *testing.T) {
 				Hosts:         []string{"example.com", "www.example.com", "*.apps.example.com"},
 				HTTPSOnly:     true,
 				CloudflareACL: true,
+				Compress:      true,
 				StaticPaths:   []StaticPath{{"/static", "/app/public"}, {"/media", "/srv/media"}},
 				CatchAll:      "/index.html",
 				Cache: &CacheConfig{Prefixes: []string{"/api", "/static/"}, Size: 2 << 20, Time: time.Minute,

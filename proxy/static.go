@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // serveStatic answers r from the route's static paths or static site and
@@ -28,7 +29,7 @@ func (rt *route) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 		if !getOrHead(w, r) {
 			return true
 		}
-		if serveFile(w, r, sp.Dir, rel) || rt.serveCatchAll(w, r) {
+		if serveFile(w, r, sp.Dir, rel, rt.Compress) || rt.serveCatchAll(w, r) {
 			return true
 		}
 		page(w, http.StatusNotFound)
@@ -43,7 +44,7 @@ func (rt *route) serveStatic(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return !getOrHead(w, r)
 	}
-	if serveFile(w, r, rt.StaticSite, strings.TrimPrefix(p, "/")) {
+	if serveFile(w, r, rt.StaticSite, strings.TrimPrefix(p, "/"), rt.Compress) {
 		return true
 	}
 	if len(rt.backends) > 0 {
@@ -63,11 +64,11 @@ func (rt *route) serveCatchAll(w http.ResponseWriter, r *http.Request) bool {
 	}
 	for _, sp := range rt.statics {
 		if rel, ok := underPrefix(rt.CatchAll, sp.Prefix); ok {
-			return serveFile(w, r, sp.Dir, rel)
+			return serveFile(w, r, sp.Dir, rel, rt.Compress)
 		}
 	}
 	if rt.StaticSite != "" {
-		return serveFile(w, r, rt.StaticSite, strings.TrimPrefix(rt.CatchAll, "/"))
+		return serveFile(w, r, rt.StaticSite, strings.TrimPrefix(rt.CatchAll, "/"), rt.Compress)
 	}
 	return false
 }
@@ -97,7 +98,8 @@ func getOrHead(w http.ResponseWriter, r *http.Request) bool {
 // serveFile serves the first of rel, rel.html and rel/index.html found in
 // dir, like nginx's try_files, and reports whether one was. Lookups go
 // through os.Root, so neither ".." nor a symbolic link leads out of dir.
-func serveFile(w http.ResponseWriter, r *http.Request, dir, rel string) bool {
+// gz allows compressing it (Route.Compress).
+func serveFile(w http.ResponseWriter, r *http.Request, dir, rel string, gz bool) bool {
 	rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -121,7 +123,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir, rel string) bool {
 			f.Close()
 			continue
 		}
-		sendFile(w, r, f, st)
+		sendFile(w, r, f, st, gz)
 		f.Close()
 		return true
 	}
@@ -132,8 +134,9 @@ func serveFile(w http.ResponseWriter, r *http.Request, dir, rel string) bool {
 const gzipMax = 4 << 20
 
 // sendFile writes f with http.ServeContent (conditional requests, ranges),
-// gzip-compressed when the client accepts it and the type is text.
-func sendFile(w http.ResponseWriter, r *http.Request, f *os.File, st fs.FileInfo) {
+// gzip-compressed when gz allows it, the client accepts it and the type
+// is text.
+func sendFile(w http.ResponseWriter, r *http.Request, f *os.File, st fs.FileInfo, gz bool) {
 	h := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(st.Name()))
 	if ctype == "" {
@@ -147,7 +150,7 @@ func sendFile(w http.ResponseWriter, r *http.Request, f *os.File, st fs.FileInfo
 	}
 	h.Set("Content-Type", ctype)
 	etag := fmt.Sprintf(`"%x-%x"`, st.ModTime().Unix(), st.Size())
-	if compressible(ctype) && st.Size() >= 256 && st.Size() <= gzipMax {
+	if gz && compressible(ctype) && st.Size() >= 256 && st.Size() <= gzipMax {
 		h.Add("Vary", "Accept-Encoding")
 		if acceptsGzip(r) {
 			var buf bytes.Buffer
@@ -166,14 +169,6 @@ func sendFile(w http.ResponseWriter, r *http.Request, f *os.File, st fs.FileInfo
 	}
 	h.Set("ETag", etag)
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
-}
-
-func compressible(ctype string) bool {
-	ct, _, _ := strings.Cut(ctype, ";")
-	ct = strings.TrimSpace(ct)
-	return strings.HasPrefix(ct, "text/") || strings.HasSuffix(ct, "+xml") || strings.HasSuffix(ct, "+json") ||
-		ct == "application/javascript" || ct == "application/json" || ct == "application/xml" ||
-		ct == "image/svg+xml" || ct == "application/wasm"
 }
 
 // acceptsGzip reports whether r's Accept-Encoding allows gzip.

@@ -45,7 +45,7 @@ func TestStaticFiles(t *testing.T) {
 	}
 	backend := backendServer(t, named("backend"))
 	routes := []Route{
-		{App: "st", Hosts: []string{"st.test"}, Backends: []string{backend},
+		{App: "st", Hosts: []string{"st.test"}, Backends: []string{backend}, Compress: true,
 			StaticPaths: []StaticPath{{"/static", filepath.Join(app, "public")}}},
 		{App: "spa", Hosts: []string{"spa.test"}, StaticSite: filepath.Join(app, "spa"), CatchAll: "/index.html"},
 		{App: "git", Hosts: []string{"git.test"}, AllowGit: true,
@@ -128,6 +128,10 @@ func TestStaticFiles(t *testing.T) {
 		}
 		if r := do(t, nil, addr, "GET", "st.test", "/static/a.txt", nil, "Accept-Encoding", "gzip"); r.body != "alpha" {
 			t.Errorf("small file compressed: %q", r.body)
+		}
+		// NGINX_GZIP=off (Compress false): static files are not compressed either.
+		if r := do(t, nil, addr, "GET", "git.test", "/static/big.txt", nil, "Accept-Encoding", "gzip"); r.header.Get("Content-Encoding") != "" || r.body != big {
+			t.Errorf("compression off: Content-Encoding %q", r.header.Get("Content-Encoding"))
 		}
 	})
 }

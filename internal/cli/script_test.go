@@ -90,6 +90,8 @@ func TestScripts(t *testing.T) {
 			"jsonfield":   cmdJSONField,
 			"tmux":        cmdTmux,
 			"holdconns":   cmdHoldConns,
+			"hammer":      cmdHammer,
+			"logcount":    cmdLogCount,
 		},
 	})
 }

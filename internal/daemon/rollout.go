@@ -158,7 +158,9 @@ func (d *Daemon) planRollout(r *rollout) error {
 	if err != nil {
 		return fmt.Errorf("app %q: %w", r.app, err)
 	}
-	route.AccessLog = d.root.AccessLog(r.app)
+	if !route.NoAccessLog {
+		route.AccessLog = d.root.AccessLog(r.app)
+	}
 	if b, err := os.ReadFile(d.root.DeployedFromFile(r.app)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
 			route.AllowIPs = []string{ip.String()}

@@ -67,6 +67,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,17 +88,19 @@ func main() {
 	caddyBin := flag.String("caddy", "", "caddy binary; default: caddy on PATH; \"none\" skips Caddy")
 	rounds := flag.Int("rounds", 1, "interleaved rounds of every row; the medians are shown")
 	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
-	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB")
+	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB, 10 KB text, 100 KB text (asked for with Accept-Encoding: gzip), and \"10 KB text uncompressed\", \"100 KB text uncompressed\"")
 	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
 	h2 := flag.Bool("h2", true, "also measure HTTP/2 over TLS to piku, nginx and Caddy (their own processes)")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
 	serveCert := flag.String("serve-cert", "", "internal: with -serve-proxy, also serve HTTPS with this certificate (and -serve-key), print that address too")
 	serveKey := flag.String("serve-key", "", "internal: see -serve-cert")
+	accessLog := flag.Bool("access-log", false, "piku and nginx write access logs, buffered (nginx: buffer=64k flush=1s), to a temporary directory")
+	serveAccessLog := flag.String("serve-access-log", "", "internal: with -serve-proxy, write the access log to this file")
 	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveProxy != "" {
-		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveNetHTTP); err != nil {
+		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveAccessLog, *serveNetHTTP); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -106,7 +109,7 @@ func main() {
 		log.Fatal("proxyload: -conns, -duration and -rounds must be positive, -warmup not negative")
 	}
 	o := runOptions{duration: *duration, warmup: *warmup, conns: *conns, nginx: *nginxBin, caddy: *caddyBin,
-		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2}
+		rounds: *rounds, json: *asJSON, responses: strings.Split(*sizes, ","), h2: *h2, accessLog: *accessLog}
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
 	}
@@ -133,29 +136,43 @@ type runOptions struct {
 	responses        []string // response labels to measure
 	json             bool
 	h2               bool // also HTTP/2 over TLS
+	accessLog        bool // piku and nginx write access logs
 }
 
 type response struct {
 	label, path string
 	size        int
+	gzip        bool // asked for with Accept-Encoding: gzip; must come compressed
 }
 
 func run(o runOptions) error {
 	duration, warmup, conns, nginxBin := o.duration, o.warmup, o.conns, o.nginx
 	small := []byte("hello, world\n")
 	big := bytes.Repeat([]byte("x"), 1<<20)
-	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small)}, {"1 MiB", "/big", len(big)}},
+	text10k, text100k := pageText(10_000), pageText(100_000)
+	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small), false}, {"1 MiB", "/big", len(big), false},
+		{"10 KB text", "/text10k", len(text10k), true}, {"100 KB text", "/text100k", len(text100k), true},
+		{"10 KB text uncompressed", "/text10k", len(text10k), false}, {"100 KB text uncompressed", "/text100k", len(text100k), false}},
 		func(r response) bool { return !slices.Contains(o.responses, r.label) })
 	if len(responses) == 0 {
-		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB", strings.Join(o.responses, ","))
+		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB, 10 KB text, 100 KB text, 10 KB text uncompressed, 100 KB text uncompressed", strings.Join(o.responses, ","))
 	}
 	backendConns := new(atomic.Int64)
 	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/big" {
+		switch r.URL.Path {
+		case "/big":
 			w.Write(big)
-			return
+		case "/text10k", "/text100k":
+			page := text10k
+			if r.URL.Path == "/text100k" {
+				page = text100k
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.Write(page)
+		default:
+			w.Write(small)
 		}
-		w.Write(small)
 	}))
 	if err != nil {
 		return err
@@ -199,13 +216,26 @@ func run(o runOptions) error {
 			return err
 		}
 	}
-	ownAddr, ownTLS, ownPid, stopOwn, err := startOwn(backend, certFile, keyFile, false)
+	logDir := ""
+	if o.accessLog {
+		if logDir, err = os.MkdirTemp("", "proxyload-logs"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(logDir)
+	}
+	logFile := func(name string) string {
+		if logDir == "" {
+			return ""
+		}
+		return filepath.Join(logDir, name)
+	}
+	ownAddr, ownTLS, ownPid, stopOwn, err := startOwn(backend, certFile, keyFile, logFile("piku.log"), false)
 	if err != nil {
 		return err
 	}
 	defer stopOwn()
 	// The same with net/http's server for plain HTTP, to compare the two.
-	stdAddr, _, stdPid, stopStd, err := startOwn(backend, "", "", true)
+	stdAddr, _, stdPid, stopStd, err := startOwn(backend, "", "", logFile("piku-nethttp.log"), true)
 	if err != nil {
 		return err
 	}
@@ -231,7 +261,7 @@ func run(o runOptions) error {
 		}
 	}
 	if nginxBin != "" && nginxBin != "none" {
-		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile)
+		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, backend, conns, certFile, keyFile, logFile("nginx.log"))
 		targets = addServer(targets, "nginx (keepalive upstream)", addr, tlsAddr, pid, err)
 		if err == nil {
 			defer stop()
@@ -381,9 +411,9 @@ func withChildren(pid int) []int {
 // -serve-proxy) in front of backend, with net/http's server for plain HTTP
 // when netHTTP1 is set. It returns the HTTP and (with a certificate) HTTPS
 // addresses, the process's pid and a function that stops it.
-func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr string, pid int, stop func(), err error) {
+func startOwn(backend, certFile, keyFile, accessLog string, netHTTP1 bool) (addr, tlsAddr string, pid int, stop func(), err error) {
 	cmd := exec.Command(os.Args[0], "-serve-proxy", backend, "-serve-cert", certFile, "-serve-key", keyFile,
-		fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
+		"-serve-access-log", accessLog, fmt.Sprintf("-serve-nethttp1=%v", netHTTP1))
 	cmd.Stderr = os.Stderr
 	if netHTTP1 {
 		// PROXYLOAD_CPUPROFILE profiles the proxy as the daemon runs it.
@@ -411,7 +441,7 @@ func startOwn(backend, certFile, keyFile string, netHTTP1 bool) (addr, tlsAddr s
 
 // proxyOnly serves piku's proxy in front of backend until SIGTERM, after
 // printing its address on stdout.
-func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
+func proxyOnly(backend, certFile, keyFile, accessLog string, netHTTP1 bool) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemon.GCPercent) // as piku daemon runs it
 	}
@@ -436,7 +466,7 @@ func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig, netHTTP1)
+	addr, tlsAddr, done, err := runProxyTLS(ctx, backend, tlsConfig, accessLog, netHTTP1)
 	if err != nil {
 		return err
 	}
@@ -448,19 +478,19 @@ func proxyOnly(backend, certFile, keyFile string, netHTTP1 bool) error {
 // loopback port until ctx ends. It returns the address once the proxy
 // listens, and a channel that gets Run's result.
 func runProxy(ctx context.Context, backend string) (string, <-chan error, error) {
-	addr, _, done, err := runProxyTLS(ctx, backend, nil, false)
+	addr, _, done, err := runProxyTLS(ctx, backend, nil, "", false)
 	return addr, done, err
 }
 
 // runProxyTLS is runProxy that also serves HTTPS (and so HTTP/2) when
 // tlsConfig is set, and returns that address too.
-func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, netHTTP1 bool) (string, string, <-chan error, error) {
+func runProxyTLS(ctx context.Context, backend string, tlsConfig *tls.Config, accessLog string, netHTTP1 bool) (string, string, <-chan error, error) {
 	o := proxy.Options{HTTPAddr: "127.0.0.1:0", NetHTTP1: netHTTP1}
 	if tlsConfig != nil {
 		o.HTTPSAddr, o.TLSConfig = "127.0.0.1:0", tlsConfig
 	}
 	p := proxy.New(o)
-	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
+	p.SetRoute(proxy.Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}, Compress: true, AccessLog: accessLog})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	select {
@@ -559,6 +589,9 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 			req, _ := http.NewRequest("GET", scheme+"://"+addr+resp.path, nil)
 			req.Host = "app.test"
+			if resp.gzip {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
 			mine := make([]time.Duration, 0, 1024)
 			for {
 				t0 := time.Now()
@@ -601,6 +634,7 @@ func load(t target, resp response, conns int, warmup, d time.Duration) *result {
 // get sends req and reads the whole response, which must be a 200 of size
 // bytes.
 func get(client *http.Client, req *http.Request, size int) error {
+	gz := req.Header.Get("Accept-Encoding") != ""
 	res, err := client.Do(req)
 	if err != nil {
 		return err
@@ -616,7 +650,9 @@ func get(client *http.Client, req *http.Request, size int) error {
 		return err
 	case res.StatusCode != http.StatusOK:
 		return fmt.Errorf("status %d", res.StatusCode)
-	case n != int64(size):
+	case gz && res.Header.Get("Content-Encoding") != "gzip":
+		return fmt.Errorf("Content-Encoding %q, want gzip", res.Header.Get("Content-Encoding"))
+	case !gz && n != int64(size):
 		return fmt.Errorf("%d bytes, want %d", n, size)
 	}
 	return nil
@@ -632,7 +668,7 @@ func fmtDur(d time.Duration) string {
 // startNginx runs nginx as a reverse proxy to backend with a keepalive
 // upstream, the way piku configured it, on a free loopback port, and with
 // certFile also over TLS with HTTP/2 on another.
-func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (addr, tlsAddr string, pid int, stop func(), err error) {
+func startNginx(bin, backend string, keepalive int, certFile, keyFile, accessLog string) (addr, tlsAddr string, pid int, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "proxyload-nginx")
 	if err != nil {
 		return "", "", 0, nil, err
@@ -661,13 +697,24 @@ func startNginx(bin, backend string, keepalive int, certFile, keyFile string) (a
     }
   }`, tlsAddr, certFile, keyFile)
 	}
+	logDirective := "access_log off;"
+	if accessLog != "" {
+		logDirective = fmt.Sprintf("access_log %s combined buffer=64k flush=1s;", accessLog)
+	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log stderr error;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  %[6]s
+  # piku's nginx template
+  gzip on;
+  gzip_proxied any;
+  gzip_types text/plain text/xml text/css text/javascript application/javascript application/json application/xml image/svg+xml;
+  gzip_comp_level 7;
+  gzip_min_length 2048;
+  gzip_vary on;
   keepalive_requests 1000000;
   http2_max_requests 1000000;
   client_body_temp_path %[1]s/body;
@@ -689,7 +736,7 @@ http {
     }
   }%[5]s
 }
-`, dir, backend, addr, keepalive, tlsServer)
+`, dir, backend, addr, keepalive, tlsServer, logDirective)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return "", "", 0, nil, err
@@ -709,12 +756,12 @@ func startCaddy(bin, backend, certFile, keyFile string) (addr, tlsAddr string, p
 	if addr, err = freeAddr(); err != nil {
 		return "", "", 0, nil, err
 	}
-	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", portOf(addr), backend)
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://:%s {\n\tbind 127.0.0.1\n\tencode gzip\n\treverse_proxy %s\n}\n", portOf(addr), backend)
 	if certFile != "" {
 		if tlsAddr, err = freeAddr(); err != nil {
 			return "", "", 0, nil, err
 		}
-		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
+		conf += fmt.Sprintf("https://app.test:%s {\n\tbind 127.0.0.1\n\ttls %s %s\n\tencode gzip\n\treverse_proxy %s\n}\n", portOf(tlsAddr), certFile, keyFile, backend)
 	}
 	confPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
@@ -794,4 +841,28 @@ func startServer(name, dir, addr string, cmd *exec.Cmd) (string, int, func(), er
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// pageText is n bytes of text that compresses like a web page's: words
+// from a small vocabulary in a fixed pseudo-random order, in paragraphs.
+func pageText(n int) []byte {
+	words := strings.Fields(`the proxy routes each request by its host name to the app that answers it
+		and balances requests over the web instances of the app while static paths are served from
+		files a cache keeps answers in memory piku deploys an app with git push builds the release
+		starts new instances checks that they answer switches traffic and drains the old ones`)
+	b := []byte("<!doctype html>\n<html><body>\n<p>")
+	x := uint32(1)
+	for i := 0; len(b) < n; i++ {
+		x = x*1664525 + 1013904223
+		b = append(b, words[int(x>>16)%len(words)]...)
+		switch {
+		case i%97 == 96:
+			b = append(b, ".</p>\n<p>"...)
+		case i%13 == 12:
+			b = append(b, ", "...)
+		default:
+			b = append(b, ' ')
+		}
+	}
+	return b[:n]
 }
