@@ -22,6 +22,7 @@ import (
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/migrate"
@@ -185,6 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
 	srv.Handle("GET /metrics", d.metrics.Handler())
+	srv.RefuseCallers(isolation.CallerCheck(os.Getpid()))
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()
