@@ -124,6 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
+	isolation.LogProtectDaemon(cfg.Logger)
 	root := cfg.Root
 	if err := root.Init(); err != nil {
 		return err

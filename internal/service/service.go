@@ -136,6 +136,9 @@ func Unit(cfg Config) (string, error) {
 	w("KillSignal=SIGTERM")
 	w("TimeoutStopSec=%d", int(c.StopTimeout.Seconds()))
 	w("LimitNOFILE=65536")
+	// The OOM killer takes an app (whose processes raise theirs to +500)
+	// before the daemon that proxies every app.
+	w("OOMScoreAdjust=-900")
 	w("")
 	w("[Install]")
 	w("WantedBy=multi-user.target")
