@@ -92,6 +92,8 @@ type Daemon struct {
 	proxy *proxy.Server
 	certs *certs.Manager
 	cron  *cron.Runner
+	// cgroups holds the apps' cgroups and limits.
+	cgroups *isolation.Cgroups
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
 
@@ -226,6 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
 		d.log.Error("piku daemon: shutdown took too long; exiting anyway")
 	}
+	d.cgroups.Close()
 	d.log.Info("piku daemon stopped")
 	return runErr
 }

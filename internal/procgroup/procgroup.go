@@ -39,7 +39,8 @@ type Process struct {
 // is also killed when the thread that started it exits (Pdeathsig), so a
 // daemon that dies without stopping it does not leave it behind. Any
 // SysProcAttr already set on cmd is kept, with Setpgid added. A shell line
-// (/bin/sh -c LINE) first raises its oom_score_adj to AppOOMScoreAdj
+// (/bin/sh -c LINE) first raises its oom_score_adj to AppOOMScoreAdj,
+// joins the cgroups its environment names and sets its open files limit
 // (see prelude).
 func Start(cmd *exec.Cmd) (*Process, error) {
 	setGroup(cmd)
