@@ -69,7 +69,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand(), c.versionCommand(), c.completionCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand(), c.doctorCommand(), c.versionCommand(), c.completionCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}

@@ -110,3 +110,21 @@ signal.pause()
 	}
 }
 
+// TestProbe checks what Probe says against what DetectCgroups does on
+// this machine, and the Landlock answer against the kernel's own list.
+func TestProbe(t *testing.T) {
+	r := Probe("/sys/fs/cgroup")
+	c := DetectCgroups("/sys/fs/cgroup", t.TempDir())
+	t.Cleanup(c.Close)
+	if r.Mode != c.Mode() || strings.Join(r.Controllers, ",") != strings.Join(c.Controllers(), ",") {
+		t.Errorf("Probe says %s %v, DetectCgroups %s %v", r.Mode, r.Controllers, c.Mode(), c.Controllers())
+	}
+	hasLSM := contains(r.LSMs, "landlock")
+	if r.LSMs != nil && hasLSM != (r.LandlockABI > 0) {
+		t.Errorf("landlock in the LSM list: %v, ABI %d (%s)", hasLSM, r.LandlockABI, r.LandlockWhy)
+	}
+	if r.LandlockABI == 0 && r.LandlockWhy == "" {
+		t.Error("no Landlock ABI and no reason")
+	}
+	t.Logf("%+v", r)
+}
