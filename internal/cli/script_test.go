@@ -19,6 +19,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/testdeps"
 )
@@ -380,6 +381,8 @@ func killLeftovers(root string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	unmountUnder(root)
+	// The cgroups a daemon killed with SIGKILL could not remove.
+	isolation.DetectCgroups("/sys/fs/cgroup", root).Close()
 }
 
 // unmountUnder detaches what a failed script left mounted below dir (a

@@ -26,6 +26,7 @@ import (
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/migrate"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/proxy"
 	"github.com/piku/piku/supervisor"
 )
@@ -228,6 +229,9 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
 		d.log.Error("piku daemon: shutdown took too long; exiting anyway")
 	}
+	// Reap what the stop killed and was re-parented here, so the apps'
+	// cgroups are empty and can go.
+	procgroup.ReapOrphans()
 	d.cgroups.Close()
 	d.log.Info("piku daemon stopped")
 	return runErr
