@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 )
 
@@ -37,6 +38,15 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An app's processes may not act on apps through the binary,
+		// as they may not through the control socket.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			switch cmd.Name() {
+			case "version", "help", "completion":
+				return nil
+			}
+			return isolation.CheckSelf()
+		},
 	}
 	root.SetIn(c.stdin)
 	root.SetOut(c.stdout)
@@ -59,7 +69,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "apps"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand(), c.versionCommand(), c.completionCommand()} {
+	for _, cmd := range []*cobra.Command{c.setupCommand(), c.setupSSHCommand(), c.initCommand(), c.daemonCommand(), c.serviceCommand(), c.migrateCommand(), c.doctorCommand(), c.versionCommand(), c.completionCommand()} {
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}

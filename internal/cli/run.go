@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/procgroup"
 )
 
 func (c *cli) runCommand() *cobra.Command {
@@ -46,7 +47,12 @@ heroku run does: piku run APP 'ls | wc -l'.`,
 			}
 			sh := exec.Command("/bin/sh", runShellArgs(rest)...)
 			sh.Dir = a.Dir
-			sh.Env = a.Env.Environ()
+			// What piku run starts is the app's: marked as its
+			// processes are, so that the control socket and the piku
+			// command refuse it, and kept below this process (as
+			// subreaper) when it daemonises, while piku run lasts.
+			sh.Env = append(a.Env.Environ(), procgroup.TagVar+"=run")
+			_ = procgroup.BecomeSubreaper()
 			sh.Stdin, sh.Stdout, sh.Stderr = c.stdin, c.stdout, c.stderr
 			err = sh.Run()
 			var xe *exec.ExitError

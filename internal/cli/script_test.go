@@ -19,6 +19,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/testdeps"
 )
@@ -68,6 +69,7 @@ func TestScripts(t *testing.T) {
 			env.Defer(func() { killLeftovers(root) })
 			return os.MkdirAll(filepath.Join(env.WorkDir, "home"), 0o755)
 		},
+		Condition: scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitdaemon":  cmdWaitDaemon,
 			"waitps":      cmdWaitPS,
@@ -381,6 +383,8 @@ func killLeftovers(root string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	unmountUnder(root)
+	// The cgroups a daemon killed with SIGKILL could not remove.
+	isolation.DetectCgroups("/sys/fs/cgroup", root).Close()
 }
 
 // unmountUnder detaches what a failed script left mounted below dir (a
@@ -433,4 +437,19 @@ func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	ts.Fatalf("waitfiles %s %q: want %d, have %q", args[0], args[1], want, names)
+}
+
+// scriptCondition answers the scripts' own conditions: [cgroupv1] holds
+// where the tests may create cgroups in the cgroup v1 pids hierarchy, as
+// the daemon does for its apps' limits.
+func scriptCondition(cond string) (bool, error) {
+	switch cond {
+	case "cgroupv1":
+		dir := "/sys/fs/cgroup/pids/piku-probe-" + strconv.Itoa(os.Getpid())
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return false, nil
+		}
+		return true, os.Remove(dir)
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }

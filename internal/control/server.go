@@ -36,6 +36,7 @@ type Server struct {
 	info    Info
 	log     *slog.Logger
 	mux     *http.ServeMux
+	check   CallerCheck // see RefuseCallers
 }
 
 // NewServer returns a server for backend. info is what /v1/ping reports.
@@ -60,7 +61,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Serve serves the API on l until ctx ends, then shuts down, giving
 // in-flight requests (a rollout, say) up to grace to finish.
 func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.guard(s), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {

@@ -221,6 +221,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.apps, app)
 	d.mu.Unlock()
 	d.metrics.Forget(app)
+	d.cgroups.Remove(app)
 	return nil
 }
 

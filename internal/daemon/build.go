@@ -5,6 +5,7 @@ import (
 
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
 )
@@ -24,6 +25,12 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	d.metrics = d.newMetrics()
+	d.cgroups = isolation.DetectCgroups("/sys/fs/cgroup", d.root.Dir())
+	if d.cgroups.Mode() == isolation.ModeBestEffort {
+		d.log.Warn("app limits: best effort: no cgroup this daemon may write, so memory, CPU and process limits are NOT enforced; only open files (PIKU_NOFILE) are", "why", d.cgroups.Why)
+	} else {
+		d.log.Info("app limits: "+string(d.cgroups.Mode()), "controllers", d.cgroups.Controllers(), "default_pids_max", isolation.DefaultPidsMax)
+	}
 	maxConns := 0
 	if limit := raiseFDLimit(d.log); limit > 0 {
 		maxConns = proxyConnLimit(limit)

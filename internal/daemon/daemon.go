@@ -22,9 +22,11 @@ import (
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/migrate"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/proxy"
 )
@@ -98,6 +100,8 @@ type Daemon struct {
 	jobs      cronJobs
 	certs     *certs.Manager
 	cron      *cron.Runner
+	// cgroups holds the apps' cgroups and limits.
+	cgroups *isolation.Cgroups
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
 
@@ -129,6 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
+	isolation.LogProtectDaemon(cfg.Logger)
 	root := cfg.Root
 	// On a server Python piku ran, keep the files it needs and the modes
 	// of its folders before Init and the rollouts below change them, for
@@ -191,6 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
 	srv.Handle("GET /metrics", d.metrics.Handler())
+	srv.RefuseCallers(isolation.CallerCheck(os.Getpid()))
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()
@@ -229,6 +235,10 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
 		d.log.Error("piku daemon: shutdown took too long; exiting anyway")
 	}
+	// Reap what the stop killed and was re-parented here, so the apps'
+	// cgroups are empty and can go.
+	procgroup.ReapOrphans()
+	d.cgroups.Close()
 	d.log.Info("piku daemon stopped")
 	return runErr
 }

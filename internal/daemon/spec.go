@@ -9,6 +9,8 @@ import (
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/isolation"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/release"
 	"github.com/piku/piku/internal/supervisor"
 	"github.com/piku/piku/internal/uwsgi"
@@ -90,6 +92,17 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
 	if err := d.bindAddress(a.Name, base); err != nil {
 		return nil, err
+	}
+	limits, err := isolation.ParseLimits(env.Get)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: ENV: %w", a.Name, err)
+	}
+	procs, err := d.cgroups.Apply(a.Name, limits)
+	if err != nil {
+		return nil, err
+	}
+	if len(procs) > 0 {
+		base.Set(procgroup.CgroupProcsVar, strings.Join(procs, ":"))
 	}
 
 	for _, e := range a.Procfile.Entries {

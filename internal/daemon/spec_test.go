@@ -149,6 +149,10 @@ func TestPlanErrors(t *testing.T) {
 		{"negative duration", map[string]string{"Procfile": "web: x\n", "ENV": "PIKU_BOOT_TIMEOUT=-1s\n"}, "PIKU_BOOT_TIMEOUT"},
 		{"bad number", map[string]string{"Procfile": "web: x\n", "ENV": "PIKU_LOG_BACKUPS=many\n"}, "PIKU_LOG_BACKUPS"},
 		{"bad procfile", map[string]string{"Procfile": "web x\n"}, "Procfile"},
+		{"bad memory limit", map[string]string{"Procfile": "web: x\n", "ENV": "PIKU_MEMORY_MAX=lots\n"},
+			`app "app": ENV: PIKU_MEMORY_MAX="lots": accepted is a size of at least 4M`},
+		{"bad process limit", map[string]string{"Procfile": "web: x\n", "envs/app/ENV": "PIKU_PIDS_MAX=2\n"},
+			`PIKU_PIDS_MAX="2": accepted is a whole number from 16`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

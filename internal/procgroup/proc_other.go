@@ -14,3 +14,6 @@ func setGroup(cmd *exec.Cmd) {
 	}
 	cmd.SysProcAttr.Setpgid = true
 }
+
+// prelude does nothing beyond Linux.
+func prelude(cmd *exec.Cmd) {}

@@ -38,13 +38,17 @@ type Process struct {
 // environment when that is nil). On Linux the leader
 // is also killed when the thread that started it exits (Pdeathsig), so a
 // daemon that dies without stopping it does not leave it behind. Any
-// SysProcAttr already set on cmd is kept, with Setpgid added.
+// SysProcAttr already set on cmd is kept, with Setpgid added. A shell line
+// (/bin/sh -c LINE) first raises its oom_score_adj to AppOOMScoreAdj,
+// joins the cgroups its environment names and sets its open files limit
+// (see prelude).
 func Start(cmd *exec.Cmd) (*Process, error) {
 	setGroup(cmd)
 	token := newToken()
 	// Environ is what the command would get (with PWD set to Dir when
 	// Env is nil), as a copy.
 	cmd.Env = append(cmd.Environ(), TagVar+"="+token)
+	prelude(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

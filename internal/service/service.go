@@ -136,6 +136,12 @@ func Unit(cfg Config) (string, error) {
 	w("KillSignal=SIGTERM")
 	w("TimeoutStopSec=%d", int(c.StopTimeout.Seconds()))
 	w("LimitNOFILE=65536")
+	// The OOM killer takes an app (whose processes raise theirs to +500)
+	// before the daemon that proxies every app.
+	w("OOMScoreAdjust=-900")
+	// The daemon's cgroup v2 subtree is its own: it makes a cgroup per
+	// app in it and sets the apps' limits there.
+	w("Delegate=yes")
 	w("")
 	w("[Install]")
 	w("WantedBy=multi-user.target")

@@ -218,7 +218,8 @@ func (in *instance) watch(p *proc, bootResult func(error)) (stopped bool) {
 	if in.spec.Web {
 		probes.Go(func() {
 			seen := func(answer string) { in.mu.Lock(); in.probed = answer; in.mu.Unlock() }
-			if probeUntilReady(ctx, in.address(), in.spec.HealthPath, in.spec.HealthHost, seen) {
+			owned := func() (string, bool) { return p.OwnsListener(in.port) }
+			if probeUntilReady(ctx, in.address(), in.spec.HealthPath, in.spec.HealthHost, owned, seen) {
 				ready <- struct{}{}
 			}
 		})

@@ -13,8 +13,10 @@ import (
 // whether it became ready. Ready means: it accepts a TCP connection, or,
 // with a health path, answers an HTTP GET for it (with Host: host, if set)
 // with a status below 500. After each check that fails, seen is told what
-// answered. The checks start 20ms apart and slow down to 500ms.
-func probeUntilReady(ctx context.Context, addr, path, host string, seen func(answer string)) bool {
+// answered. The checks start 20ms apart and slow down to 500ms. When owned
+// is set, an answer counts only when owned also agrees: the listener must
+// be the instance's own, not a process that took its port first.
+func probeUntilReady(ctx context.Context, addr, path, host string, owned func() (string, bool), seen func(answer string)) bool {
 	tr := &http.Transport{DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second,
@@ -22,6 +24,9 @@ func probeUntilReady(ctx context.Context, addr, path, host string, seen func(ans
 	wait := 20 * time.Millisecond
 	for {
 		answer, ok := ready(ctx, client, addr, path, host)
+		if ok && owned != nil {
+			answer, ok = owned()
+		}
 		if ok {
 			return true
 		}

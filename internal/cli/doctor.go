@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/piku/piku/internal/isolation"
+	"github.com/piku/piku/internal/layout"
+	"github.com/piku/piku/internal/procgroup"
+)
+
+// DoctorReport is what `piku doctor --json` prints.
+type DoctorReport struct {
+	// Isolation is what this server offers for keeping apps apart.
+	Isolation isolation.Report `json:"isolation"`
+	// Daemon is the running daemon's own protection, when it runs.
+	Daemon *DoctorDaemon `json:"daemon,omitempty"`
+	// Checks are the things users lose hours on, each ok or not.
+	Checks []DoctorCheck `json:"checks"`
+}
+
+// DoctorDaemon describes the running daemon's own limits and OOM score.
+type DoctorDaemon struct {
+	PID         int    `json:"pid"`
+	OOMScoreAdj int    `json:"oom_score_adj"`
+	OpenFiles   string `json:"open_files"`
+	Processes   string `json:"processes"`
+}
+
+// DoctorCheck is one check: its name, whether it passed and what was seen.
+type DoctorCheck struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+func (c *cli) doctorCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Say what this server enforces between apps, and check what piku needs",
+		Long: `Say what this server enforces between apps (the isolation mode, the cgroups
+and their controllers, the kernel's Landlock ABI, the daemon's own limits and
+OOM score) and check what piku needs: the proxy's listeners bound
+(PIKU_HTTP, PIKU_HTTPS; default :80 and :443), git and uwsgi installed.
+It exits 1 when a check fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := c.root()
+			if err != nil {
+				return err
+			}
+			r := doctor(root)
+			if asJSON {
+				enc := json.NewEncoder(c.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				printDoctor(c, r)
+			}
+			for _, ch := range r.Checks {
+				if !ch.OK {
+					return &ExitError{Code: 1}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func doctor(root layout.Root) DoctorReport {
+	r := DoctorReport{Isolation: isolation.Probe("/sys/fs/cgroup")}
+	if b, err := os.ReadFile(root.PidFile()); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if score, err := procgroup.OOMScoreAdj(pid); err == nil {
+				d := &DoctorDaemon{PID: pid, OOMScoreAdj: score}
+				d.OpenFiles, d.Processes = procLimits(pid)
+				r.Daemon = d
+			}
+		}
+	}
+	for _, l := range []struct{ name, env, def string }{{"HTTP", "PIKU_HTTP", ":80"}, {"HTTPS", "PIKU_HTTPS", ":443"}} {
+		addr, ok := os.LookupEnv(l.env)
+		if !ok {
+			addr = l.def
+		}
+		if addr == "" {
+			r.Checks = append(r.Checks, DoctorCheck{Name: l.name + " listener", OK: true, Detail: "off (" + l.env + " is empty)"})
+			continue
+		}
+		r.Checks = append(r.Checks, listenerCheck(l.name, addr))
+	}
+	for _, prog := range []struct{ name, why string }{{"git", "pushes"}, {"uwsgi", "wsgi, jwsgi and rwsgi processes"}} {
+		path, err := exec.LookPath(prog.name)
+		ch := DoctorCheck{Name: prog.name, OK: err == nil, Detail: path}
+		if err != nil {
+			ch.Detail = "not installed: needed for " + prog.why
+		}
+		r.Checks = append(r.Checks, ch)
+	}
+	return r
+}
+
+// listenerCheck says whether something accepts connections on addr.
+func listenerCheck(name, addr string) DoctorCheck {
+	dial := addr
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		dial = net.JoinHostPort("127.0.0.1", port)
+	}
+	c, err := net.DialTimeout("tcp", dial, 2*time.Second)
+	if err != nil {
+		return DoctorCheck{Name: name + " listener", Detail: addr + ": nothing accepts connections (is the daemon running?)"}
+	}
+	_ = c.Close()
+	return DoctorCheck{Name: name + " listener", OK: true, Detail: addr + " is bound"}
+}
+
+// procLimits returns pid's soft limits on open files and processes, from
+// /proc/PID/limits.
+func procLimits(pid int) (files, procs string) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	if err != nil {
+		return "", ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "Max open files") && len(f) > 3:
+			files = f[3]
+		case strings.HasPrefix(line, "Max processes") && len(f) > 2:
+			procs = f[2]
+		}
+	}
+	return files, procs
+}
+
+func printDoctor(c *cli, r DoctorReport) {
+	iso := r.Isolation
+	mode := string(iso.Mode)
+	if len(iso.Controllers) > 0 {
+		mode += " (" + strings.Join(iso.Controllers, ", ") + ")"
+	}
+	if iso.Mode == isolation.ModeBestEffort {
+		mode += ": memory, CPU and process limits are NOT enforced"
+	}
+	fmt.Fprintf(c.stdout, "isolation  %s\n", mode)
+	if iso.Why != "" {
+		fmt.Fprintf(c.stdout, "           (%s)\n", iso.Why)
+	}
+	fmt.Fprintf(c.stdout, "cgroups    %s\n", iso.Cgroups)
+	if iso.LandlockABI > 0 {
+		fmt.Fprintf(c.stdout, "landlock   ABI %d (apps are not confined by piku yet)\n", iso.LandlockABI)
+	} else {
+		fmt.Fprintf(c.stdout, "landlock   none: %s\n", iso.LandlockWhy)
+	}
+	if d := r.Daemon; d != nil {
+		fmt.Fprintf(c.stdout, "daemon     pid %d, oom_score_adj %d (apps %d), open files %s, processes %s\n",
+			d.PID, d.OOMScoreAdj, procgroup.AppOOMScoreAdj, d.OpenFiles, d.Processes)
+	} else {
+		fmt.Fprintln(c.stdout, "daemon     not running")
+	}
+	for _, ch := range r.Checks {
+		status := "ok  "
+		if !ch.OK {
+			status = "FAIL"
+		}
+		fmt.Fprintf(c.stdout, "%s  %s: %s\n", status, ch.Name, ch.Detail)
+	}
+}

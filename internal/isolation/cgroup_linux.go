@@ -1,0 +1,326 @@
+package isolation
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Mode is how an app's limits are enforced on this machine.
+type Mode string
+
+// The modes, from the strongest.
+const (
+	// ModeCgroupV2: a cgroup per app in the daemon's delegated cgroup v2
+	// subtree.
+	ModeCgroupV2 Mode = "cgroup v2"
+	// ModeCgroupV1: a cgroup per app in each cgroup v1 controller the
+	// daemon may write (memory, cpu, pids).
+	ModeCgroupV1 Mode = "cgroup v1"
+	// ModeBestEffort: no cgroup; only per-process rlimits (open files).
+	ModeBestEffort Mode = "best effort"
+)
+
+// v1Controllers are the cgroup v1 controllers piku uses.
+var v1Controllers = []string{"memory", "cpu", "pids"}
+
+// Cgroups places apps' processes in cgroups of their own and sets their
+// limits there. The zero value, and a machine without a cgroup the
+// daemon may write, is ModeBestEffort.
+type Cgroups struct {
+	mode Mode
+	// v1 maps each usable v1 controller to the directory holding the
+	// apps' cgroups.
+	v1 map[string]string
+	// v2 is the directory holding the apps' cgroups in v2 mode.
+	v2 string
+	// Why says why a stronger mode was not used.
+	Why string
+}
+
+// Mode returns how limits are enforced.
+func (c *Cgroups) Mode() Mode {
+	if c == nil || c.mode == "" {
+		return ModeBestEffort
+	}
+	return c.mode
+}
+
+// Controllers lists the controllers limits are set with.
+func (c *Cgroups) Controllers() []string {
+	switch c.Mode() {
+	case ModeCgroupV1:
+		var out []string
+		for _, name := range v1Controllers {
+			if _, ok := c.v1[name]; ok {
+				out = append(out, name)
+			}
+		}
+		return out
+	case ModeCgroupV2:
+		return []string{"memory", "cpu", "pids"}
+	}
+	return nil
+}
+
+// DetectCgroups finds the cgroups the daemon may use for the apps of the
+// PIKU_ROOT root, below its own cgroups (so whatever limits the daemon
+// itself is under still apply to its apps), under fsRoot (the cgroup
+// file systems' mount point, /sys/fs/cgroup). The directory is named after
+// root, so two daemons of different roots never share one, and a daemon
+// that restarts finds its apps' cgroups again.
+func DetectCgroups(fsRoot, root string) *Cgroups {
+	sum := sha256.Sum256([]byte(root))
+	name := "piku-" + hex.EncodeToString(sum[:4])
+	own, err := ownCgroups()
+	if err != nil {
+		return &Cgroups{Why: err.Error()}
+	}
+	// cgroup v2 with the controllers delegated to the daemon's cgroup.
+	if p, ok := own[""]; ok {
+		if c, err := detectV2(filepath.Join(fsRoot, p), name); err == nil {
+			return c
+		}
+	}
+	c := &Cgroups{v1: map[string]string{}}
+	var why []string
+	for _, ctrl := range v1Controllers {
+		p, ok := own[ctrl]
+		if !ok {
+			why = append(why, ctrl+": no cgroup v1 hierarchy")
+			continue
+		}
+		dir := filepath.Join(fsRoot, ctrl, p, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			why = append(why, ctrl+": "+err.Error())
+			continue
+		}
+		c.v1[ctrl] = dir
+	}
+	if len(c.v1) > 0 {
+		c.mode = ModeCgroupV1
+		c.Why = strings.Join(why, "; ")
+		return c
+	}
+	return &Cgroups{Why: strings.Join(why, "; ")}
+}
+
+// detectV2 uses the delegated cgroup v2 directory base when it offers the
+// memory, cpu and pids controllers and the daemon may write it: the
+// daemon moves itself to a leaf of its own (base/daemon), since a cgroup
+// with processes cannot give controllers to its children, and enables the
+// controllers for the apps' cgroups (base/NAME/APP).
+func detectV2(base, name string) (*Cgroups, error) {
+	b, err := os.ReadFile(filepath.Join(base, "cgroup.controllers"))
+	if err != nil {
+		return nil, err
+	}
+	have := strings.Fields(string(b))
+	for _, want := range []string{"memory", "cpu", "pids"} {
+		if !contains(have, want) {
+			return nil, fmt.Errorf("cgroup v2: controller %s not delegated to %s", want, base)
+		}
+	}
+	leaf := filepath.Join(base, "daemon")
+	if err := os.MkdirAll(leaf, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		return nil, err
+	}
+	apps := filepath.Join(base, name)
+	if err := os.MkdirAll(apps, 0o755); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{base, apps} {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory +cpu +pids"), 0); err != nil {
+			return nil, fmt.Errorf("cgroup v2: enabling controllers in %s: %w", dir, err)
+		}
+	}
+	return &Cgroups{mode: ModeCgroupV2, v2: apps}, nil
+}
+
+// ownCgroups returns the calling process's cgroup path in each v1
+// controller, and in cgroup v2 under the key "".
+func ownCgroups() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			out[""] = parts[2]
+			continue
+		}
+		for _, ctrl := range strings.Split(parts[1], ",") {
+			out[ctrl] = parts[2]
+		}
+	}
+	return out, sc.Err()
+}
+
+// Apply creates app's cgroups, if they are not there yet, and sets l in
+// them; limits of a running app change at once. It returns the
+// cgroup.procs files the app's processes join, nil in best-effort mode.
+func (c *Cgroups) Apply(app string, l Limits) ([]string, error) {
+	switch c.Mode() {
+	case ModeCgroupV2:
+		dir := filepath.Join(c.v2, app)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("app %q: cgroup: %w", app, err)
+		}
+		if err := writeV2(dir, l); err != nil {
+			return nil, fmt.Errorf("app %q: cgroup: %w", app, err)
+		}
+		return []string{filepath.Join(dir, "cgroup.procs")}, nil
+	case ModeCgroupV1:
+		var procs []string
+		for _, ctrl := range v1Controllers {
+			base, ok := c.v1[ctrl]
+			if !ok {
+				continue
+			}
+			dir := filepath.Join(base, app)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("app %q: cgroup: %w", app, err)
+			}
+			if err := writeV1(ctrl, dir, l); err != nil {
+				return nil, fmt.Errorf("app %q: cgroup: %w", app, err)
+			}
+			procs = append(procs, filepath.Join(dir, "cgroup.procs"))
+		}
+		return procs, nil
+	}
+	return nil, nil
+}
+
+// Remove deletes app's cgroups once no process is left in them; a cgroup
+// still in use is left alone.
+func (c *Cgroups) Remove(app string) {
+	switch c.Mode() {
+	case ModeCgroupV2:
+		_ = os.Remove(filepath.Join(c.v2, app))
+	case ModeCgroupV1:
+		for _, base := range c.v1 {
+			_ = os.Remove(filepath.Join(base, app))
+		}
+	}
+}
+
+// Close removes every app's cgroup that no process is left in, and the
+// daemon's directory of them if it is then empty: the daemon calls it once
+// it has stopped its apps.
+func (c *Cgroups) Close() {
+	var bases []string
+	switch c.Mode() {
+	case ModeCgroupV2:
+		bases = []string{c.v2}
+	case ModeCgroupV1:
+		for _, base := range c.v1 {
+			bases = append(bases, base)
+		}
+	}
+	for _, base := range bases {
+		ents, _ := os.ReadDir(base)
+		for _, e := range ents {
+			if e.IsDir() {
+				_ = os.Remove(filepath.Join(base, e.Name()))
+			}
+		}
+		_ = os.Remove(base)
+	}
+}
+
+// writeV2 sets l in the cgroup v2 directory dir; a zero limit is "max".
+func writeV2(dir string, l Limits) error {
+	files := []struct{ name, value string }{
+		{"memory.max", maxOr(l.MemoryMax)},
+		{"memory.high", maxOr(l.MemoryHigh)},
+		{"cpu.weight", strconv.Itoa(orDefault(l.CPUWeight, 100))},
+		{"cpu.max", cpuMax(l.CPUMax, "max") + " 100000"},
+		{"pids.max", maxOr(int64(l.PidsMax))},
+	}
+	return writeFiles(dir, files)
+}
+
+// writeV1 sets l in dir, a cgroup of the v1 controller ctrl.
+func writeV1(ctrl, dir string, l Limits) error {
+	var files []struct{ name, value string }
+	switch ctrl {
+	case "memory":
+		files = append(files,
+			struct{ name, value string }{"memory.limit_in_bytes", minusOneOr(l.MemoryMax)},
+			struct{ name, value string }{"memory.soft_limit_in_bytes", minusOneOr(l.MemoryHigh)})
+	case "cpu":
+		// cpu.shares is 1024 for the default weight of 100.
+		files = append(files,
+			struct{ name, value string }{"cpu.shares", strconv.Itoa(max(2, orDefault(l.CPUWeight, 100)*1024/100))},
+			struct{ name, value string }{"cpu.cfs_period_us", "100000"},
+			struct{ name, value string }{"cpu.cfs_quota_us", cpuMax(l.CPUMax, "-1")})
+	case "pids":
+		files = append(files, struct{ name, value string }{"pids.max", maxOr(int64(l.PidsMax))})
+	}
+	return writeFiles(dir, files)
+}
+
+func writeFiles(dir string, files []struct{ name, value string }) error {
+	var errs []error
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.value), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("setting %s to %s: %w", f.name, f.value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func maxOr(n int64) string {
+	if n <= 0 {
+		return "max"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func minusOneOr(n int64) string {
+	if n <= 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+// cpuMax is the quota in microseconds per 100ms period for cpus CPUs, or
+// none when cpus is 0.
+func cpuMax(cpus float64, none string) string {
+	if cpus <= 0 {
+		return none
+	}
+	return strconv.FormatInt(int64(cpus*100000), 10)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,87 @@
+package procgroup
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// AppOOMScoreAdj is the oom_score_adj every process started through Start
+// gets when its starter's is lower: the kernel's OOM killer then picks an
+// app's process before the daemon, which runs lower (see
+// isolation.ProtectDaemon) and proxies every app.
+const AppOOMScoreAdj = 500
+
+// CgroupProcsVar, in a command's environment, lists (separated by colons)
+// the cgroup.procs files its shell joins before it runs anything.
+const CgroupProcsVar = "PIKU_CGROUP_PROCS"
+
+// NoFileVar, in a command's environment, is the open files limit
+// (RLIMIT_NOFILE) its shell sets before it runs anything.
+const NoFileVar = "PIKU_NOFILE"
+
+// prelude makes cmd, a shell line (/bin/sh -c LINE), start with what must
+// hold from its first instruction on, for it and everything it starts:
+//   - its oom_score_adj raised to AppOOMScoreAdj when the caller's is
+//     lower, so it never runs with the daemon's;
+//   - its cgroups joined (CgroupProcsVar), so it never runs unlimited; it
+//     exits with status 125 and says so if it cannot join them;
+//   - its open files limit (NoFileVar).
+//
+// Go cannot run code between fork and exec, and settings made from outside
+// after the start leave a moment in which a fork bomb escapes them; a
+// shell that runs them first and then execs the line leaves none. Other
+// commands are left as they are.
+func prelude(cmd *exec.Cmd) {
+	if cmd.Err != nil || cmd.Path != "/bin/sh" || len(cmd.Args) < 3 || cmd.Args[1] != "-c" {
+		return
+	}
+	var b strings.Builder
+	if own, err := OOMScoreAdj(os.Getpid()); err == nil && own < AppOOMScoreAdj {
+		b.WriteString("echo " + strconv.Itoa(AppOOMScoreAdj) + " 2>/dev/null >/proc/self/oom_score_adj; ")
+	}
+	if procs := envValue(cmd.Env, CgroupProcsVar); procs != "" {
+		var join []string
+		for _, f := range strings.Split(procs, ":") {
+			if f == "" || strings.ContainsAny(f, "'\n") {
+				continue
+			}
+			join = append(join, "echo $$ >'"+f+"'")
+		}
+		if len(join) > 0 {
+			b.WriteString("{ " + strings.Join(join, " && ") + "; } 2>/dev/null || { echo \"piku: cannot join the app's cgroup; not starting\" >&2; exit 125; }; ")
+		}
+	}
+	if n, err := strconv.Atoi(envValue(cmd.Env, NoFileVar)); err == nil && n > 0 {
+		b.WriteString("ulimit -n " + strconv.Itoa(n) + " || exit 125; ")
+	}
+	if b.Len() == 0 {
+		return
+	}
+	// The prelude runs in a shell of its own, which then execs the line
+	// as it was given (same pid, same command line), so the line's
+	// shell behaves as it would have: a simple command still replaces it.
+	b.WriteString(`exec /bin/sh -c "$@"`)
+	cmd.Args = append([]string{cmd.Args[0], "-c", b.String(), "sh"}, cmd.Args[2:]...)
+}
+
+// envValue returns the last value of key in env.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if s, ok := strings.CutPrefix(kv, key+"="); ok {
+			v = s
+		}
+	}
+	return v
+}
+
+// OOMScoreAdj returns the oom_score_adj of pid.
+func OOMScoreAdj(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}

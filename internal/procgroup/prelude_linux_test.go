@@ -1,0 +1,119 @@
+package procgroup
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestStartRaisesOOMScore(t *testing.T) {
+	own, err := OOMScoreAdj(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own >= AppOOMScoreAdj {
+		t.Skipf("the test runs with oom_score_adj %d, not below the apps' %d: nothing to raise", own, AppOOMScoreAdj)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *exec.Cmd
+		want int
+	}{
+		// A shell line, and what it forks, carry the apps' score.
+		{"shell", exec.Command("/bin/sh", "-c", "cat /proc/self/oom_score_adj"), AppOOMScoreAdj},
+		{"shell's child", exec.Command("/bin/sh", "-c", "sh -c 'cat /proc/self/oom_score_adj' | cat"), AppOOMScoreAdj},
+		// Any other command is started as it is.
+		{"program", exec.Command("cat", "/proc/self/oom_score_adj"), own},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			tc.cmd.Stdout = &out
+			p, err := Start(tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := p.Exit(); e != "exit 0" {
+				t.Fatalf("exit: %s", e)
+			}
+			if got := strings.TrimSpace(out.String()); got != strconv.Itoa(tc.want) {
+				t.Errorf("oom_score_adj = %s, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPreludeLimits(t *testing.T) {
+	dir := t.TempDir()
+	procs := dir + "/cgroup.procs"
+	for _, tc := range []struct {
+		name string
+		env  []string
+		line string
+		exit string
+		want string
+	}{
+		{"open files", []string{NoFileVar + "=100"}, "ulimit -n", "exit 0", "100\n"},
+		// The shell writes its pid to every cgroup.procs named before it
+		// runs the line.
+		{"cgroup joined", []string{CgroupProcsVar + "=" + procs}, "cat " + procs + " | tr -d '\\n'; echo \" $$\"", "exit 0", ""},
+		// A cgroup it cannot join: it does not run unlimited.
+		{"cgroup refused", []string{CgroupProcsVar + "=" + dir + "/missing/cgroup.procs"}, "echo ran", "exit 125", "piku: cannot join the app's cgroup; not starting\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/sh", "-c", tc.line)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			p, err := Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := p.Exit(); e != tc.exit {
+				t.Fatalf("exit: %s (%s)", e, out.String())
+			}
+			got := out.String()
+			if tc.name == "cgroup joined" {
+				f := strings.Fields(got)
+				if len(f) != 2 || f[0] != f[1] {
+					t.Errorf("cgroup.procs holds %q, want the shell's pid", got)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("output %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPreludeKeepsTheLine checks that the line runs as it was given: the
+// same command line, and a simple command still replaces its shell.
+func TestPreludeKeepsTheLine(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", `exec cat /proc/self/cmdline`, "zero", "one")
+	cmd.Env = append(os.Environ(), NoFileVar+"=100")
+	var out strings.Builder
+	cmd.Stdout = &out
+	p, err := Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := p.Exit(); e != "exit 0" {
+		t.Fatalf("exit: %s", e)
+	}
+	if got, want := out.String(), "cat\x00/proc/self/cmdline\x00"; got != want {
+		t.Errorf("cmdline %q, want %q", got, want)
+	}
+	cmd = exec.Command("/bin/sh", "-c", `echo "$0 $1"; cat /proc/$$/cmdline`, "zero", "one")
+	cmd.Env = append(os.Environ(), NoFileVar+"=100")
+	out.Reset()
+	cmd.Stdout = &out
+	if p, err = Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	p.Exit()
+	if got, want := out.String(), "zero one\n/bin/sh\x00-c\x00echo \"$0 $1\"; cat /proc/$$/cmdline\x00zero\x00one\x00"; got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
