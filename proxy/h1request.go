@@ -487,6 +487,15 @@ func (b *h1Body) read(p []byte) (int, error) {
 	return n, err
 }
 
+// arrived reports whether the rest of a body of known length came from
+// the client already (it is in the connection's read buffer), so that
+// reading it waits on nothing.
+func (b *h1Body) arrived() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.chunked == nil && !b.expect && !b.closed && b.err == nil && int64(b.c.br.Buffered()) >= b.remaining
+}
+
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into the request's Trailer.
 func (b *h1Body) readTrailer() error {

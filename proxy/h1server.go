@@ -548,9 +548,12 @@ func (c *h1Conn) writeContinue() {
 	if !c.canContinue.Load() {
 		return
 	}
-	c.canContinue.Store(false)
 	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	c.bw.Flush()
+	// Cleared only now, as net/http's expectContinueReader does: until
+	// then a final answer (WriteHeader) waits on cmu, so that the two
+	// never write to bw at once.
+	c.canContinue.Store(false)
 }
 
 // hijackedConn is a connection a handler took over; reads return what was
