@@ -82,7 +82,17 @@ func TestH1Requests(t *testing.T) {
 			[]string{`GET /a app.test "" trailer=""`, `GET /b?x=1 app.test "" trailer=""`}, false},
 		{"empty lines before the request line", "\r\n\r\n" + get, 1, []int{200}, nil, false},
 		{"a header longer than the read buffer", "GET /a HTTP/1.1\r\nHost: app.test\r\nX-Long: " + strings.Repeat("x", 10<<10) + "\r\n\r\n" + get, 2, []int{200, 200}, nil, false},
-		{"bare LF line ends", "GET /a HTTP/1.1\nHost: app.test\n\n", 1, []int{200}, nil, false},
+		// Rows 7, 8, 9, 14 of the wire issue: refused as llhttp, nginx or
+		// net/http refuse them.
+		{"bare LF line ends", "GET /a HTTP/1.1\nHost: app.test\n\n", 1, []int{400}, nil, true},
+		{"bare LF before Transfer-Encoding", "POST / HTTP/1.1\r\nHost: app.test\r\nX-A: b\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 1, []int{400}, nil, true},
+		{"HTTP/2 preface", "PRI * HTTP/1.1\r\nHost: app.test\r\n\r\n", 1, []int{400}, nil, true},
+		{"Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get, 1, []int{400}, nil, true},
+		{"bad Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: abc\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get, 1, []int{400}, nil, true},
+		{"bare CR ending a value", "GET / HTTP/1.1\r\nHost: app.test\r\nX-A: a\r\r\n\r\n", 1, []int{400}, nil, true},
+		{"bare CR starting a value", "GET / HTTP/1.1\r\nHost: app.test\r\nX-A: \ra\r\n\r\n", 1, []int{400}, nil, true},
+		{"HTTP/1.0 Transfer-Encoding closes", "POST /p HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok" + get, 1, []int{200},
+			[]string{`POST /p app.test "ok" trailer=""`}, true},
 		{"HTTP/1.0 closes", "GET /a HTTP/1.0\r\nHost: app.test\r\n\r\n", 1, []int{200}, nil, true},
 		{"HTTP/1.0 keep-alive", "GET /a HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n" + get, 2, []int{200, 200}, nil, false},
 		{"HTTP/1.1 Connection: close", "GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" + get, 2, []int{200}, nil, true},
