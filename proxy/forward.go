@@ -71,6 +71,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		_ = flushFunc(w)()
 		h := w.Header()
 		for k, vs := range cb.end {
+			if hopByHop[k] {
+				continue // framing and hop-by-hop fields: not in trailers either
+			}
 			if !containsString(x.trailers, k) {
 				k = http.TrailerPrefix + k
 			}

@@ -436,7 +436,7 @@ func (x *exchange) writeBody(body io.Reader, chunked bool, proceed <-chan bool, 
 		}
 		x.wrote <- err
 	}()
-	err = writeBody(x.c.bw, x.out.r, body, x.out.body.size, chunked, proceed)
+	err = writeBody(x.c.bw, x.out, body, chunked, proceed)
 	if err != nil {
 		if x.out.body.failed.Load() {
 			// The client's body is broken: the backend must not wait
@@ -557,7 +557,9 @@ func (x *exchange) parseHead(head string) error {
 		for _, v := range trailer {
 			for _, k := range strings.Split(v, ",") {
 				if k = textproto.TrimString(k); k != "" {
-					x.trailers = append(x.trailers, textproto.CanonicalMIMEHeaderKey(k))
+					if k = textproto.CanonicalMIMEHeaderKey(k); !hopByHop[k] {
+						x.trailers = append(x.trailers, k)
+					}
 				}
 			}
 		}
@@ -781,9 +783,8 @@ func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
 			}
 		}
 	}
-	underscores := info.route.UnderscoresInHeaders
 	for k, vs := range req.Header {
-		if hopByHop[k] || isSpoofable(k) || (!underscores && strings.IndexByte(k, '_') >= 0) {
+		if !forwardable(k, info) {
 			continue
 		}
 		if len(named) > 0 && containsString(named, k) {
@@ -833,9 +834,13 @@ func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
 		if len(req.Trailer) > 0 {
 			names := make([]string, 0, len(req.Trailer))
 			for k := range req.Trailer {
-				names = append(names, k)
+				if forwardable(k, info) {
+					names = append(names, k)
+				}
 			}
-			writeField(w, "Trailer", strings.Join(names, ", "))
+			if len(names) > 0 {
+				writeField(w, "Trailer", strings.Join(names, ", "))
+			}
 		}
 	case out.body != nil && out.body.size > 0:
 		w.WriteString("Content-Length: ")
@@ -845,6 +850,15 @@ func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
 		w.WriteString("Content-Length: 0\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// forwardable reports whether a client's header or trailer field named k
+// (canonical) goes to the backend: not a hop-by-hop or framing one, not
+// one a client must not say (headers.go), and without an underscore
+// unless the app allows those.
+func forwardable(k string, info *reqInfo) bool {
+	return !hopByHop[k] && !isSpoofable(k) &&
+		(info.route.UnderscoresInHeaders || strings.IndexByte(k, '_') < 0)
 }
 
 // hopByHop are the fields that concern one connection only (RFC 9110
@@ -883,10 +897,11 @@ func writeField(w *bufio.Writer, k, v string) {
 // without "100 Continue": the body is not sent.
 var errBodyDropped = errors.New("request body not sent: the backend answered without 100 Continue")
 
-// writeBody writes req's body (and trailers) after the header, once
+// writeBody writes out's body (and trailers) after the header, once
 // proceed (when not nil) says so or expectContinueTimeout passed; size
 // is the length announced, or -1 when chunked.
-func writeBody(w *bufio.Writer, req *http.Request, body io.Reader, size int64, chunked bool, proceed <-chan bool) error {
+func writeBody(w *bufio.Writer, out *outgoing, body io.Reader, chunked bool, proceed <-chan bool) error {
+	req, size := out.r, out.body.size
 	if proceed != nil {
 		t := time.NewTimer(expectContinueTimeout)
 		select {
@@ -919,8 +934,11 @@ func writeBody(w *bufio.Writer, req *http.Request, body io.Reader, size int64, c
 		return err
 	}
 	// The client's trailers arrived with the end of its body, in the
-	// request's own map.
+	// request's own map; they go by the rules of header fields.
 	for k, vs := range req.Trailer {
+		if !forwardable(k, out.info) {
+			continue
+		}
 		for _, v := range vs {
 			writeField(w, k, v)
 		}

@@ -412,3 +412,42 @@ func expectRound(addr string, kind int) error {
 	}
 	return nil
 }
+
+// TestTrailerFieldRules is row 11: trailers go by the rules of header
+// fields both ways: a client's forwarding fields, underscore names and
+// Host never reach the app; a backend's framing fields never reach the
+// client.
+func TestTrailerFieldRules(t *testing.T) {
+	got := make(chan http.Header, 1)
+	be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
+		req, _, err := readRequest(br)
+		if err != nil {
+			return
+		}
+		got <- req.Trailer
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTrailer: X-Sum, Content-Length, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"4\r\nbody\r\n0\r\nX-Sum: 1\r\nContent-Length: 99\r\nTransfer-Encoding: gzip\r\n\r\n")
+	})
+	_, addr := startProxy(t, Options{}, appRoute(be))
+	c := dialWrite(t, addr, "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nTe: trailers\r\n"+
+		"Trailer: X-Sum, X-Forwarded-For, X_Api, Host\r\n\r\n"+
+		strings.Repeat("5\r\nhello\r\n", 8000)+"0\r\nX-Sum: 2\r\nX-Forwarded-For: 6.6.6.6\r\nX_Api: evil\r\nHost: other.test\r\n\r\n")
+	defer c.Close()
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	tr := <-got
+	if len(tr) != 1 || tr.Get("X-Sum") != "2" {
+		t.Errorf("the backend got the trailers %q, want only X-Sum: 2", tr)
+	}
+	if string(b) != "body" || res.Trailer.Get("X-Sum") != "1" {
+		t.Errorf("response %q with trailers %q, want body and X-Sum: 1", b, res.Trailer)
+	}
+	for _, k := range []string{"Content-Length", "Transfer-Encoding"} {
+		if _, ok := res.Trailer[k]; ok {
+			t.Errorf("the client got the backend's trailer %s: %q", k, res.Trailer)
+		}
+	}
+}
