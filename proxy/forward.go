@@ -19,7 +19,7 @@ import (
 // written to the backend from r itself, and the backend's header fields
 // are parsed into w.Header().
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) {
-	out := &outgoing{r: r, info: info, header: w.Header()}
+	out := &outgoing{r: r, info: info, header: w.Header(), w: w}
 	if up := upgradeType(r.Header); up != "" {
 		if !printable(up) {
 			s.proxyError(w, r, info, fmt.Errorf("client tried to switch to invalid protocol %q", up))
@@ -81,6 +81,27 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		}
 	}
 	x.finish()
+}
+
+// sendHints sends the client "103 Early Hints" with the fields of hints,
+// the response's own header left as it was.
+func sendHints(w http.ResponseWriter, hints http.Header) {
+	h := w.Header()
+	saved := make(http.Header, len(hints))
+	for k, v := range hints {
+		if old, ok := h[k]; ok {
+			saved[k] = old
+		}
+		h[k] = v
+	}
+	w.WriteHeader(http.StatusEarlyHints)
+	for k := range hints {
+		if old, ok := saved[k]; ok {
+			h[k] = old
+		} else {
+			delete(h, k)
+		}
+	}
 }
 
 // errUpgradeBody refuses a request that asks to switch protocols and

@@ -58,8 +58,13 @@ const (
 	// bodyWriteWait is how long a finished response waits for the request
 	// body's writer before the connection is given up instead of reused.
 	bodyWriteWait = time.Second
-	// maxResponseHeader bounds a backend's response header section.
+	// maxResponseHeader bounds a backend's response header section, and
+	// the 1xx answers before it all together.
 	maxResponseHeader = 1 << 20
+	// max1xx bounds the 1xx answers before a final one (http.Transport
+	// takes 5): an app streaming "103 Early Hints" without end costs a
+	// 502, not the daemon's CPU.
+	max1xx = 8
 )
 
 // upConn is one connection to a backend.
@@ -189,6 +194,9 @@ type outgoing struct {
 	body    *sentBody // nil without a body
 	upgrade string    // the protocol the client asks to switch to, or ""
 	header  http.Header
+	// w, when not nil, is the client's: "103 Early Hints" answers are
+	// relayed to it.
+	w http.ResponseWriter
 }
 
 // roundTrip sends out to b and returns the exchange, its response header
@@ -331,8 +339,9 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 	}
 
 	got := false // a byte of the answer arrived
+	n1xx, room := 0, maxResponseHeader
 	for {
-		head, err := readSection(c.br, maxResponseHeader)
+		head, err := readSection(c.br, room)
 		if err != nil {
 			nothing := !got && c.br.Buffered() == 0 &&
 				(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
@@ -349,8 +358,19 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 		if x.status >= 200 || x.status == http.StatusSwitchingProtocols {
 			break
 		}
-		if x.status == http.StatusContinue {
+		if n1xx++; n1xx > max1xx {
+			return fail(fmt.Errorf("more than %d 1xx answers", max1xx), false)
+		}
+		room -= len(head)
+		switch x.status {
+		case http.StatusContinue:
 			release(true)
+		case http.StatusEarlyHints:
+			if out.w != nil {
+				if err := x.relayHints(head); err != nil {
+					return fail(err, false)
+				}
+			}
 		}
 	}
 	if x.wrote != nil {
@@ -397,6 +417,23 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 		c.setReadDeadline(time.Time{}, 0)
 	}
 	return x, nil
+}
+
+// relayHints passes a "103 Early Hints" answer's fields (but the
+// hop-by-hop ones) to the client, as Caddy does.
+func (x *exchange) relayHints(head string) error {
+	_, rest := cutLine(head)
+	h := http.Header{}
+	err := forEachField(rest, func(k, v string) {
+		if !hopByHop[k] {
+			h[k] = append(h[k], v)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	sendHints(x.out.w, h)
+	return nil
 }
 
 // checkSwitch accepts a 101 answer only when the request asked to switch

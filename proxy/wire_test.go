@@ -451,3 +451,38 @@ func TestTrailerFieldRules(t *testing.T) {
 		}
 	}
 }
+
+// TestInformationalAnswers is row 10: 1xx answers are bounded (an app
+// streaming "103 Early Hints" without end gets a 502), and a 103 is
+// relayed to the client before the final answer.
+func TestInformationalAnswers(t *testing.T) {
+	be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
+		req, _, err := readRequest(br)
+		if err != nil {
+			return
+		}
+		hint := "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+		if req.URL.Path == "/endless" {
+			for {
+				if _, err := io.WriteString(c, hint); err != nil {
+					return
+				}
+			}
+		}
+		io.WriteString(c, hint+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	_, addr := startProxy(t, Options{}, appRoute(be))
+	raw := rawRequest(t, addr, "GET /hint HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+	hint, final, ok := strings.Cut(raw, "\r\n\r\n")
+	if !ok || statusOf(hint) != "HTTP/1.1 103 Early Hints" || !strings.Contains(hint, "\r\nLink: </app.css>; rel=preload") ||
+		statusOf(final) != "HTTP/1.1 200 OK" || !strings.HasSuffix(final, "ok") {
+		t.Errorf("early hints: %q, want a 103 with the Link, then the 200", raw)
+	}
+	raw = rawRequest(t, addr, "GET /endless HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+	if got := strings.Count(raw, " 103 "); got > 8 {
+		t.Errorf("%d 103 answers relayed, want at most 8 (max1xx)", got)
+	}
+	if i := strings.Index(raw, "HTTP/1.1 502 "); i < 0 {
+		t.Errorf("endless 1xx: no 502 in %q", raw[max(0, len(raw)-300):])
+	}
+}
