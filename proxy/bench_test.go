@@ -14,9 +14,16 @@ import (
 // goroutines, sent straight to the backend, through the proxy and, as a
 // baseline, through a plain httputil.ReverseProxy whose transport keeps 64
 // idle connections.
-func benchProxy(b *testing.B, size int) {
+func benchProxy(b *testing.B, size int) { benchProxyRequest(b, size, 0) }
+
+// benchProxyRequest is benchProxy with a POST of upload bytes when upload
+// is not 0.
+func benchProxyRequest(b *testing.B, size, upload int) {
 	body := bytes.Repeat([]byte("x"), size)
-	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(body)
+	})
 	_, addr := startProxy(b, Options{}, Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}})
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
 	rpTransport := http.DefaultTransport.(*http.Transport).Clone()
@@ -35,7 +42,13 @@ func benchProxy(b *testing.B, size int) {
 			b.RunParallel(func(pb *testing.PB) {
 				req, _ := http.NewRequest("GET", "http://"+tc.addr+"/", nil)
 				req.Host = "app.test"
+				sent := bytes.Repeat([]byte("u"), upload)
 				for pb.Next() {
+					if upload > 0 {
+						req.Method = "POST"
+						req.Body = io.NopCloser(bytes.NewReader(sent))
+						req.ContentLength = int64(upload)
+					}
 					res, err := client.Do(req)
 					if err != nil {
 						b.Error(err)
@@ -55,3 +68,6 @@ func benchProxy(b *testing.B, size int) {
 
 func BenchmarkProxySmall(b *testing.B) { benchProxy(b, 13) }
 func BenchmarkProxy1MiB(b *testing.B)  { benchProxy(b, 1<<20) }
+
+// BenchmarkProxyPost1KiB sends a form-sized body with each request.
+func BenchmarkProxyPost1KiB(b *testing.B) { benchProxyRequest(b, 13, 1<<10) }
