@@ -2,9 +2,10 @@
 
 package proxy
 
-import "net"
-
 // usable reports whether an idle backend connection may carry a request;
 // without a non-blocking peek it trusts the connection, and the request
 // is sent again when nothing of it reached the backend.
-func usable(net.Conn) bool { return true }
+func usable(*upConn) bool { return true }
+
+// peeker is the unix one's stand-in.
+type peeker struct{}

@@ -2,10 +2,7 @@
 
 package proxy
 
-import (
-	"net"
-	"syscall"
-)
+import "syscall"
 
 // usable reports whether an idle backend connection may carry a request:
 // the backend has not closed it and sent nothing on it since its last
@@ -15,21 +12,40 @@ import (
 // closed the connection, as Node, uvicorn or gunicorn do after a few idle
 // seconds) or any byte (a late answer, a body sent to HEAD) make the
 // connection unusable; only "nothing to read yet" keeps it.
-func usable(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+func usable(c *upConn) bool {
+	if c.peek == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		// Made once per connection: a check costs no allocation.
+		p := &peeker{rc: rc}
+		p.fn = p.look
+		c.peek = p
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true // never wait for the connection to become readable
-	})
-	return err == nil && ok
+	return c.peek.usable()
+}
+
+// peeker looks at one connection without reading from it.
+type peeker struct {
+	rc syscall.RawConn
+	fn func(fd uintptr) bool
+	ok bool
+	b  [1]byte
+}
+
+func (p *peeker) usable() bool {
+	p.ok = false
+	err := p.rc.Read(p.fn)
+	return err == nil && p.ok
+}
+
+func (p *peeker) look(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // never wait for the connection to become readable
 }

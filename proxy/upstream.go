@@ -74,6 +74,7 @@ type upConn struct {
 	bw       *bufio.Writer
 	lastUsed time.Time
 	maxIdle  time.Duration // how long it may stay idle: the backend's Keep-Alive timeout, or idleConnTimeout
+	peek     *peeker       // looks at it before reuse (usable), made at the first look
 	deadline time.Time     // the read deadline last set
 }
 
@@ -105,7 +106,7 @@ func (p *connPool) get(now time.Time) *upConn {
 		if c == nil {
 			return nil
 		}
-		if now.Sub(c.lastUsed) < c.maxIdle && c.br.Buffered() == 0 && usable(c.nc) {
+		if now.Sub(c.lastUsed) < c.maxIdle && c.br.Buffered() == 0 && usable(c) {
 			return c
 		}
 		c.close()
@@ -266,6 +267,12 @@ type exchange struct {
 
 	upgradeOK bool // a 101 answer says "Connection: upgrade"
 
+	// The client's response fields set before the backend's were parsed
+	// into the same map (a few: kept without an allocation).
+	preset     [4]presetField
+	npreset    int
+	presetMany http.Header // when there are more
+
 	mu       sync.Mutex // guards headRead
 	headRead bool       // the answer's head came: the body writer leaves the read deadline alone
 }
@@ -283,10 +290,7 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 	x := &exchange{b: b, c: c, out: out, stop: stop}
 	// The fields the proxy set before the backend's go to the client
 	// with an error page; the backend's go only with its own answer.
-	var preset http.Header
-	if len(out.header) > 0 {
-		preset = out.header.Clone()
-	}
+	x.keepPreset()
 	var proceed chan bool // "Expect: 100-continue": true sends the body, false drops it
 	released := false
 	release := func(send bool) {
@@ -299,10 +303,7 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 		stop()
 		c.close()
 		release(false)
-		clear(out.header)
-		for k, v := range preset {
-			out.header[k] = v
-		}
+		x.restorePreset()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -434,6 +435,39 @@ func (x *exchange) relayHints(head string) error {
 	}
 	sendHints(x.out.w, h)
 	return nil
+}
+
+// presetField is a response field the proxy set before the exchange.
+type presetField struct {
+	k string
+	v []string
+}
+
+// keepPreset notes the fields in the client's response header before the
+// backend's are parsed into it.
+func (x *exchange) keepPreset() {
+	h := x.out.header
+	if len(h) > len(x.preset) {
+		x.presetMany = h.Clone()
+		return
+	}
+	for k, v := range h {
+		x.preset[x.npreset] = presetField{k, v}
+		x.npreset++
+	}
+}
+
+// restorePreset leaves the client's response header as keepPreset found
+// it: a backend's fields reach the client only with its answer.
+func (x *exchange) restorePreset() {
+	h := x.out.header
+	clear(h)
+	for k, v := range x.presetMany {
+		h[k] = v
+	}
+	for _, f := range x.preset[:x.npreset] {
+		h[f.k] = f.v
+	}
 }
 
 // checkSwitch accepts a 101 answer only when the request asked to switch
@@ -776,6 +810,9 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF {
 		head, terr := readSection(c.br, maxResponseHeader)
+		if terr == io.EOF {
+			terr = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
+		}
 		if terr != nil {
 			return n, terr
 		}
