@@ -546,6 +546,12 @@ func (b *h1Body) readTrailer() error {
 	if err == errHeaderTooLarge {
 		return badRequest("trailer too large")
 	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
+	}
+	if err == nil && bareLF(head) {
+		return badRequest("trailer line ended by a bare LF") // as in the header section
+	}
 	if err != nil || len(head) <= 2 {
 		return err
 	}
