@@ -536,12 +536,28 @@ func (x *exchange) parseHead(head string) error {
 		return fmt.Errorf("malformed HTTP status code %q", status)
 	}
 	x.status = code
-	if code < 200 && code != http.StatusSwitchingProtocols {
-		return nil
-	}
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok || major != 1 {
 		return fmt.Errorf("malformed HTTP version %q", proto)
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// Only looked at, but malformed fields make it no answer.
+		var clen, te []string
+		err := forEachField(rest, func(k, v string) {
+			switch k {
+			case "Content-Length":
+				clen = append(clen, v)
+			case "Transfer-Encoding":
+				te = append(te, v)
+			}
+		})
+		if err == nil {
+			_, _, err = contentLength(clen)
+		}
+		if err == nil && len(te) > 0 && minor > 0 {
+			err = checkChunked(te)
+		}
+		return err
 	}
 	dst := x.out.header
 	var clen, te, conn, trailer []string
@@ -601,22 +617,23 @@ func (x *exchange) parseHead(head string) error {
 	}
 	x.noBody = x.out.r.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	x.clen = -1
+	// Content-Length is checked even where Transfer-Encoding overrides
+	// it, as net/http does.
+	first, n, err := contentLength(clen)
+	if err != nil {
+		return err
+	}
 	if len(te) > 0 {
-		if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
-			return fmt.Errorf("unsupported transfer encoding %q", te)
+		if minor == 0 {
+			// RFC 9112 6.1: "MUST treat the message as if the framing is
+			// faulty" (net/http reads the body until close).
+			return fmt.Errorf("Transfer-Encoding in an HTTP/1.0 response")
+		}
+		if err := checkChunked(te); err != nil {
+			return err
 		}
 		x.chunked = !x.noBody
 	} else if len(clen) > 0 {
-		first := textproto.TrimString(clen[0])
-		for _, v := range clen[1:] {
-			if textproto.TrimString(v) != first {
-				return fmt.Errorf("response with differing Content-Length headers %q", clen)
-			}
-		}
-		n, ok := parseContentLength(first)
-		if !ok {
-			return fmt.Errorf("bad Content-Length %q", first)
-		}
 		if code != http.StatusNoContent {
 			dst["Content-Length"] = []string{first}
 		}
@@ -639,6 +656,35 @@ func (x *exchange) parseHead(head string) error {
 		}
 	}
 	return nil
+}
+
+// checkChunked checks that a response's Transfer-Encoding is "chunked",
+// alone.
+func checkChunked(te []string) error {
+	if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
+		return fmt.Errorf("unsupported transfer encoding %q", te)
+	}
+	return nil
+}
+
+// contentLength checks a response's Content-Length fields: they all
+// agree, digits only. It returns the value, and its number (-1 without
+// one).
+func contentLength(clen []string) (string, int64, error) {
+	if len(clen) == 0 {
+		return "", -1, nil
+	}
+	first := textproto.TrimString(clen[0])
+	for _, v := range clen[1:] {
+		if textproto.TrimString(v) != first {
+			return "", 0, fmt.Errorf("response with differing Content-Length headers %q", clen)
+		}
+	}
+	n, ok := parseContentLength(first)
+	if !ok {
+		return "", 0, fmt.Errorf("bad Content-Length %q", first)
+	}
+	return first, n, nil
 }
 
 // keepAliveIdle is how long a connection may stay idle by the backend's
