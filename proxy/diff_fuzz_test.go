@@ -317,6 +317,9 @@ func allowedResponseDiff(data string) string {
 	}
 	head, _, _ := strings.Cut(data, "\n\n")
 	head, _, _ = strings.Cut(head, "\r\n\r\n")
+	if tail := data[len(head):]; strings.Contains(strings.ReplaceAll(tail, "\r\n", ""), "\n") {
+		return `RFC 9112 2.2: a recipient "MAY recognize a single LF as a line terminator": piku does not in a trailer section, as in a client's`
+	}
 	for _, l := range strings.Split(head, "\n")[1:] {
 		if l != "" && (l[0] == ' ' || l[0] == '\t') {
 			return `RFC 9112 5.2: a proxy that receives an obs-fold in a response "MUST either discard the message and replace it with a 502 (Bad Gateway) response ... or replace each received obs-fold"; piku answers 502`

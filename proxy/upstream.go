@@ -859,6 +859,9 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 		if terr == io.EOF {
 			terr = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
 		}
+		if terr == nil && bareLF(head) {
+			terr = errors.New("trailer line ended by a bare LF") // as in a client's trailers
+		}
 		if terr != nil {
 			return n, terr
 		}

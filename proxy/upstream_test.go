@@ -330,6 +330,9 @@ func TestUpstreamSmuggling(t *testing.T) {
 			[]int{200}, []string{"POST /in 41"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "CL and TE" {
+				pikuServerOnly(t, "both framings are refused, as nginx does; net/http drops Content-Length")
+			}
 			mu.Lock()
 			seen = nil
 			mu.Unlock()

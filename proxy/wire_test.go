@@ -142,6 +142,7 @@ func TestUpstreamRetryUnanswered(t *testing.T) {
 			var body io.Reader
 			want := "conn 1 "
 			if method == "POST" {
+				pikuServerOnly(t, "a body is sent again only when it came whole with its head, which net/http's server does not tell")
 				body, want = strings.NewReader("form=1"), "conn 1 form=1"
 			}
 			if r := do(t, nil, addr, method, "app.test", "/", body); r.code != 200 || r.body != want {
@@ -374,10 +375,23 @@ func expectRound(addr string, kind int) error {
 	switch kind {
 	case 0:
 		io.WriteString(c, "POST /early HTTP/1.1\r\nHost: app.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-		all, _ := io.ReadAll(br) // the connection ends: the body may or may not come
-		if !strings.HasPrefix(string(all), "HTTP/1.1 403 ") || strings.Contains(string(all), " 100 Continue") ||
-			!strings.Contains(string(all), "\r\nConnection: close\r\n") {
-			return fmt.Errorf("early answer: %q, want a 403 with Connection: close and no 100 Continue", all)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != http.StatusForbidden {
+			return fmt.Errorf("early answer: %d, want 403 and no 100 Continue before it", res.StatusCode)
+		}
+		if onNetHTTP1() {
+			// net/http's server keeps the connection: the client is to
+			// send the body it was not asked for (RFC 9110 10.1.1).
+			return nil
+		}
+		// piku's server ends it, and says so: the body may or may not
+		// come.
+		rest, _ := io.ReadAll(br)
+		if !res.Close || strings.Contains(string(rest), " 100 Continue") {
+			return fmt.Errorf("early answer: close %v, then %q; want Connection: close and no 100 Continue", res.Close, rest)
 		}
 	case 1:
 		io.WriteString(c, "POST /read HTTP/1.1\r\nHost: app.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
@@ -494,6 +508,7 @@ func TestInformationalAnswers(t *testing.T) {
 // does), and an answer to a request whose body was never asked for
 // says "Connection: close" (TestExpectContinueStress, early answer).
 func TestH1AnswerCutShort(t *testing.T) {
+	pikuServerOnly(t, "net/http's server holds the first bytes of a response in its response writer, and a panic drops them")
 	be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
 		if _, _, err := readRequest(br); err == nil {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part")
