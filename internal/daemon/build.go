@@ -45,6 +45,7 @@ func (d *Daemon) build() error {
 		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
+		NetHTTP1:  d.cfg.NetHTTP1,
 	})
 	d.cron = cron.New(cron.Options{Track: d.sup.Track})
 	return nil
