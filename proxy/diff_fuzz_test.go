@@ -246,8 +246,8 @@ func stdResponse(data, method string) (*parsedResponse, error) {
 		delete(h, "Content-Length")
 	}
 	for k, v := range res.Trailer {
-		if v == nil {
-			delete(res.Trailer, k) // announced, never sent
+		if v == nil || hopByHop[k] {
+			delete(res.Trailer, k) // announced and never sent, or not forwarded
 		}
 	}
 	p.Header, p.Trailer, p.Body = h, res.Trailer, string(b)
@@ -294,9 +294,11 @@ func pikuResponse(data, method string) (*parsedResponse, error) {
 	}
 	p.Header, p.Body = h, string(b)
 	if cb != nil && len(cb.end) > 0 {
+		// What forward passes on: every trailer but the hop-by-hop ones,
+		// announced or not.
 		p.Trailer = http.Header{}
-		for _, k := range x.trailers {
-			if v, ok := cb.end[k]; ok {
+		for k, v := range cb.end {
+			if !hopByHop[k] {
 				p.Trailer[k] = v
 			}
 		}
