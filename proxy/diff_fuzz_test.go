@@ -314,8 +314,8 @@ func allowedResponseDiff(data string) string {
 	if !strings.HasPrefix(proto, "HTTP/1.") {
 		return "piku speaks HTTP/1.x to backends: another version in a response is refused (RFC 9112 2.3: the major version is 1)"
 	}
-	if len(status) >= 3 && status[0] == '0' {
-		return `RFC 9110 15: "The status code of a response is a three-digit integer code"; codes below 100 are refused`
+	if code, _, _ := strings.Cut(status, " "); len(code) != 3 || code < "100" || strings.Trim(code, "0123456789") != "" {
+		return `RFC 9110 15: "The status code of a response is a three-digit integer code"; a signed one, or one below 100, is refused`
 	}
 	head, _, _ := strings.Cut(data, "\n\n")
 	head, _, _ = strings.Cut(head, "\r\n\r\n")

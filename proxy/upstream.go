@@ -319,12 +319,17 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 
 	chunked := out.body != nil && (out.body.size < 0 || len(req.Trailer) > 0)
 	writeRequestHead(c.bw, out, chunked)
-	// The head goes out before the body, which may be slow to come: the
-	// backend sees the request at once.
+	// A body read ahead whole goes with the head, from this goroutine.
+	inline := out.body != nil && out.body.buf != nil && !chunked
+	if inline {
+		c.bw.Write(out.body.buf)
+	}
+	// The head goes out before a body still to come, which may be slow:
+	// the backend sees the request at once.
 	if err := c.bw.Flush(); err != nil {
 		return fail(err, true)
 	}
-	if out.body == nil {
+	if out.body == nil || inline {
 		c.setReadDeadline(time.Now(), s.o.ResponseHeaderTimeout)
 	} else {
 		// The header timeout starts once the body is written (as
