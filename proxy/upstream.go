@@ -106,7 +106,17 @@ func (p *connPool) get(now time.Time) *upConn {
 		if c == nil {
 			return nil
 		}
-		if now.Sub(c.lastUsed) < c.maxIdle && c.br.Buffered() == 0 && usable(c) {
+		if now.Sub(c.lastUsed) >= c.maxIdle || c.br.Buffered() > 0 {
+			c.close()
+			continue
+		}
+		if !c.deadline.IsZero() && !now.Before(c.deadline) {
+			// A read deadline passed while it was idle would fail the
+			// look at it.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.deadline = time.Time{}
+		}
+		if usable(c) {
 			return c
 		}
 		c.close()
