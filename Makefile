@@ -11,9 +11,11 @@ export PATH := $(PATH):$(GOBIN)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/piku ./cmd/piku
 
-## test: install what the tests drive, check formatting and lint, run every test with the race detector
+## test: install what the tests drive, check formatting and lint, run every test with the race detector,
+## and the proxy's suite once more on net/http's HTTP/1.1 server (Options.NetHTTP1)
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 25m ./...
+	PIKU_TEST_NETHTTP1=1 $(GO) test -race -count=1 -timeout 10m ./proxy/
 
 ## stress: the packages that run processes, three times over with the race detector, while two
 ## CPU-bound processes (started and stopped here) keep every core busy: tests must wait for

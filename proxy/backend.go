@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -180,23 +182,74 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// sentBody tells whether any of the request body was read; it leaves
-// closing the body to the server, so that a retry can still send it.
+// sentBody is a request's body as the upstream client sends it: it
+// tells whether any of it was read, and leaves closing it to the server,
+// so that a retry can still send it. Each attempt to send it reads it
+// through an attempt of its own (attempt); revoke takes it from an
+// attempt that has not read it yet, so that it can go on a new connection
+// whole. A body read whole beforehand (buf) can be sent any number of
+// times.
 type sentBody struct {
 	rc     io.ReadCloser
+	size   int64  // the length sent as Content-Length, or -1 for chunked
+	buf    []byte // the whole body when it was read beforehand, else nil
+	mu     sync.Mutex
+	gen    int // the attempt that may read rc
 	sent   atomic.Bool
 	failed atomic.Bool // reading it failed: the client sent a broken body
 }
 
-func (b *sentBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.sent.Store(true)
+// errBodyRevoked ends an attempt that lost the request body to a retry.
+var errBodyRevoked = errors.New("request body taken by a new attempt")
+
+// attempt returns the reader of the body for a new attempt to send it.
+func (b *sentBody) attempt() io.Reader {
+	if b.buf != nil {
+		return bytes.NewReader(b.buf)
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return &bodyAttempt{b: b, gen: b.gen}
+}
+
+// revoke takes the body from the attempt that holds it and reports
+// whether it may be sent again whole: it was read beforehand, or no byte
+// of it was read yet.
+func (b *sentBody) revoke() bool {
+	if b.buf != nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sent.Load() {
+		return false
+	}
+	b.gen++
+	return true
+}
+
+// bodyAttempt reads a sentBody for one attempt to send it.
+type bodyAttempt struct {
+	b       *sentBody
+	gen     int
+	claimed bool
+}
+
+func (a *bodyAttempt) Read(p []byte) (int, error) {
+	b := a.b
+	if !a.claimed {
+		b.mu.Lock()
+		if b.gen != a.gen {
+			b.mu.Unlock()
+			return 0, errBodyRevoked
+		}
+		b.sent.Store(true)
+		b.mu.Unlock()
+		a.claimed = true
+	}
+	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		b.failed.Store(true)
 	}
 	return n, err
 }
-
-func (b *sentBody) Close() error { return nil }

@@ -21,9 +21,16 @@ import (
 // With accessLog the proxy writes an access log (to a temporary file), and
 // the rows report the CPU time of the whole test process per request
 // (client, proxy and backend: compare the rows with and without a log).
-func benchProxy(b *testing.B, size int, accessLog bool) {
+func benchProxy(b *testing.B, size int, accessLog bool) { benchProxyRequest(b, size, 0, accessLog) }
+
+// benchProxyRequest is benchProxy with a POST of upload bytes when upload
+// is not 0.
+func benchProxyRequest(b *testing.B, size, upload int, accessLog bool) {
 	body := bytes.Repeat([]byte("x"), size)
-	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
+	backend := backendServer(b, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(body)
+	})
 	rt := Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}
 	if accessLog {
 		rt.AccessLog = filepath.Join(b.TempDir(), "access.log")
@@ -51,7 +58,13 @@ func benchProxy(b *testing.B, size int, accessLog bool) {
 			b.RunParallel(func(pb *testing.PB) {
 				req, _ := http.NewRequest("GET", "http://"+tc.addr+"/", nil)
 				req.Host = "app.test"
+				sent := bytes.Repeat([]byte("u"), upload)
 				for pb.Next() {
+					if upload > 0 {
+						req.Method = "POST"
+						req.Body = io.NopCloser(bytes.NewReader(sent))
+						req.ContentLength = int64(upload)
+					}
 					res, err := client.Do(req)
 					if err != nil {
 						b.Error(err)
@@ -82,3 +95,6 @@ func processCPU() time.Duration {
 func BenchmarkProxySmall(b *testing.B)          { benchProxy(b, 13, false) }
 func BenchmarkProxy1MiB(b *testing.B)           { benchProxy(b, 1<<20, false) }
 func BenchmarkProxySmallAccessLog(b *testing.B) { benchProxy(b, 13, true) }
+
+// BenchmarkProxyPost1KiB sends a form-sized body with each request.
+func BenchmarkProxyPost1KiB(b *testing.B) { benchProxyRequest(b, 13, 1<<10, false) }

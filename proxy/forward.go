@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,7 @@ import (
 // written to the backend from r itself, and the backend's header fields
 // are parsed into w.Header().
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) {
-	out := &outgoing{r: r, info: info, header: w.Header()}
+	out := &outgoing{r: r, info: info, header: w.Header(), w: w}
 	if up := upgradeType(r.Header); up != "" {
 		if !printable(up) {
 			s.proxyError(w, r, info, fmt.Errorf("client tried to switch to invalid protocol %q", up))
@@ -27,7 +28,21 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		out.upgrade = up
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		out.body = &sentBody{rc: r.Body}
+		if out.upgrade != "" {
+			// The connection is the upgraded protocol's once the body
+			// ends: where it ends is for the backend to guess (RFC
+			// 9110 7.8 asks a server to read the body first; few do).
+			info.err = errUpgradeBody
+			page(w, http.StatusBadRequest)
+			return
+		}
+		out.body = &sentBody{rc: r.Body, size: r.ContentLength}
+		if readAhead(r) {
+			if err := s.bufferBody(out.body, r); err != nil {
+				page(w, http.StatusBadRequest) // the client's body failed
+				return
+			}
+		}
 	}
 	x, err := s.send(out)
 	if err != nil {
@@ -56,6 +71,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		_ = flushFunc(w)()
 		h := w.Header()
 		for k, vs := range cb.end {
+			if hopByHop[k] {
+				continue // framing and hop-by-hop fields: not in trailers either
+			}
 			if !containsString(x.trailers, k) {
 				k = http.TrailerPrefix + k
 			}
@@ -63,6 +81,90 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		}
 	}
 	x.finish()
+}
+
+// sendHints sends the client "103 Early Hints" with the fields of hints,
+// the response's own header left as it was.
+func sendHints(w http.ResponseWriter, hints http.Header) {
+	h := w.Header()
+	saved := make(http.Header, len(hints))
+	for k, v := range hints {
+		if old, ok := h[k]; ok {
+			saved[k] = old
+		}
+		h[k] = v
+	}
+	w.WriteHeader(http.StatusEarlyHints)
+	for k := range hints {
+		if old, ok := saved[k]; ok {
+			h[k] = old
+		} else {
+			delete(h, k)
+		}
+	}
+}
+
+// errUpgradeBody refuses a request that asks to switch protocols and
+// declares a body.
+var errUpgradeBody = errors.New("upgrade request with a body")
+
+// bufferAhead is the largest request body read whole before it is sent.
+const bufferAhead = 32 << 10
+
+// readAhead reports whether r's body is read before it is sent
+// (bufferBody): a chunked one unless "100 Continue" was asked for, and one
+// of known length when it fits and came whole already, since the
+// request's head goes to the backend before a body still to come.
+func readAhead(r *http.Request) bool {
+	switch {
+	case r.ContentLength < 0:
+		return !expectsContinue(r)
+	case r.ContentLength <= bufferAhead:
+		b, ok := r.Body.(interface{ arrived() bool })
+		return ok && b.arrived()
+	}
+	return false
+}
+
+// bufferBody reads a request body ahead (readAhead), up to bufferAhead
+// bytes, as nginx reads every body before it sends it:
+//   - a chunked body that ends within it goes to the backend with a
+//     Content-Length, since many simple servers (Python's http.server,
+//     most embedded ones) frame a request by Content-Length only, and
+//     would read the chunk lines as the next request;
+//   - a body read whole can be sent again on a new connection when the
+//     backend closed the one it was sent on unanswered (upstream.go).
+//
+// A body that does not end there streams on, chunked, after what was
+// read. A body the client asked "100 Continue" for is not read ahead: the
+// backend is to decide first.
+func (s *Server) bufferBody(b *sentBody, r *http.Request) error {
+	buf := s.bufs.Get()
+	defer s.bufs.Put(buf)
+	buf = buf[:bufferAhead]
+	n := 0
+	for n < len(buf) {
+		m, err := b.rc.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			b.buf = append(make([]byte, 0, n), buf[:n]...)
+			if len(r.Trailer) == 0 {
+				b.size = int64(n)
+			} // else trailers go only with a chunked body
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.rc = readCloser{io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), b.rc), b.rc}
+	return nil
+}
+
+// readCloser is a Reader with the Closer of what it reads.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // copyBody copies the response body of x to w. An answer of unknown
@@ -163,19 +265,7 @@ func printable(s string) bool {
 func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *reqInfo, x *exchange) {
 	backend := x.c.nc
 	defer backend.Close()
-	h := w.Header()
-	up := ""
-	if v := h["Upgrade"]; len(v) > 0 {
-		up = v[0]
-	}
-	if !printable(up) {
-		s.proxyError(w, r, info, fmt.Errorf("backend tried to switch to invalid protocol %q", up))
-		return
-	}
-	if !strings.EqualFold(up, x.out.upgrade) {
-		s.proxyError(w, r, info, fmt.Errorf("backend tried to switch protocol %q when %q was requested", up, x.out.upgrade))
-		return
-	}
+	h := w.Header() // the backend's fields, its Upgrade checked (checkSwitch)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		s.proxyError(w, r, info, fmt.Errorf("switching protocols: %w", err))

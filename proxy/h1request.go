@@ -136,11 +136,21 @@ func cutLine(s string) (line, rest string) {
 // parseRequest makes the request of a header section, checking it as
 // net/http's server does.
 func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
+	if bareLF(head) {
+		// RFC 9112 2.2 lets a recipient take a bare LF for a line end;
+		// like llhttp, piku does not: a field another parser would read
+		// as part of the line before it must not frame the body here.
+		return nil, nil, badRequest("line ended by a bare LF")
+	}
 	line, rest := cutLine(head)
 	method, rest1, ok1 := strings.Cut(line, " ")
 	uri, proto, ok2 := strings.Cut(rest1, " ")
 	if !ok1 || !ok2 || uri == "" || !validToken(method) {
 		return nil, nil, badRequest("malformed HTTP request")
+	}
+	if method == "PRI" && uri == "*" {
+		// The HTTP/2 connection preface (RFC 9113 3.4) is no request.
+		return nil, nil, badRequest("HTTP/2 preface on an HTTP/1.1 connection")
 	}
 	var major, minor int
 	switch proto {
@@ -207,7 +217,12 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 	chunked := false
 	if te, ok := h["Transfer-Encoding"]; ok {
 		delete(h, "Transfer-Encoding")
-		if minor >= 1 { // ignored in HTTP/1.0, as net/http does
+		if minor == 0 {
+			// Ignored for the framing, as net/http does, but the
+			// framing is faulty: the connection ends with this
+			// request (RFC 9112 6.1).
+			req.Close = true
+		} else {
 			if len(te) != 1 {
 				return nil, nil, &h1Error{http.StatusNotImplemented, "too many transfer encodings"}
 			}
@@ -220,21 +235,22 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 	var clen int64
 	if cls := h["Content-Length"]; len(cls) > 0 {
 		if chunked {
-			delete(h, "Content-Length")
-		} else {
-			first := textproto.TrimString(cls[0])
-			for _, v := range cls[1:] {
-				if textproto.TrimString(v) != first {
-					return nil, nil, badRequest("message cannot contain multiple Content-Length headers")
-				}
-			}
-			n, ok := parseContentLength(first)
-			if !ok {
-				return nil, nil, badRequest("bad Content-Length")
-			}
-			clen = n
-			h["Content-Length"] = []string{first}
+			// Both: a smuggling attempt (RFC 9112 6.1: "ought to be
+			// handled as an error"), refused as nginx does.
+			return nil, nil, badRequest("both Transfer-Encoding and Content-Length")
 		}
+		first := textproto.TrimString(cls[0])
+		for _, v := range cls[1:] {
+			if textproto.TrimString(v) != first {
+				return nil, nil, badRequest("message cannot contain multiple Content-Length headers")
+			}
+		}
+		n, ok := parseContentLength(first)
+		if !ok {
+			return nil, nil, badRequest("bad Content-Length")
+		}
+		clen = n
+		h["Content-Length"] = []string{first}
 	}
 	if chunked {
 		req.ContentLength = -1
@@ -348,13 +364,40 @@ func forEachField(s string, fn func(k, v string)) error {
 		if !validToken(name) {
 			return badRequest("invalid header field name")
 		}
-		v := textproto.TrimString(line[colon+1:])
+		v := trimOWS(line[colon+1:])
 		if !validFieldValue(v) {
 			return badRequest("invalid header field value")
 		}
 		fn(canonicalKey(name), v)
 	}
 	return nil
+}
+
+// trimOWS trims the optional white space (spaces and tabs, RFC 9110 5.6.3)
+// around a field value; a CR is no white space, and is refused after.
+func trimOWS(v string) string {
+	for v != "" && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+// bareLF reports whether a header section has a line ended by LF alone.
+func bareLF(head string) bool {
+	for i := 0; i < len(head); {
+		j := strings.IndexByte(head[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		if i+j == 0 || head[i+j-1] != '\r' {
+			return true
+		}
+		i += j + 1
+	}
+	return false
 }
 
 // canonicalKey is textproto.CanonicalMIMEHeaderKey, without an allocation
@@ -487,12 +530,27 @@ func (b *h1Body) read(p []byte) (int, error) {
 	return n, err
 }
 
+// arrived reports whether the rest of a body of known length came from
+// the client already (it is in the connection's read buffer), so that
+// reading it waits on nothing.
+func (b *h1Body) arrived() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.chunked == nil && !b.expect && !b.closed && b.err == nil && int64(b.c.br.Buffered()) >= b.remaining
+}
+
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into the request's Trailer.
 func (b *h1Body) readTrailer() error {
 	head, err := readSection(b.c.br, b.c.s.maxHeaderBytes)
 	if err == errHeaderTooLarge {
 		return badRequest("trailer too large")
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
+	}
+	if err == nil && bareLF(head) {
+		return badRequest("trailer line ended by a bare LF") // as in the header section
 	}
 	if err != nil || len(head) <= 2 {
 		return err

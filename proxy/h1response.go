@@ -184,7 +184,7 @@ func (w *h1Response) commit(final bool) {
 	default:
 		w.closeAfter = true // an HTTP/1.0 body of unknown length ends with the connection
 	}
-	if w.closeAfter || c.s.closing.Load() {
+	if w.closeAfter || c.s.closing.Load() || w.bodyEndsConn() {
 		w.closeAfter = true
 		b = append(b, "Connection: close\r\n"...)
 	} else if w.req.ProtoMinor == 0 {
@@ -197,6 +197,26 @@ func (w *h1Response) commit(final bool) {
 		w.writeBody(c.pending)
 		c.pending = c.pending[:0]
 	}
+}
+
+// bodyEndsConn reports whether the request's body, as it is when the
+// answer begins, will cost the connection, which the answer then says
+// (net/http's chunkWriter.writeHeader): the client was never told to send
+// it ("Expect: 100-continue"), or the handler closed it with more left
+// than the server reads on its behalf.
+func (w *h1Response) bodyEndsConn() bool {
+	b, ok := w.req.Body.(*h1Body)
+	if !ok {
+		return false
+	}
+	if !b.mu.TryLock() {
+		return false // being read (the upstream client's writer): it goes on
+	}
+	defer b.mu.Unlock()
+	if b.eof {
+		return false
+	}
+	return b.err != nil || b.expect || b.closed && (b.chunked != nil || b.remaining > maxDiscard)
 }
 
 func appendContentLength(b []byte, n int64) []byte {

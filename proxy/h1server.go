@@ -418,9 +418,12 @@ func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
 		return false
 	}
 	if !ok {
-		// A panic: the response is cut off where it was. A body still
-		// being read elsewhere (the upstream client's writer) is ended
-		// before the connection's reader goes back to the pool.
+		// A panic: the response is cut off where it was, after what the
+		// handler wrote so far (flushed, as net/http's finalFlush does).
+		// A body still being read elsewhere (the upstream client's
+		// writer) is ended before the connection's reader goes back to
+		// the pool.
+		_ = c.bw.Flush()
 		if body != nil {
 			_ = c.nc.SetReadDeadline(aLongTimeAgo)
 			body.Close()
@@ -548,9 +551,12 @@ func (c *h1Conn) writeContinue() {
 	if !c.canContinue.Load() {
 		return
 	}
-	c.canContinue.Store(false)
 	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	c.bw.Flush()
+	// Cleared only now, as net/http's expectContinueReader does: until
+	// then a final answer (WriteHeader) waits on cmu, so that the two
+	// never write to bw at once.
+	c.canContinue.Store(false)
 }
 
 // hijackedConn is a connection a handler took over; reads return what was

@@ -7,15 +7,33 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
+// onNetHTTP1 reports whether the suite runs on net/http's HTTP/1.1
+// server (Options.NetHTTP1) instead of piku's: PIKU_TEST_NETHTTP1=1, as
+// `make test` runs it a second time.
+func onNetHTTP1() bool { return os.Getenv("PIKU_TEST_NETHTTP1") == "1" }
+
+// pikuServerOnly skips a test of what piku's own HTTP/1.1 server does
+// unlike net/http's when the suite runs on net/http's, saying why.
+func pikuServerOnly(t testing.TB, why string) {
+	t.Helper()
+	if onNetHTTP1() {
+		t.Skip("piku's HTTP/1.1 server only: " + why)
+	}
+}
+
 // startProxy runs a Server on a loopback port until the test ends.
 func startProxy(t testing.TB, o Options, routes ...Route) (*Server, string) {
 	t.Helper()
 	o.HTTPAddr = "127.0.0.1:0"
+	if onNetHTTP1() {
+		o.NetHTTP1 = true
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -243,7 +243,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 	for _, l := range ls {
-		s.log.Info("listening", "addr", l.ln.Addr().String(), "tls", l.tls)
+		s.log.Info("listening", "addr", l.ln.Addr().String(), "tls", l.tls, "http1", http1Name(l.tls, s.o.NetHTTP1))
 	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
@@ -323,3 +323,11 @@ var (
 	_ httpServer = tlsServer{}
 	_ httpServer = (*http.Server)(nil)
 )
+
+// http1Name names what serves a listener's HTTP/1.1, for the log.
+func http1Name(tls, netHTTP1 bool) string {
+	if tls || netHTTP1 {
+		return "net/http"
+	}
+	return "piku"
+}

@@ -37,12 +37,16 @@ import (
 //     both ways, 1xx responses skipped (100 Continue also releases the
 //     body of an "Expect: 100-continue" request, as does a one second
 //     timeout), 101 Switching Protocols for WebSockets;
-//   - the response header timeout, the dial timeout, and the connection
-//     cut as soon as the client's request context ends;
-//   - a request without a body that fails on a reused connection before a
-//     byte of the response arrived is sent again once on a new
-//     connection, since the backend may have closed the idle connection
-//     meanwhile.
+//   - the response header timeout (from the end of the request body), the
+//     dial timeout, and the connection cut as soon as the client's request
+//     context ends;
+//   - idle connections checked before reuse (usable, without a goroutine
+//     each), kept no longer than the backend's Keep-Alive timeout;
+//   - a request that fails on a reused connection before a byte of the
+//     response arrived is sent again once on a new connection, its body
+//     too when none of it was read or it was read ahead whole, since the
+//     backend may have closed the idle connection meanwhile;
+//   - a 101 taken only as an answer to the switch the client asked for.
 
 const (
 	// maxIdlePerBackend bounds the idle connections kept to one backend.
@@ -54,8 +58,13 @@ const (
 	// bodyWriteWait is how long a finished response waits for the request
 	// body's writer before the connection is given up instead of reused.
 	bodyWriteWait = time.Second
-	// maxResponseHeader bounds a backend's response header section.
+	// maxResponseHeader bounds a backend's response header section, and
+	// the 1xx answers before it all together.
 	maxResponseHeader = 1 << 20
+	// max1xx bounds the 1xx answers before a final one (http.Transport
+	// takes 5): an app streaming "103 Early Hints" without end costs a
+	// 502, not the daemon's CPU.
+	max1xx = 8
 )
 
 // upConn is one connection to a backend.
@@ -64,7 +73,9 @@ type upConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
-	deadline time.Time // the read deadline last set
+	maxIdle  time.Duration // how long it may stay idle: the backend's Keep-Alive timeout, or idleConnTimeout
+	peek     *peeker       // looks at it before reuse (usable), made at the first look
+	deadline time.Time     // the read deadline last set
 }
 
 func (c *upConn) close() { _ = c.nc.Close() }
@@ -86,20 +97,44 @@ type connPool struct {
 	closed bool        // set by closeIdle: no connection is kept until put is allowed again
 }
 
-// get returns an idle connection, or nil.
+// get returns an idle connection that may carry a request, or nil. One
+// the backend closed, or sent bytes on since its last answer, or kept for
+// longer than the backend said it would keep it, is closed instead.
 func (p *connPool) get(now time.Time) *upConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		c := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(c.lastUsed) < idleConnTimeout && c.br.Buffered() == 0 {
+	for {
+		c := p.pop()
+		if c == nil {
+			return nil
+		}
+		if now.Sub(c.lastUsed) >= c.maxIdle || c.br.Buffered() > 0 {
+			c.close()
+			continue
+		}
+		if !c.deadline.IsZero() && !now.Before(c.deadline) {
+			// A read deadline passed while it was idle would fail the
+			// look at it.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.deadline = time.Time{}
+		}
+		if usable(c) {
 			return c
 		}
 		c.close()
 	}
-	return nil
+}
+
+// pop takes the most recently used idle connection, or returns nil.
+func (p *connPool) pop() *upConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	c := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return c
 }
 
 // put keeps c for the next request, or closes it when the pool is full.
@@ -170,6 +205,9 @@ type outgoing struct {
 	body    *sentBody // nil without a body
 	upgrade string    // the protocol the client asks to switch to, or ""
 	header  http.Header
+	// w, when not nil, is the client's: "103 Early Hints" answers are
+	// relayed to it.
+	w http.ResponseWriter
 }
 
 // roundTrip sends out to b and returns the exchange, its response header
@@ -196,7 +234,23 @@ func (s *Server) dial(ctx context.Context, addr string) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, nil
+	// A write to the backend that makes no progress for the response
+	// header timeout fails: a backend that neither reads the request
+	// body nor answers cannot hold the request for ever, now that the
+	// header timeout starts after the body.
+	w := deadlineWriter{nc: nc, d: s.o.ResponseHeaderTimeout}
+	return &upConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(w, 16<<10), maxIdle: idleConnTimeout}, nil
+}
+
+// deadlineWriter writes to nc, each write bounded by d.
+type deadlineWriter struct {
+	nc net.Conn
+	d  time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.nc.Write(p)
 }
 
 // aLongTimeAgo is a deadline in the past: it makes blocked reads and writes
@@ -220,6 +274,17 @@ type exchange struct {
 	body     io.Reader
 	eof      bool
 	ended    bool
+
+	upgradeOK bool // a 101 answer says "Connection: upgrade"
+
+	// The client's response fields set before the backend's were parsed
+	// into the same map (a few: kept without an allocation).
+	preset     [4]presetField
+	npreset    int
+	presetMany http.Header // when there are more
+
+	mu       sync.Mutex // guards headRead
+	headRead bool       // the answer's head came: the body writer leaves the read deadline alone
 }
 
 // exchange writes out on c and reads the response's header.
@@ -232,82 +297,120 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 	}
 	// The client going away cuts the backend connection at once.
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	x := &exchange{b: b, c: c, out: out, stop: stop}
+	// The fields the proxy set before the backend's go to the client
+	// with an error page; the backend's go only with its own answer.
+	x.keepPreset()
+	var proceed chan bool // "Expect: 100-continue": true sends the body, false drops it
+	released := false
+	release := func(send bool) {
+		if proceed != nil && !released {
+			released = true
+			proceed <- send
+		}
+	}
 	fail := func(err error, nothingSent bool) (*exchange, error) {
 		stop()
 		c.close()
+		release(false)
+		x.restorePreset()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if reused && nothingSent && out.body == nil {
+		// No byte of the answer came on a connection that was reused:
+		// the backend closed it before it took the request (it may
+		// have timed it out as it was picked). The request goes once
+		// more on a new connection, when its body can go whole.
+		if reused && nothingSent && (out.body == nil || out.body.revoke()) {
 			return nil, errNothingSent{err}
 		}
 		return nil, err
 	}
 
-	chunked := out.body != nil && (req.ContentLength < 0 || len(req.Trailer) > 0)
+	chunked := out.body != nil && (out.body.size < 0 || len(req.Trailer) > 0)
 	writeRequestHead(c.bw, out, chunked)
-	var wrote chan error
-	var proceed chan struct{}
-	if out.body == nil {
-		if err := c.bw.Flush(); err != nil {
-			return fail(err, true)
-		}
+	// A body read ahead whole goes with the head, from this goroutine.
+	inline := out.body != nil && out.body.buf != nil && !chunked
+	if inline {
+		c.bw.Write(out.body.buf)
+	}
+	// The head goes out before a body still to come, which may be slow:
+	// the backend sees the request at once.
+	if err := c.bw.Flush(); err != nil {
+		return fail(err, true)
+	}
+	if out.body == nil || inline {
+		c.setReadDeadline(time.Now(), s.o.ResponseHeaderTimeout)
 	} else {
-		wrote = make(chan error, 1)
+		// The header timeout starts once the body is written (as
+		// http.Transport's ResponseHeaderTimeout): an upload may take
+		// longer than the backend takes to answer it.
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.deadline = time.Time{}
+		x.wrote = make(chan error, 1)
 		if expectsContinue(req) {
-			if err := c.bw.Flush(); err != nil {
-				return fail(err, true)
-			}
-			proceed = make(chan struct{})
+			proceed = make(chan bool, 1)
 		}
-		// The writer ends when the body does: the server ends the request
-		// body when the handler returns, and the connection is closed
-		// when the exchange does not end cleanly.
-		go func() {
-			err := writeBody(c.bw, req, out.body, chunked, proceed)
-			if err != nil && out.body.failed.Load() {
-				// The client's body is broken: the backend must not wait
-				// for the rest of it.
-				_ = c.nc.Close()
-			}
-			wrote <- err
-		}()
+		go x.writeBody(out.body.attempt(), chunked, proceed, s.o.ResponseHeaderTimeout)
 	}
 
-	c.setReadDeadline(time.Now(), s.o.ResponseHeaderTimeout)
-	x := &exchange{b: b, c: c, out: out, stop: stop, wrote: wrote}
-	continued := false
+	got := false // a byte of the answer arrived
+	n1xx, room := 0, maxResponseHeader
 	for {
-		head, err := readSection(c.br, maxResponseHeader)
+		head, err := readSection(c.br, room)
 		if err != nil {
-			nothing := c.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+			nothing := !got && c.br.Buffered() == 0 &&
+				(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
 				err = fmt.Errorf("no response within %v: %w", s.o.ResponseHeaderTimeout, err)
 			}
 			return fail(err, nothing)
 		}
+		got = true
 		if err := x.parseHead(head); err != nil {
 			return fail(err, false)
 		}
 		if x.status >= 200 || x.status == http.StatusSwitchingProtocols {
 			break
 		}
-		if x.status == http.StatusContinue && proceed != nil && !continued {
-			close(proceed)
-			continued = true
+		if n1xx++; n1xx > max1xx {
+			return fail(fmt.Errorf("more than %d 1xx answers", max1xx), false)
+		}
+		room -= len(head)
+		switch x.status {
+		case http.StatusContinue:
+			release(true)
+		case http.StatusEarlyHints:
+			if out.w != nil {
+				if err := x.relayHints(head); err != nil {
+					return fail(err, false)
+				}
+			}
 		}
 	}
-	if proceed != nil && !continued {
+	if x.wrote != nil {
+		// The header timeout is over: the body writer must not set it
+		// any more, and the deadline on c is not known here.
+		x.mu.Lock()
+		x.headRead = true
+		x.mu.Unlock()
+		c.deadline = aLongTimeAgo
+	}
+	if proceed != nil && !released {
 		// A final answer without "100 Continue": the body is not wanted.
-		// It is not sent, and the connection is not reused, since the
-		// backend may still expect it.
-		close(proceed)
+		// It is neither read from the client nor sent, and the
+		// connection is not reused, since the backend may still expect
+		// it.
+		release(false)
 		x.keep = false
 	}
 	if x.status == http.StatusSwitchingProtocols {
+		if err := x.checkSwitch(); err != nil {
+			return fail(err, false)
+		}
 		stop()
-		_ = c.nc.SetReadDeadline(time.Time{})
+		_ = c.nc.SetDeadline(time.Time{})
 		return x, nil
 	}
 	switch {
@@ -332,6 +435,109 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 	return x, nil
 }
 
+// relayHints passes a "103 Early Hints" answer's fields (but the
+// hop-by-hop ones) to the client, as Caddy does.
+func (x *exchange) relayHints(head string) error {
+	_, rest := cutLine(head)
+	h := http.Header{}
+	err := forEachField(rest, func(k, v string) {
+		if !hopByHop[k] {
+			h[k] = append(h[k], v)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	sendHints(x.out.w, h)
+	return nil
+}
+
+// presetField is a response field the proxy set before the exchange.
+type presetField struct {
+	k string
+	v []string
+}
+
+// keepPreset notes the fields in the client's response header before the
+// backend's are parsed into it.
+func (x *exchange) keepPreset() {
+	h := x.out.header
+	if len(h) > len(x.preset) {
+		x.presetMany = h.Clone()
+		return
+	}
+	for k, v := range h {
+		x.preset[x.npreset] = presetField{k, v}
+		x.npreset++
+	}
+}
+
+// restorePreset leaves the client's response header as keepPreset found
+// it: a backend's fields reach the client only with its answer.
+func (x *exchange) restorePreset() {
+	h := x.out.header
+	clear(h)
+	for k, v := range x.presetMany {
+		h[k] = v
+	}
+	for _, f := range x.preset[:x.npreset] {
+		h[f.k] = f.v
+	}
+}
+
+// checkSwitch accepts a 101 answer only when the request asked to switch
+// protocols and the answer names the same protocol with "Connection:
+// upgrade" (RFC 9110 7.8, as net/http's isProtocolSwitchHeader): else the
+// client's connection would be handed to the backend, and the client's
+// next requests, for any host, would reach that app unrouted.
+func (x *exchange) checkSwitch() error {
+	if x.out.upgrade == "" {
+		return errors.New("backend switched protocols when none was asked for")
+	}
+	if !x.upgradeOK {
+		return errors.New("backend switched protocols without \"Connection: upgrade\"")
+	}
+	up := ""
+	if v := x.out.header["Upgrade"]; len(v) > 0 {
+		up = v[0]
+	}
+	if !printable(up) {
+		return fmt.Errorf("backend tried to switch to invalid protocol %q", up)
+	}
+	if !strings.EqualFold(up, x.out.upgrade) {
+		return fmt.Errorf("backend tried to switch protocol %q when %q was requested", up, x.out.upgrade)
+	}
+	return nil
+}
+
+// writeBody writes the request body to the backend, on a goroutine of its
+// own, and then starts the response header timeout unless the answer
+// came first. A panic ends the exchange, never the daemon.
+func (x *exchange) writeBody(body io.Reader, chunked bool, proceed <-chan bool, headerTimeout time.Duration) {
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic writing the request body: %v", p)
+			_ = x.c.nc.Close()
+		}
+		x.wrote <- err
+	}()
+	err = writeBody(x.c.bw, x.out, body, chunked, proceed)
+	if err != nil {
+		if x.out.body.failed.Load() {
+			// The client's body is broken: the backend must not wait
+			// for the rest of it.
+			_ = x.c.nc.Close()
+		}
+		return
+	}
+	x.mu.Lock()
+	if !x.headRead {
+		_ = x.c.nc.SetReadDeadline(time.Now().Add(headerTimeout))
+	}
+	x.mu.Unlock()
+}
+
 // parseHead parses a response's header section: a 1xx's is only looked at,
 // a final one's fields go into x.out.header, without the hop-by-hop ones.
 func (x *exchange) parseHead(head string) error {
@@ -345,15 +551,32 @@ func (x *exchange) parseHead(head string) error {
 		return fmt.Errorf("malformed HTTP status code %q", status)
 	}
 	x.status = code
-	if code < 200 && code != http.StatusSwitchingProtocols {
-		return nil
-	}
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok || major != 1 {
 		return fmt.Errorf("malformed HTTP version %q", proto)
 	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// Only looked at, but malformed fields make it no answer.
+		var clen, te []string
+		err := forEachField(rest, func(k, v string) {
+			switch k {
+			case "Content-Length":
+				clen = append(clen, v)
+			case "Transfer-Encoding":
+				te = append(te, v)
+			}
+		})
+		if err == nil {
+			_, _, err = contentLength(clen)
+		}
+		if err == nil && len(te) > 0 && minor > 0 {
+			err = checkChunked(te)
+		}
+		return err
+	}
 	dst := x.out.header
 	var clen, te, conn, trailer []string
+	keepAlive := ""
 	hb := newHeaderBuilder(dst, rest)
 	err = forEachField(rest, func(k, v string) {
 		switch k {
@@ -374,7 +597,10 @@ func (x *exchange) parseHead(head string) error {
 				break // kept for the client: it names the protocol
 			}
 			return
-		case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
+		case "Keep-Alive":
+			keepAlive = v
+			return
+		case "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
 			return
 		}
 		hb.add(k, v)
@@ -396,28 +622,33 @@ func (x *exchange) parseHead(head string) error {
 	x.keep = !httpguts.HeaderValuesContainsToken(conn, "close") &&
 		(minor >= 1 || httpguts.HeaderValuesContainsToken(conn, "keep-alive")) &&
 		!x.out.r.Close
+	if x.c != nil {
+		x.c.maxIdle = keepAliveIdle(keepAlive)
+	}
 	if code == http.StatusSwitchingProtocols {
+		x.upgradeOK = httpguts.HeaderValuesContainsToken(conn, "upgrade")
 		dst["Connection"] = []string{"Upgrade"}
 		return nil
 	}
 	x.noBody = x.out.r.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	x.clen = -1
+	// Content-Length is checked even where Transfer-Encoding overrides
+	// it, as net/http does.
+	first, n, err := contentLength(clen)
+	if err != nil {
+		return err
+	}
 	if len(te) > 0 {
-		if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
-			return fmt.Errorf("unsupported transfer encoding %q", te)
+		if minor == 0 {
+			// RFC 9112 6.1: "MUST treat the message as if the framing is
+			// faulty" (net/http reads the body until close).
+			return fmt.Errorf("Transfer-Encoding in an HTTP/1.0 response")
+		}
+		if err := checkChunked(te); err != nil {
+			return err
 		}
 		x.chunked = !x.noBody
 	} else if len(clen) > 0 {
-		first := textproto.TrimString(clen[0])
-		for _, v := range clen[1:] {
-			if textproto.TrimString(v) != first {
-				return fmt.Errorf("response with differing Content-Length headers %q", clen)
-			}
-		}
-		n, ok := parseContentLength(first)
-		if !ok {
-			return fmt.Errorf("bad Content-Length %q", first)
-		}
 		if code != http.StatusNoContent {
 			dst["Content-Length"] = []string{first}
 		}
@@ -429,7 +660,9 @@ func (x *exchange) parseHead(head string) error {
 		for _, v := range trailer {
 			for _, k := range strings.Split(v, ",") {
 				if k = textproto.TrimString(k); k != "" {
-					x.trailers = append(x.trailers, textproto.CanonicalMIMEHeaderKey(k))
+					if k = textproto.CanonicalMIMEHeaderKey(k); !hopByHop[k] {
+						x.trailers = append(x.trailers, k)
+					}
 				}
 			}
 		}
@@ -438,6 +671,58 @@ func (x *exchange) parseHead(head string) error {
 		}
 	}
 	return nil
+}
+
+// checkChunked checks that a response's Transfer-Encoding is "chunked",
+// alone.
+func checkChunked(te []string) error {
+	if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
+		return fmt.Errorf("unsupported transfer encoding %q", te)
+	}
+	return nil
+}
+
+// contentLength checks a response's Content-Length fields: they all
+// agree, digits only. It returns the value, and its number (-1 without
+// one).
+func contentLength(clen []string) (string, int64, error) {
+	if len(clen) == 0 {
+		return "", -1, nil
+	}
+	first := textproto.TrimString(clen[0])
+	for _, v := range clen[1:] {
+		if textproto.TrimString(v) != first {
+			return "", 0, fmt.Errorf("response with differing Content-Length headers %q", clen)
+		}
+	}
+	n, ok := parseContentLength(first)
+	if !ok {
+		return "", 0, fmt.Errorf("bad Content-Length %q", first)
+	}
+	return first, n, nil
+}
+
+// keepAliveIdle is how long a connection may stay idle by the backend's
+// "Keep-Alive: timeout=N" (seconds; RFC 2068 19.7.1.1, as Node, uvicorn
+// and Apache send it): a second less than it says, so that a request is
+// not sent just as the backend gives the connection up, and never more
+// than idleConnTimeout.
+func keepAliveIdle(v string) time.Duration {
+	for v != "" {
+		var p string
+		p, v, _ = strings.Cut(v, ",")
+		k, val, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(textproto.TrimString(k), "timeout") {
+			continue
+		}
+		n, err := strconv.Atoi(textproto.TrimString(val))
+		if err != nil || n < 0 {
+			break
+		}
+		d := time.Duration(min(n, int(idleConnTimeout/time.Second))) * time.Second
+		return d - min(time.Second, d/2)
+	}
+	return idleConnTimeout
 }
 
 // readSection reads a header section from br, up to and with its empty
@@ -586,6 +871,12 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF {
 		head, terr := readSection(c.br, maxResponseHeader)
+		if terr == io.EOF {
+			terr = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
+		}
+		if terr == nil && bareLF(head) {
+			terr = errors.New("trailer line ended by a bare LF") // as in a client's trailers
+		}
 		if terr != nil {
 			return n, terr
 		}
@@ -630,9 +921,8 @@ func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
 			}
 		}
 	}
-	underscores := info.route.UnderscoresInHeaders
 	for k, vs := range req.Header {
-		if hopByHop[k] || isSpoofable(k) || (!underscores && strings.IndexByte(k, '_') >= 0) {
+		if !forwardable(k, info) {
 			continue
 		}
 		if len(named) > 0 && containsString(named, k) {
@@ -682,18 +972,31 @@ func writeRequestHead(w *bufio.Writer, out *outgoing, chunked bool) {
 		if len(req.Trailer) > 0 {
 			names := make([]string, 0, len(req.Trailer))
 			for k := range req.Trailer {
-				names = append(names, k)
+				if forwardable(k, info) {
+					names = append(names, k)
+				}
 			}
-			writeField(w, "Trailer", strings.Join(names, ", "))
+			if len(names) > 0 {
+				writeField(w, "Trailer", strings.Join(names, ", "))
+			}
 		}
-	case out.body != nil && req.ContentLength > 0:
+	case out.body != nil && out.body.size > 0:
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
+		w.Write(strconv.AppendInt(num[:0], out.body.size, 10))
 		w.WriteString("\r\n")
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
 	w.WriteString("\r\n")
+}
+
+// forwardable reports whether a client's header or trailer field named k
+// (canonical) goes to the backend: not a hop-by-hop or framing one, not
+// one a client must not say (headers.go), and without an underscore
+// unless the app allows those.
+func forwardable(k string, info *reqInfo) bool {
+	return !hopByHop[k] && !isSpoofable(k) &&
+		(info.route.UnderscoresInHeaders || strings.IndexByte(k, '_') < 0)
 }
 
 // hopByHop are the fields that concern one connection only (RFC 9110
@@ -728,21 +1031,31 @@ func writeField(w *bufio.Writer, k, v string) {
 	w.WriteString("\r\n")
 }
 
-// writeBody writes req's body (and trailers) after the header, once
-// proceed (when not nil) is closed.
-func writeBody(w *bufio.Writer, req *http.Request, body io.Reader, chunked bool, proceed <-chan struct{}) error {
+// errBodyDropped ends the body writer of a request whose final answer came
+// without "100 Continue": the body is not sent.
+var errBodyDropped = errors.New("request body not sent: the backend answered without 100 Continue")
+
+// writeBody writes out's body (and trailers) after the header, once
+// proceed (when not nil) says so or expectContinueTimeout passed; size
+// is the length announced, or -1 when chunked.
+func writeBody(w *bufio.Writer, out *outgoing, body io.Reader, chunked bool, proceed <-chan bool) error {
+	req, size := out.r, out.body.size
 	if proceed != nil {
 		t := time.NewTimer(expectContinueTimeout)
 		select {
-		case <-proceed:
+		case send := <-proceed:
+			if !send {
+				t.Stop()
+				return errBodyDropped
+			}
 		case <-t.C:
 		}
 		t.Stop()
 	}
 	if !chunked {
 		n, err := io.Copy(w, body)
-		if err == nil && n != req.ContentLength {
-			err = fmt.Errorf("request body was %d bytes, not the %d announced", n, req.ContentLength)
+		if err == nil && n != size {
+			err = fmt.Errorf("request body was %d bytes, not the %d announced", n, size)
 		}
 		if err != nil {
 			return err
@@ -759,8 +1072,11 @@ func writeBody(w *bufio.Writer, req *http.Request, body io.Reader, chunked bool,
 		return err
 	}
 	// The client's trailers arrived with the end of its body, in the
-	// request's own map.
+	// request's own map; they go by the rules of header fields.
 	for k, vs := range req.Trailer {
+		if !forwardable(k, out.info) {
+			continue
+		}
 		for _, v := range vs {
 			writeField(w, k, v)
 		}

@@ -320,17 +320,19 @@ func TestUpstreamSmuggling(t *testing.T) {
 		statuses  []int
 		backend   []string
 	}{
-		// Transfer-Encoding wins over Content-Length (RFC 9112 6.3): the
-		// body is the empty chunked one and the GET a request of its own,
-		// for the proxy and the backend alike.
+		// Both framings: refused, as nginx does (RFC 9112 6.1 lets a
+		// server take it as an error); the backend sees nothing.
 		{"CL and TE", "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-			[]int{200, 200}, []string{"POST / 0", "GET /next 0"}},
+			[]int{400}, nil},
 		{"two lengths", "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello", []int{400}, nil},
 		{"obfuscated TE", "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", []int{501}, nil},
 		{"request in body", "POST /in HTTP/1.1\r\nHost: app.test\r\nContent-Length: 41\r\nConnection: close\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n",
 			[]int{200}, []string{"POST /in 41"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "CL and TE" {
+				pikuServerOnly(t, "both framings are refused, as nginx does; net/http drops Content-Length")
+			}
 			mu.Lock()
 			seen = nil
 			mu.Unlock()

@@ -58,6 +58,7 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
 	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
+	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
 }
 
@@ -99,6 +100,14 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	if err != nil {
 		return daemon.Config{}, nil, err
 	}
+	var netHTTP1 bool
+	switch s := v.GetString("http1-server"); s {
+	case "piku", "":
+	case "net/http":
+		netHTTP1 = true
+	default:
+		return daemon.Config{}, nil, fmt.Errorf("http1-server: %q is neither \"piku\" nor \"net/http\"", s)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
@@ -121,6 +130,7 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		ACMEDirectory:   v.GetString("acme-ca"),
 		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
 		MetricsAddr:     v.GetString("metrics"),
+		NetHTTP1:        netHTTP1,
 		Version:         Version,
 		Logger:          logger,
 	}

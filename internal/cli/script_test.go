@@ -75,6 +75,7 @@ func TestScripts(t *testing.T) {
 			"waitps":      cmdWaitPS,
 			"waithttp":    cmdWaitHTTP,
 			"httpget":     cmdHTTPGet,
+			"httppost":    cmdHTTPPost,
 			"waitfile":    cmdWaitFile,
 			"psfield":     cmdPSField,
 			"alive":       cmdAlive,
@@ -271,6 +272,44 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("httpget %s: %v", args[0], err)
 	}
 	fmt.Fprintf(ts.Stdout(), "%d\n%s", code, body)
+}
+
+// httppost [-chunked] [-host H] URL BODY: POST BODY once, on a
+// connection of its own (chunked, with -chunked); the status code and
+// body go to stdout.
+func cmdHTTPPost(ts *testscript.TestScript, neg bool, args []string) {
+	chunked := false
+	if len(args) > 0 && args[0] == "-chunked" {
+		chunked, args = true, args[1:]
+	}
+	host := ""
+	if len(args) > 2 && args[0] == "-host" {
+		host, args = args[1], args[2:]
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: httppost [-chunked] [-host H] URL BODY")
+	}
+	var body io.Reader = strings.NewReader(args[1])
+	if chunked {
+		body = struct{ io.Reader }{body} // of unknown length: sent chunked
+	}
+	req, err := http.NewRequest(http.MethodPost, args[0], body)
+	ts.Check(err)
+	if host != "" {
+		req.Host = host
+	}
+	req.Close = true
+	resp, err := testClient.Do(req)
+	if (err != nil) != neg {
+		ts.Fatalf("httppost %s: %v", args[0], err)
+	}
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%d\n%s", resp.StatusCode, b)
 }
 
 // waitfile PATH REGEXP: wait until the file exists and matches.

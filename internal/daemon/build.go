@@ -44,6 +44,7 @@ func (d *Daemon) build() error {
 		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
+		NetHTTP1:  d.cfg.NetHTTP1,
 	})
 	d.table = d.proxy
 	d.sup, err = supervisor.New(supervisor.Options{

@@ -64,6 +64,9 @@ type Config struct {
 	// control socket; "" (the default) serves it on the socket only. A
 	// bare port ("9180", ":9180") listens on loopback.
 	MetricsAddr string
+	// NetHTTP1 serves plain HTTP with net/http's server instead of the
+	// proxy's own (proxy.Options.NetHTTP1): an escape hatch.
+	NetHTTP1 bool
 	// Ready, when set, is called once the daemon listens and has started
 	// bringing apps up.
 	Ready func()

@@ -1,0 +1,381 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The differential fuzzers hold piku's HTTP/1.1 parsers to net/http's on
+// the same bytes: the same accept or refuse, the same method, target,
+// fields and body bytes. Where piku differs on purpose, the difference is
+// named in allowedRequestDiff with the RFC text that allows it (and in
+// docs/PROXY.md).
+
+// parsedRequest is what a parser made of a request.
+type parsedRequest struct {
+	Method, URI, Host string
+	Header, Trailer   http.Header
+	Body              string
+}
+
+// fuzzHeaderLimit is the fuzzed server's MaxHeaderBytes.
+const fuzzHeaderLimit = 4 << 10
+
+// stdRequest reads one request as net/http's server does: http.ReadRequest
+// and the checks server.go adds before the handler runs.
+func stdRequest(data string) (*parsedRequest, error) {
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(data)))
+	if err != nil {
+		return nil, err
+	}
+	if req.ProtoMajor != 1 {
+		return nil, errors.New("unsupported protocol version")
+	}
+	// ReadRequest drops the Host field that net/http's server checks:
+	// the fields are read again, as its reader reads them.
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(data)))
+	if _, err := tp.ReadLine(); err != nil {
+		return nil, err
+	}
+	mh, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return nil, err
+	}
+	hosts, haveHost := mh["Host"]
+	if req.ProtoAtLeast(1, 1) && (!haveHost || len(hosts) == 0) && req.Method != http.MethodConnect {
+		return nil, errors.New("missing required Host header")
+	}
+	if len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) {
+		return nil, errors.New("malformed Host header")
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, errors.New("invalid header name")
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, errors.New("invalid header value")
+			}
+		}
+	}
+	if exp := req.Header.Get("Expect"); exp != "" && !httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue") {
+		return nil, errors.New("expectation failed")
+	}
+	delete(req.Header, "Host")
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	return &parsedRequest{req.Method, req.RequestURI, req.Host, req.Header, req.Trailer, string(b)}, nil
+}
+
+// pikuRequest reads one request with piku's HTTP/1.1 server.
+func pikuRequest(data string) (*parsedRequest, error) {
+	o := Options{ReadHeaderTimeout: time.Second, IdleTimeout: time.Second, MaxHeaderBytes: fuzzHeaderLimit}
+	s := newH1Server(http.NotFoundHandler(), o, context.Background(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := s.newConn(&fuzzConn{r: strings.NewReader(data)})
+	req, body, err := c.readRequest()
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	if body != nil {
+		body.req = req
+		body.expect = false // the client is told to go on
+		if b, err = io.ReadAll(body); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+	}
+	return &parsedRequest{req.Method, req.RequestURI, req.Host, req.Header, req.Trailer, string(b)}, nil
+}
+
+// allowedRequestDiff names the difference piku keeps on purpose for a
+// request that piku refuses and net/http takes, or "".
+func allowedRequestDiff(data string) string {
+	head, _, _ := strings.Cut(data, "\r\n\r\n")
+	if len(head) > fuzzHeaderLimit {
+		return "MaxHeaderBytes: net/http's ReadRequest has no limit of its own"
+	}
+	if bareLF(head+"\r\n") || strings.Contains(strings.ReplaceAll(data, "\r\n", ""), "\n") {
+		return `RFC 9112 2.2: a recipient "MAY recognize a single LF as a line terminator": piku does not, in header and trailer sections (as llhttp)`
+	}
+	lines := strings.Split(head, "\r\n")
+	cl, te := false, false
+	for i, l := range lines {
+		if i > 0 && l != "" && (l[0] == ' ' || l[0] == '\t') {
+			return `RFC 9112 5.2: a server "MUST either reject the message by sending a 400 ... or replace each received obs-fold": piku rejects`
+		}
+		name, _, _ := strings.Cut(l, ":")
+		switch strings.ToLower(name) {
+		case "content-length":
+			cl = true
+		case "transfer-encoding":
+			te = true
+		}
+	}
+	if cl && te {
+		return `RFC 9112 6.1: a message with both Transfer-Encoding and Content-Length "ought to be handled as an error": piku refuses (as nginx)`
+	}
+	if method, rest, ok := strings.Cut(lines[0], " "); ok && method != "" && strings.HasPrefix(rest, " ") {
+		return "RFC 9112 3: request-line = method SP request-target SP HTTP-version; an empty request-target is none (net/http takes it for CONNECT)"
+	}
+	if strings.HasPrefix(data, "PRI * ") {
+		return "RFC 9113 3.4: the HTTP/2 connection preface is no HTTP/1.1 request"
+	}
+	return ""
+}
+
+// trimEmptyLines drops the empty lines before a request line, which RFC
+// 9112 2.2 asks a server to ignore ("SHOULD ignore at least one empty
+// line (CRLF) received prior to the request-line"), piku does, and
+// http.ReadRequest refuses.
+func trimEmptyLines(data string) string {
+	for {
+		switch {
+		case strings.HasPrefix(data, "\r\n"):
+			data = data[2:]
+		case strings.HasPrefix(data, "\n"):
+			data = data[1:]
+		default:
+			return data
+		}
+	}
+}
+
+// FuzzH1RequestDiff sends the same bytes to net/http's request reader
+// and piku's.
+func FuzzH1RequestDiff(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n1\r\na\r\n0\r\nX: y\r\n\r\n",
+		"GET http://a/b HTTP/1.1\r\nHost: c\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+		"\r\nGET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+		"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+		"GET / HTTP/1.0\r\nX: \t v \t\r\nX: w\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		got, gerr := pikuRequest(data)
+		want, werr := stdRequest(trimEmptyLines(data))
+		if gerr != nil && werr == nil && allowedRequestDiff(data) != "" {
+			return
+		}
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("piku: %v, net/http: %v", gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		if len(got.Header) == 0 {
+			got.Header = nil
+		}
+		if len(want.Header) == 0 {
+			want.Header = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("piku read\n%+v\nnet/http read\n%+v", got, want)
+		}
+	})
+}
+
+// parsedResponse is what a parser made of a backend's response, as it is
+// forwarded: without the hop-by-hop fields.
+type parsedResponse struct {
+	Status          int
+	Header, Trailer http.Header
+	Body            string
+}
+
+// stdResponse reads one response with http.ReadResponse and drops the
+// fields a proxy does not forward (httputil.ReverseProxy's rules).
+func stdResponse(data, method string) (*parsedResponse, error) {
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(data)), &http.Request{Method: method})
+	if err != nil {
+		return nil, err
+	}
+	p := &parsedResponse{Status: res.StatusCode}
+	if res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		return p, nil
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	h := res.Header
+	// ReadResponse drops a Connection field that says close: the fields
+	// are read again for the names it lists.
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(data)))
+	if _, err := tp.ReadLine(); err != nil {
+		return nil, err
+	}
+	raw, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range raw["Connection"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = textproto.TrimString(k); k != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(k))
+			}
+		}
+	}
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		delete(h, k)
+	}
+	if res.StatusCode == http.StatusNoContent {
+		// RFC 9110 8.6: "A server MUST NOT send a Content-Length header
+		// field in any response with a status code of 1xx ... or 204";
+		// piku does not pass one on.
+		delete(h, "Content-Length")
+	}
+	for k, v := range res.Trailer {
+		if v == nil || hopByHop[k] {
+			delete(res.Trailer, k) // announced and never sent, or not forwarded
+		}
+	}
+	p.Header, p.Trailer, p.Body = h, res.Trailer, string(b)
+	return p, nil
+}
+
+// pikuResponse reads one response as the upstream client does.
+func pikuResponse(data, method string) (*parsedResponse, error) {
+	br := bufio.NewReader(strings.NewReader(data))
+	head, err := readSection(br, maxResponseHeader)
+	if err != nil {
+		return nil, err
+	}
+	x := &exchange{out: &outgoing{r: &http.Request{Method: method}, header: http.Header{}}}
+	if err := x.parseHead(head); err != nil {
+		return nil, err
+	}
+	p := &parsedResponse{Status: x.status}
+	if x.status < 200 && x.status != http.StatusSwitchingProtocols {
+		return p, nil
+	}
+	h := x.out.header
+	delete(h, "Trailer") // announced to the client: compared as values
+	var body io.Reader
+	var cb *chunkedBody
+	switch {
+	case x.status == http.StatusSwitchingProtocols, x.noBody:
+		body = strings.NewReader("")
+	case x.chunked:
+		cb = &chunkedBody{r: httputil.NewChunkedReader(br), br: br, x: x}
+		body = cb
+	case x.clen >= 0:
+		body = &lengthBody{br: br, n: x.clen}
+	default:
+		body = br
+	}
+	if x.status == http.StatusSwitchingProtocols {
+		delete(h, "Upgrade")
+		delete(h, "Connection")
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("body: %w", err)
+	}
+	p.Header, p.Body = h, string(b)
+	if cb != nil && len(cb.end) > 0 {
+		// What forward passes on: every trailer but the hop-by-hop ones,
+		// announced or not.
+		p.Trailer = http.Header{}
+		for k, v := range cb.end {
+			if !hopByHop[k] {
+				p.Trailer[k] = v
+			}
+		}
+	}
+	return p, nil
+}
+
+// allowedResponseDiff names the difference piku keeps on purpose for a
+// response that piku refuses and net/http takes, or "".
+func allowedResponseDiff(data string) string {
+	line, _, _ := strings.Cut(data, "\n")
+	proto, status, _ := strings.Cut(strings.TrimSuffix(line, "\r"), " ")
+	if !strings.HasPrefix(proto, "HTTP/1.") {
+		return "piku speaks HTTP/1.x to backends: another version in a response is refused (RFC 9112 2.3: the major version is 1)"
+	}
+	if code, _, _ := strings.Cut(status, " "); len(code) != 3 || code < "100" || strings.Trim(code, "0123456789") != "" {
+		return `RFC 9110 15: "The status code of a response is a three-digit integer code"; a signed one, or one below 100, is refused`
+	}
+	head, _, _ := strings.Cut(data, "\n\n")
+	head, _, _ = strings.Cut(head, "\r\n\r\n")
+	if tail := data[len(head):]; strings.Contains(strings.ReplaceAll(tail, "\r\n", ""), "\n") {
+		return `RFC 9112 2.2: a recipient "MAY recognize a single LF as a line terminator": piku does not in a trailer section, as in a client's`
+	}
+	for _, l := range strings.Split(head, "\n")[1:] {
+		if l != "" && (l[0] == ' ' || l[0] == '\t') {
+			return `RFC 9112 5.2: a proxy that receives an obs-fold in a response "MUST either discard the message and replace it with a 502 (Bad Gateway) response ... or replace each received obs-fold"; piku answers 502`
+		}
+		name, _, ok := strings.Cut(strings.TrimSuffix(l, "\r"), ":")
+		if ok && !validToken(name) {
+			return `RFC 9110 5.1: field-name = token; a name that is none (with a space) is refused (net/http's textproto takes it, for compatibility)`
+		}
+		if ok && proto == "HTTP/1.0" && strings.EqualFold(name, "Transfer-Encoding") {
+			return `RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding: "MUST treat the message as if the framing is faulty"; refused (net/http reads until close)`
+		}
+	}
+	return ""
+}
+
+// FuzzUpstreamResponseDiff sends the same bytes to http.ReadResponse and
+// to the upstream client's response reader.
+func FuzzUpstreamResponseDiff(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close, X-A\r\nX-A: 1\r\nX-B: 2\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\n\r\nuntil close",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+	} {
+		f.Add(seed, false)
+	}
+	f.Fuzz(func(t *testing.T, data string, isHead bool) {
+		method := http.MethodGet
+		if isHead {
+			method = http.MethodHead
+		}
+		got, gerr := pikuResponse(data, method)
+		want, werr := stdResponse(data, method)
+		if gerr != nil && werr == nil && allowedResponseDiff(data) != "" {
+			return
+		}
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("piku: %v, net/http: %v", gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		for _, p := range []*parsedResponse{got, want} {
+			if len(p.Header) == 0 {
+				p.Header = nil
+			}
+			if len(p.Trailer) == 0 {
+				p.Trailer = nil
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("piku read\n%+v\nnet/http read\n%+v", got, want)
+		}
+	})
+}
