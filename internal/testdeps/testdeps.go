@@ -46,14 +46,14 @@ func Require(t testing.TB, program, install string, extraDirs ...string) string 
 // (32768 and up) with the default base, so no outgoing connection of the
 // tests can hold one.
 const (
-	PortWindow = 4200
+	PortWindow = 6200
 
 	PortsScripts    = 0    // ScriptBlocks blocks of ScriptBlock ports, one per end-to-end script
-	PortsSSH        = 2000 // 500 app ports for the SSH end-to-end test
-	PortsACME       = 2500 // 500 app ports for the ACME end-to-end test
-	PortsSupervisor = 3000 // 1000 ports for the supervisor's tests
-	PortsMigrate    = 4000 // 100 ports for the migration end-to-end test
-	PortsSpare      = 4100 // 100 ports for whatever comes next
+	PortsSSH        = 4000 // 500 app ports for the SSH end-to-end test
+	PortsACME       = 4500 // 500 app ports for the ACME end-to-end test
+	PortsSupervisor = 5000 // 1000 ports for the supervisor's tests
+	PortsMigrate    = 6000 // 100 ports for the migration end-to-end test
+	PortsSpare      = 6100 // 100 ports for whatever comes next
 
 	ScriptBlock  = 50 // ports per end-to-end script: listeners first, apps from the 10th
 	ScriptBlocks = (PortsSSH - PortsScripts) / ScriptBlock
