@@ -210,12 +210,23 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready()
 	}
 
+	// SIGHUP would end the daemon (Go's default) and every app with it;
+	// until the daemon can restart in place, it is caught and logged.
+	hup := notifyHangup()
+	defer stopHangup(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-		d.log.Info("piku daemon stopping: stopping every app")
-	case runErr = <-errc:
-		d.log.Error("piku daemon failing", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("piku daemon stopping: stopping every app")
+			break wait
+		case runErr = <-errc:
+			d.log.Error("piku daemon failing", "err", runErr)
+			break wait
+		case <-hup:
+			d.log.Warn("SIGHUP received: this daemon cannot restart in place yet, so nothing is reloaded; it goes on serving. Restart the service (piku service restart) to read new settings or run a new binary")
+		}
 	}
 	cancelStart()
 	stopControl()
