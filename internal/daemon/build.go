@@ -37,6 +37,9 @@ func (d *Daemon) build() error {
 		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
+		// Requests in flight when the daemon stops may take as long as
+		// the whole stop.
+		ShutdownTimeout: d.cfg.ShutdownTimeout,
 	})
 	d.table = d.proxy
 	d.sup, err = supervisor.New(supervisor.Options{
