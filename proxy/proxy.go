@@ -85,6 +85,8 @@ type Server struct {
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
 
+	streams streams // long-lived answers Drain ends (streams.go)
+
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
 
@@ -207,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		var h http.Handler = s.handler(false, portOf(ln.Addr().String()))
+		h := s.trackStreams(s.handler(false, portOf(ln.Addr().String())))
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
 		}
@@ -228,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		srv := newServer(s.handler(true, portOf(ln.Addr().String())))
+		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {
 			if !slices.Contains(cfg.NextProtos, p) {
