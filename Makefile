@@ -48,6 +48,7 @@ demo: build
 bench: build
 	$(GO) run ./internal/bench/supervise -piku ./bin/piku
 	$(GO) run ./internal/bench/push -piku ./bin/piku -runs 5
+	$(GO) run ./internal/bench/restart -piku ./bin/piku -runs 5
 	$(GO) run ./internal/bench/proxyload -duration 5s -conns 64
 	$(GO) run ./internal/bench/metricscost -rounds 16 -duration 2s -conns 32
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/supervisor/

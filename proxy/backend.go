@@ -94,9 +94,14 @@ func contains(bs []*backend, b *backend) bool {
 }
 
 // Drain returns once no request is in flight to any of addrs, or when ctx
-// ends. It returns how many requests were still in flight then (upgraded
-// and streaming ones included): 0 unless ctx ended first.
+// ends. It first ends the long-lived streams to addrs (event streams and
+// upgraded connections such as WebSockets, streams.go), so that only
+// ordinary requests are waited for. It returns how many requests were
+// still in flight when ctx ended: 0 unless ctx ended first.
 func (s *Server) Drain(ctx context.Context, addrs []string) int {
+	if n := s.streams.end(addrs); n > 0 {
+		s.log.Info("draining: ended the long-lived streams", "backends", addrs, "streams", n)
+	}
 	for {
 		s.idleMu.Lock()
 		ch := s.idle
@@ -154,6 +159,9 @@ func (s *Server) send(out *outgoing) (*exchange, error) {
 		}
 		x, err := s.roundTrip(b, out)
 		if err == nil {
+			if isStream(x) {
+				s.markStream(out, b.addr)
+			}
 			return x, nil
 		}
 		b.done()

@@ -85,12 +85,15 @@ type Server struct {
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
 
+	streams streams // long-lived answers Drain ends (streams.go)
+
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
 
-	ready chan struct{}
-	addrs [2]string
-	self  map[string]bool // host:port of every listener; set before ready closes
+	ready  chan struct{}
+	accept *acceptGate // closed once the listeners are (accepting.go)
+	addrs  [2]string
+	self   map[string]bool // host:port of every listener; set before ready closes
 }
 
 // New returns a Server; Run starts it.
@@ -131,6 +134,7 @@ func New(o Options) *Server {
 		logs:       map[string]*accessLog{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
+		accept:     newAcceptGate(),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
 	return s
@@ -147,6 +151,7 @@ func (s *Server) Addrs() (httpAddr, httpsAddr string) { return s.addrs[0], s.add
 // requests in flight get up to Options.ShutdownTimeout to finish and
 // upgraded connections (WebSockets) are closed.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.accept.shut()
 	// Summaries of repeated warnings are written every interval, and
 	// the last ones when Run returns.
 	sumCtx, stopSummary := context.WithCancel(context.Background())
@@ -192,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 		slots = make(chan struct{}, s.o.MaxConns)
 	}
 	limit := func(ln net.Listener) net.Listener {
+		ln = s.accept.wrap(ln)
 		if slots == nil {
 			return ln
 		}
@@ -203,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		var h http.Handler = s.handler(false, portOf(ln.Addr().String()))
+		h := s.trackStreams(s.handler(false, portOf(ln.Addr().String())))
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
 		}
@@ -224,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		srv := newServer(s.handler(true, portOf(ln.Addr().String())))
+		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {
 			if !slices.Contains(cfg.NextProtos, p) {

@@ -22,7 +22,9 @@ func (c *cli) daemonCommand() *cobra.Command {
 		Long: `Run the piku daemon in the foreground. It starts every app that is not
 stopped, serves them through the built-in proxy and answers the other
 piku commands on PIKU_ROOT/run/piku.sock. SIGINT or SIGTERM stops every
-app gracefully; a second signal exits at once.
+app gracefully; a second signal exits at once. SIGHUP is logged and
+changes nothing: the daemon goes on serving (it cannot restart in place
+yet; restart the service to read new settings).
 
 Settings come from flags, then PIKU_* environment variables (PIKU_HTTP,
 PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,

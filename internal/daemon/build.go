@@ -45,6 +45,9 @@ func (d *Daemon) build() error {
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
 		NetHTTP1:  d.cfg.NetHTTP1,
+		// Requests in flight when the daemon stops may take as long as
+		// the whole stop.
+		ShutdownTimeout: d.cfg.ShutdownTimeout,
 	})
 	d.table = d.proxy
 	d.sup, err = supervisor.New(supervisor.Options{

@@ -187,7 +187,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	goRun("supervisor", d.sup.Run)
 	goRun("orphan reaper", func(ctx context.Context) error { return reapOrphans(ctx, d.log) })
-	goRun("proxy", d.proxy.Run)
+	// The proxy stops first when the daemon stops (below), so that it has
+	// stopped accepting before the apps behind it stop.
+	proxyCtx, stopProxy := context.WithCancel(runCtx)
+	defer stopProxy()
+	goRun("proxy", func(context.Context) error { return d.proxy.Run(proxyCtx) })
 	goRun("cron", d.cron.Run)
 	goRun("certificates", d.certs.Run)
 	goRun("cloudflare ranges", func(ctx context.Context) error {
@@ -219,17 +223,35 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready()
 	}
 
+	// SIGHUP would end the daemon (Go's default) and every app with it;
+	// until the daemon can restart in place, it is caught and logged.
+	hup := notifyHangup()
+	defer stopHangup(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-		d.log.Info("piku daemon stopping: stopping every app")
-	case runErr = <-errc:
-		d.log.Error("piku daemon failing", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("piku daemon stopping: stopping every app")
+			break wait
+		case runErr = <-errc:
+			d.log.Error("piku daemon failing", "err", runErr)
+			break wait
+		case <-hup:
+			d.log.Warn("SIGHUP received: this daemon cannot restart in place yet, so nothing is reloaded; it goes on serving. Restart the service (piku service restart) to read new settings or run a new binary")
+		}
 	}
 	cancelStart()
 	stopControl()
 	<-ctlDone
 	<-startDone
+	// Stop accepting, then stop the apps: the supervisor drains each
+	// app's requests in flight (within its PIKU_DRAIN_TIMEOUT) before its
+	// instances get SIGTERM, and the proxy's graceful shutdown answers
+	// them meanwhile.
+	stopProxy()
+	<-d.proxy.StoppedAccepting()
+	d.log.Info("proxy stopped accepting: draining the requests in flight, then stopping every app")
 	stopRunning() // supervisor and cron stop their processes gracefully
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -114,15 +114,32 @@ func New(o Options) (*Supervisor, error) {
 	return s, nil
 }
 
-// Run waits for ctx to end, then stops every process gracefully (all at
-// once) and returns when they are gone.
+// Run waits for ctx to end, then stops every process gracefully and
+// returns when they are gone. Apps stop in parallel; each first drains the
+// requests in flight to its web instances (Router.Drain, within the app's
+// DrainTimeout), so that a daemon that has stopped accepting answers them
+// before their instances get SIGTERM.
 func (s *Supervisor) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	s.closed = true
-	all := slices.Collect(maps.Keys(s.live))
+	byApp := map[string][]*instance{}
+	for in := range s.live {
+		byApp[in.app] = append(byApp[in.app], in)
+	}
 	s.mu.Unlock()
-	stopAll(context.Background(), all)
+	var wg sync.WaitGroup
+	for app, insts := range byApp {
+		wg.Go(func() {
+			var timeout time.Duration
+			for _, in := range insts {
+				timeout = max(timeout, in.policy.withDefaults().DrainTimeout)
+			}
+			s.drain(context.Background(), app, webAddrs(insts), timeout)
+			stopAll(context.Background(), insts)
+		})
+	}
+	wg.Wait()
 	s.wg.Wait()
 	return nil
 }
