@@ -91,6 +91,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	if rt.serveStatic(w, r) {
 		return
 	}
+	if rt.hold != nil && len(rt.backends) == 0 {
+		held, done, ok := s.hold(w, r, rt)
+		if !ok {
+			return
+		}
+		defer done()
+		rt, info.route = held, held
+	}
 	if rt.cache != nil && rt.cache.applies(r) {
 		hit := rt.cache.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.forwardCompressed(w, r, info) }))
 		if info.obs != nil {

@@ -84,6 +84,7 @@ type Server struct {
 	backends   map[string]*backend // by address; kept so Drain sees old ones
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
+	holds      map[string]*holdState // the held apps (hold.go)
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
@@ -129,6 +130,7 @@ func New(o Options) *Server {
 		backends:   map[string]*backend{},
 		caches:     map[string]*cache{},
 		logs:       map[string]*accessLog{},
+		holds:      map[string]*holdState{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
 	}

@@ -35,6 +35,7 @@ type route struct {
 	cache    *cache
 	log      *accessLog
 	allow    []net.IPNet // AllowIPs
+	hold     *holdState  // non-nil while the app is held (hold.go)
 }
 
 // lookup finds the route of the Host header host: exact names first, then
@@ -196,7 +197,7 @@ func (s *Server) rebuild() {
 	for _, app := range names {
 		cfg := s.routes[app]
 		cfg.Backends = s.backendsOf[app]
-		rt := &route{Route: cfg}
+		rt := &route{Route: cfg, hold: s.holds[app]}
 		for _, addr := range cfg.Backends {
 			b := s.backends[addr]
 			if b == nil {
@@ -262,6 +263,11 @@ func (s *Server) rebuild() {
 		}
 	}
 	s.table.Store(t)
+	// Held requests wake once the table they will look up has backends.
+	for app, h := range s.holds {
+		rt := t.apps[app]
+		h.setUp(rt != nil && len(rt.backends) > 0)
+	}
 	// Connections kept to backends no route uses any more (a stopped
 	// instance) are closed; the backends stay, so Drain still sees them.
 	used := map[*backend]bool{}
