@@ -80,6 +80,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 			}
 		}
 	}
+	if rt.Maintenance != nil {
+		serveMaintenance(w, r, rt.Maintenance)
+		return
+	}
 	if rt.HTTPSOnly && !secure && !strings.HasPrefix(r.URL.Path, acmePrefix) {
 		http.Redirect(w, r, s.httpsURL(r), http.StatusMovedPermanently)
 		return

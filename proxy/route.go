@@ -64,6 +64,9 @@ type Route struct {
 	// served on, as piku's nginx `listen` lines did (NGINX_IPV4_ADDRESS,
 	// NGINX_IPV6_ADDRESS). Unset or unspecified (0.0.0.0, ::) = any.
 	IPv4Address, IPv6Address net.IP
+	// Maintenance, when set, answers every request with a 503
+	// (maintenance.go): the app is in maintenance.
+	Maintenance *Maintenance
 	// Hold bounds the requests held while the app is held and has no
 	// backend (hold.go; PIKU_HOLD_*).
 	Hold HoldConfig

@@ -53,6 +53,17 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 	if st.Stopped {
 		fmt.Fprintf(c.stdout, "app '%s' is stopped (start it with `piku start %s`)\n", st.App, st.App)
 	}
+	if m := st.Maintenance; m != nil {
+		stopped := ""
+		if m.Stop {
+			stopped = " with its processes stopped"
+		}
+		msg := ""
+		if m.Message != "" {
+			msg = fmt.Sprintf(" (message: %q)", m.Message)
+		}
+		fmt.Fprintf(c.stdout, "app '%s' is in maintenance%s: every request gets a 503%s; end it with `piku maintenance:off %s`\n", st.App, stopped, msg, st.App)
+	}
 	if st.Error != "" {
 		fmt.Fprintf(c.stdout, "app '%s' could not be started: %s\n", st.App, st.Error)
 	}
@@ -106,7 +117,7 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 		}
 		tw.Flush()
 	}
-	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Error == "" {
+	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Maintenance == nil && st.Error == "" {
 		fmt.Fprintf(c.stdout, "app '%s' has no processes running\n", st.App)
 	}
 }

@@ -43,6 +43,9 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if _, err := os.Stat(d.root.StoppedFile(app)); err == nil {
 		st.Stopped = true
 	}
+	if m, err := appconfig.ReadMaintenance(d.root, app); m != nil && err == nil {
+		st.Maintenance = &control.MaintenanceStatus{Message: m.Message, Stop: m.Stop}
+	}
 	d.mu.Lock()
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr

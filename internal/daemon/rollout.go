@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +62,7 @@ type rollout struct {
 	files *appconfig.App
 	plan  *plan
 	route proxy.Route
+	maint *appconfig.Maintenance // nil: not in maintenance
 
 	// apply
 	failing []string // kinds committed although their new instances failed
@@ -110,6 +114,9 @@ func (d *Daemon) runRollout(ctx context.Context, r *rollout) error {
 	}
 	if err := d.guardRollout(r); err != nil {
 		return err
+	}
+	if r.maint != nil && r.maint.Stop {
+		return d.stopForMaintenance(ctx, r)
 	}
 	undo, err := d.stageRollout(r)
 	if err != nil {
@@ -170,7 +177,62 @@ func (d *Daemon) planRollout(r *rollout) error {
 		route.Cache.Path = d.root.Cache(r.app)
 	}
 	route.StaticSite = p.static
+	if r.maint, err = appconfig.ReadMaintenance(d.root, r.app); err != nil {
+		return err
+	}
+	if r.maint != nil {
+		page, err := readMaintenancePage(a.Dir)
+		if err != nil {
+			return fmt.Errorf("app %q: %w", r.app, err)
+		}
+		route.Maintenance = &proxy.Maintenance{Message: r.maint.Message, Page: page}
+	}
 	r.route = route
+	return nil
+}
+
+// maxMaintenancePage bounds the maintenance.html an app may ship.
+const maxMaintenancePage = 1 << 20
+
+// readMaintenancePage reads the maintenance.html of the checkout dir; nil
+// when there is none.
+func readMaintenancePage(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "maintenance.html")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMaintenancePage+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxMaintenancePage {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxMaintenancePage)
+	}
+	return b, nil
+}
+
+// stopForMaintenance is the rollout of an app in maintenance with its
+// processes stopped (maintenance:on --stop): the processes and cron jobs
+// stop, and the route, with its maintenance page, and the certificates
+// are published.
+func (d *Daemon) stopForMaintenance(ctx context.Context, r *rollout) error {
+	if err := d.jobs.Remove(r.app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", r.app, err)
+	}
+	if err := d.procs.Stop(ctx, r.app); err != nil {
+		return fmt.Errorf("app %q: %w", r.app, err)
+	}
+	for _, p := range []publisher{{"route", d.publishRoute}, {"certificates", d.publishCertHosts}, {"status", d.publishStatus}} {
+		if err := p.publish(r); err != nil {
+			return err
+		}
+	}
+	r.rep.step("'%s' is in maintenance with its processes stopped: every request gets a 503 until `piku maintenance:off %s`", r.app, r.app)
 	return nil
 }
 
@@ -274,6 +336,9 @@ func (d *Daemon) reportLive(r *rollout) {
 	where := ""
 	if len(r.route.Hosts) > 0 {
 		where = " on " + strings.Join(r.route.Hosts, ", ")
+	}
+	if r.maint != nil {
+		r.rep.step("'%s' is in maintenance%s: every request gets a 503 until `piku maintenance:off %s`", r.app, where, r.app)
 	}
 	if len(r.failing) == 0 {
 		r.rep.step("'%s' is live%s", r.app, where)
