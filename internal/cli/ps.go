@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,6 +100,13 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 				fmt.Fprintf(c.stdout, "%s.%d: restarted when its %s\n", in.Kind, in.N, in.LastHealthError)
 			}
 		}
+	}
+	if len(st.Rollouts) > 0 {
+		var parts []string
+		for _, kind := range slices.Sorted(maps.Keys(st.Rollouts)) {
+			parts = append(parts, kind+": "+st.Rollouts[kind])
+		}
+		fmt.Fprintf(c.stdout, "last rollout: %s\n", strings.Join(parts, ", "))
 	}
 	if len(st.Cron) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)

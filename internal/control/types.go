@@ -58,11 +58,15 @@ type AppStatus struct {
 	// Maintenance is set while `piku maintenance:on` has the app in
 	// maintenance.
 	Maintenance *MaintenanceStatus `json:"maintenance,omitempty"`
-	Revision    string             `json:"revision,omitempty"`
-	Hosts       []string           `json:"hosts,omitempty"`
-	Instances   []Instance         `json:"instances"`
-	Cron        []CronJob          `json:"cron,omitempty"`
-	Error       string             `json:"error,omitempty"` // why the app could not be started, if it could not
+	// Rollouts says how each kind was last replaced since the daemon
+	// started: "rolling" (new instances beside the old) or "recreate"
+	// (stop-then-start, PIKU_ROLLOUT=recreate or a pinned PORT).
+	Rollouts  map[string]string `json:"rollouts,omitempty"`
+	Revision  string            `json:"revision,omitempty"`
+	Hosts     []string          `json:"hosts,omitempty"`
+	Instances []Instance        `json:"instances"`
+	Cron      []CronJob         `json:"cron,omitempty"`
+	Error     string            `json:"error,omitempty"` // why the app could not be started, if it could not
 }
 
 // MaintenanceStatus is an app's maintenance as `piku ps` shows it.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,6 +50,9 @@ func (d *Daemon) status(app string) control.AppStatus {
 	d.mu.Lock()
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
+		if len(as.strategies) > 0 {
+			st.Rollouts = maps.Clone(as.strategies)
+		}
 	}
 	d.mu.Unlock()
 	// A static-only app runs no process: it is running when the proxy

@@ -111,9 +111,10 @@ type Daemon struct {
 
 // appState is what the daemon remembers of an app between operations.
 type appState struct {
-	revision string
-	hosts    []string
-	lastErr  string
+	revision   string
+	hosts      []string
+	lastErr    string
+	strategies map[string]string // kind -> how it was last replaced (supervisor.Strategy*)
 }
 
 // GCPercent is the daemon's garbage collection target (GOGC), unless GOGC

@@ -236,6 +236,26 @@ func (d *Daemon) stopForMaintenance(ctx context.Context, r *rollout) error {
 	return nil
 }
 
+// recreatesWeb reports whether a rollout of spec may stop a web kind
+// before starting its replacement: the kind asks for it
+// (PIKU_ROLLOUT=recreate) or pins its port.
+func recreatesWeb(spec supervisor.AppSpec) bool {
+	return slices.ContainsFunc(spec.Processes, func(ps supervisor.ProcessSpec) bool {
+		return ps.Web && (ps.Recreate || ps.FixedPort != 0)
+	})
+}
+
+// setStrategy records how app's kind was last replaced, for `piku ps`.
+func (d *Daemon) setStrategy(app, kind, strategy string) {
+	st := d.state(app)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st.strategies == nil {
+		st.strategies = map[string]string{}
+	}
+	st.strategies[kind] = strategy
+}
+
 // guardRollout refuses a plan that must not run: static folders outside
 // the app's own, host names another app serves.
 func (d *Daemon) guardRollout(r *rollout) error {
@@ -264,8 +284,18 @@ func (d *Daemon) stageRollout(r *rollout) (undo func() error, err error) {
 func (d *Daemon) applyRollout(ctx context.Context, r *rollout) (committed bool, err error) {
 	var reported, kept bool
 	spec := r.plan.spec
+	if recreatesWeb(spec) {
+		// The web instances stop before the new ones start: the proxy
+		// holds the app's requests meanwhile and serves them from the
+		// new instances (or answers 503 if they do not come up).
+		d.table.Hold(r.app)
+		defer d.table.Release(r.app)
+	}
 	spec.Report = func(o supervisor.Outcome) {
 		d.metrics.RolloutKind(r.app, o.Kind, outcomeLabel(o.Result))
+		if o.Strategy != "" {
+			d.setStrategy(r.app, o.Kind, o.Strategy)
+		}
 		reported = true
 		kept = kept || o.Result == supervisor.ResultKept
 		if o.Result == supervisor.ResultReplacedFailing || o.Result == supervisor.ResultFirstFailing {
