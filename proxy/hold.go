@@ -255,6 +255,9 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route
 		return s.afterHold(w, rt, func() {})
 	}
 	defer h.leave()
+	if s.o.Wake != nil {
+		s.o.Wake(rt.App)
+	}
 	var reserved int64
 	done := func() { h.unreserve(reserved) }
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {

@@ -360,3 +360,61 @@ func TestParseSeconds(t *testing.T) {
 		}
 	}
 }
+
+// A request that starts waiting asks for the app to be woken; an ACME
+// challenge neither waits nor wakes, nor counts as the app's activity.
+func TestHoldWakeAndActivity(t *testing.T) {
+	be := backendServer(t, named("web"))
+	woken := make(chan string, 10)
+	s, addr := startProxy(t, Options{Wake: func(app string) { woken <- app }},
+		Route{App: "app", Hosts: []string{"app.test"}, TrackActivity: true},
+		Route{App: "plain", Hosts: []string{"plain.test"}, Backends: []string{be}})
+	if _, ok := s.LastRequest("plain"); ok {
+		t.Fatal("activity tracked for a route without TrackActivity")
+	}
+	since, ok := s.LastRequest("app")
+	if !ok {
+		t.Fatal("no activity tracked")
+	}
+	s.Hold("app")
+	acme, err := http.NewRequest("GET", "http://"+addr+"/.well-known/acme-challenge/token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme.Host = "app.test"
+	res, err := http.DefaultClient.Do(acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == 200 || len(woken) != 0 {
+		t.Fatalf("ACME challenge: %d, %d wakes", res.StatusCode, len(woken))
+	}
+	if last, _ := s.LastRequest("app"); !last.Equal(since) {
+		t.Fatalf("an ACME challenge counted as activity: %v, was %v", last, since)
+	}
+	held := sendHeld(context.Background(), addr, "GET", "app.test", "", false)
+	if app := <-woken; app != "app" {
+		t.Fatalf("woke %q", app)
+	}
+	if last, _ := s.LastRequest("app"); !last.After(since) {
+		t.Fatalf("last request %v, not after %v", last, since)
+	}
+	s.SetBackends("app", []string{be})
+	if r := <-held; r.code != 200 {
+		t.Fatalf("held: %d %v", r.code, r.err)
+	}
+}
+
+// A held request whose app comes up on a backend that refuses it (a wake
+// that failed) gets a 503, as when a bound runs out, not a 502.
+func TestHoldBackendRefuses(t *testing.T) {
+	s, addr := startProxy(t, Options{}, Route{App: "app", Hosts: []string{"app.test"}})
+	s.Hold("app")
+	res := sendHeld(context.Background(), addr, "GET", "app.test", "", false)
+	waitHeld(t, s, "app", 1)
+	s.SetBackends("app", []string{deadAddr(t)})
+	if r := <-res; r.code != http.StatusServiceUnavailable || r.retry == "" {
+		t.Fatalf("got %d Retry-After %q %v; want 503", r.code, r.retry, r.err)
+	}
+}

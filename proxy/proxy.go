@@ -60,6 +60,11 @@ type Options struct {
 	// one closes. 0 = no bound. The daemon sets it from its file
 	// descriptor limit, so the proxy cannot starve the supervisor.
 	MaxConns int
+	// Wake, when set, is called with an app's name when a request starts
+	// waiting for the app (held, with no backend: Server.Hold), from the
+	// request's goroutine: the daemon starts an app asleep. It must not
+	// block.
+	Wake func(app string)
 	// NetHTTP1 serves plain HTTP with net/http's server instead of piku's
 	// own HTTP/1.1 server loop (h1server.go); default false. It exists to
 	// compare the two (internal/bench/proxyload).
@@ -84,7 +89,8 @@ type Server struct {
 	backends   map[string]*backend // by address; kept so Drain sees old ones
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
-	holds      map[string]*holdState // the held apps (hold.go)
+	holds      map[string]*holdState    // the held apps (hold.go)
+	activity   map[string]*atomic.Int64 // last request (UnixNano), by app with Route.TrackActivity
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
@@ -131,6 +137,7 @@ func New(o Options) *Server {
 		caches:     map[string]*cache{},
 		logs:       map[string]*accessLog{},
 		holds:      map[string]*holdState{},
+		activity:   map[string]*atomic.Int64{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
 	}

@@ -67,6 +67,9 @@ type Route struct {
 	// Maintenance, when set, answers every request with a 503
 	// (maintenance.go): the app is in maintenance.
 	Maintenance *Maintenance
+	// TrackActivity records the time of the app's last request, for
+	// Server.LastRequest (an app that sleeps when idle).
+	TrackActivity bool
 	// Hold bounds the requests held while the app is held and has no
 	// backend (hold.go; PIKU_HOLD_*).
 	Hold HoldConfig

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // table is an immutable snapshot of the routes; every change (SetRoute,
@@ -34,8 +35,9 @@ type route struct {
 	statics  []StaticPath  // longest prefix first
 	cache    *cache
 	log      *accessLog
-	allow    []net.IPNet // AllowIPs
-	hold     *holdState  // non-nil while the app is held (hold.go)
+	allow    []net.IPNet   // AllowIPs
+	hold     *holdState    // non-nil while the app is held (hold.go)
+	activity *atomic.Int64 // last request, with TrackActivity
 }
 
 // lookup finds the route of the Host header host: exact names first, then
@@ -73,6 +75,19 @@ func (s *Server) SetRoute(r Route) {
 	r.Backends = nil
 	s.routes[r.App] = r
 	s.rebuild()
+}
+
+// LastRequest returns when app's route last got a request (other than an
+// ACME challenge), or when its activity started being tracked; false when
+// the route does not track it (Route.TrackActivity).
+func (s *Server) LastRequest(app string) (time.Time, bool) {
+	s.mu.Lock()
+	a := s.activity[app]
+	s.mu.Unlock()
+	if a == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, a.Load()), true
 }
 
 // HostTakenError is returned by SetRouteConfig for a host name another
@@ -198,6 +213,17 @@ func (s *Server) rebuild() {
 		cfg := s.routes[app]
 		cfg.Backends = s.backendsOf[app]
 		rt := &route{Route: cfg, hold: s.holds[app]}
+		if cfg.TrackActivity {
+			a := s.activity[app]
+			if a == nil {
+				a = new(atomic.Int64)
+				a.Store(time.Now().UnixNano())
+				s.activity[app] = a
+			}
+			rt.activity = a
+		} else {
+			delete(s.activity, app)
+		}
 		for _, addr := range cfg.Backends {
 			b := s.backends[addr]
 			if b == nil {
@@ -254,6 +280,11 @@ func (s *Server) rebuild() {
 	for app := range s.caches {
 		if _, ok := s.routes[app]; !ok {
 			delete(s.caches, app)
+		}
+	}
+	for app := range s.activity {
+		if _, ok := s.routes[app]; !ok {
+			delete(s.activity, app)
 		}
 	}
 	for p, l := range s.logs {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,6 +72,15 @@ func (d *Daemon) status(app string) control.AppStatus {
 		if in.State == supervisor.StateRunning {
 			st.Running = true // a process that is up but never became ready is not
 		}
+	}
+	asleep := d.sleeper.sleeping(app)
+	for _, kind := range slices.Sorted(maps.Keys(asleep)) {
+		for n := 1; n <= asleep[kind]; n++ {
+			st.Instances = append(st.Instances, control.Instance{Kind: kind, N: n, State: StateSleeping})
+		}
+	}
+	if len(asleep) > 0 && !st.Stopped {
+		st.Running = true // it wakes on the next request
 	}
 	jobs, _ := d.cron.Status(app)
 	for _, j := range jobs {
@@ -201,6 +211,8 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	}
 	unlock := d.lock(app)
 	defer unlock()
+	d.sleeper.forget(app)
+	d.table.Release(app)
 	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}
@@ -216,6 +228,8 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 func (d *Daemon) Forget(ctx context.Context, app string) error {
 	unlock := d.lock(app)
 	defer unlock()
+	d.sleeper.forget(app)
+	d.table.Release(app)
 	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}

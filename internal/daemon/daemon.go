@@ -100,6 +100,10 @@ type Daemon struct {
 	cron      *cron.Runner
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
+	// sleeper puts apps with PIKU_IDLE_TIMEOUT to sleep and wakes them
+	// (idle.go); activity is the proxy as it reads it.
+	sleeper  *sleeper
+	activity activity
 
 	certMu     sync.Mutex
 	certExpiry map[string]time.Time // by app host, of the certificate last served
@@ -182,6 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("orphan reaper", func(ctx context.Context) error { return reapOrphans(ctx, d.log) })
 	goRun("proxy", d.proxy.Run)
 	goRun("cron", d.cron.Run)
+	goRun("idle apps", func(ctx context.Context) error { return d.sleeper.Run(ctx, d.activity) })
 	goRun("certificates", d.certs.Run)
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})

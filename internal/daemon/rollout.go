@@ -63,6 +63,7 @@ type rollout struct {
 	plan  *plan
 	route proxy.Route
 	maint *appconfig.Maintenance // nil: not in maintenance
+	idle  time.Duration          // PIKU_IDLE_TIMEOUT; 0 = never
 
 	// apply
 	failing []string // kinds committed although their new instances failed
@@ -87,7 +88,15 @@ func (d *Daemon) publishers() []publisher {
 		{"LIVE_ENV", d.publishLiveEnv},
 		{"cron", d.publishCron},
 		{"status", d.publishStatus},
+		{"idle", d.publishIdle},
 	}
+}
+
+// publishIdle gives the sleeper the app's idle timeout; the app's web
+// instances run.
+func (d *Daemon) publishIdle(r *rollout) error {
+	d.sleeper.set(r.app, r.idle)
+	return nil
 }
 
 // rollout runs one rollout of app under the app's lock.
@@ -177,6 +186,10 @@ func (d *Daemon) planRollout(r *rollout) error {
 		route.Cache.Path = d.root.Cache(r.app)
 	}
 	route.StaticSite = p.static
+	if r.idle, err = idleTimeout(a); err != nil {
+		return err
+	}
+	route.TrackActivity = r.idle > 0
 	if r.maint, err = appconfig.ReadMaintenance(d.root, r.app); err != nil {
 		return err
 	}
@@ -221,6 +234,8 @@ func readMaintenancePage(dir string) ([]byte, error) {
 // stop, and the route, with its maintenance page, and the certificates
 // are published.
 func (d *Daemon) stopForMaintenance(ctx context.Context, r *rollout) error {
+	d.sleeper.forget(r.app)
+	d.table.Release(r.app)
 	if err := d.jobs.Remove(r.app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", r.app, err)
 	}

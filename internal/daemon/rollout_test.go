@@ -63,6 +63,7 @@ func newWorld(t *testing.T, files map[string]string) *world {
 		apps:    map[string]*appState{}, locks: map[string]*sync.Mutex{},
 		table: fakeTable{w}, procs: fakeProcs{w}, certHosts: fakeCerts{w}, jobs: fakeCron{w},
 	}
+	w.d.sleeper = newSleeper(w.d)
 	return w
 }
 
