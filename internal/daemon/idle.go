@@ -72,10 +72,14 @@ func (s *sleeper) poke() {
 }
 
 // set records app's idle timeout after a rollout that started its web
-// instances: the app is awake.
-func (s *sleeper) set(app string, timeout time.Duration) {
+// instances: the app is awake. It reports whether it was asleep.
+func (s *sleeper) set(app string, timeout time.Duration) (wasAsleep bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.poke()
+	if a := s.apps[app]; a != nil {
+		wasAsleep = a.asleep
+	}
 	if timeout <= 0 {
 		delete(s.apps, app)
 	} else {
@@ -86,7 +90,7 @@ func (s *sleeper) set(app string, timeout time.Duration) {
 		}
 		a.timeout, a.asleep, a.kinds = timeout, false, nil
 	}
-	s.poke()
+	return wasAsleep
 }
 
 // forget stops watching app (stopped, forgotten).
@@ -245,7 +249,7 @@ func (d *Daemon) sleepApp(ctx context.Context, app string, timeout time.Duration
 func (d *Daemon) wakeApp(ctx context.Context, app string) error {
 	start := time.Now()
 	w := &logWriter{log: d.log, app: app}
-	err := d.rollout(ctx, app, control.DeployRequest{KeepRunning: true}, reporter{w: w, log: d.log, app: app})
+	err := d.runLocked(ctx, &rollout{app: app, req: control.DeployRequest{KeepRunning: true}, rep: reporter{w: w, log: d.log, app: app}, wake: true})
 	d.table.Release(app)
 	if err != nil {
 		var kept *supervisor.KeptError

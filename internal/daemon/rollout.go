@@ -64,6 +64,7 @@ type rollout struct {
 	route proxy.Route
 	maint *appconfig.Maintenance // nil: not in maintenance
 	idle  time.Duration          // PIKU_IDLE_TIMEOUT; 0 = never
+	wake  bool                   // the rollout wakes the app (idle.go)
 
 	// apply
 	failing []string // kinds committed although their new instances failed
@@ -92,20 +93,28 @@ func (d *Daemon) publishers() []publisher {
 	}
 }
 
-// publishIdle gives the sleeper the app's idle timeout; the app's web
-// instances run.
+// publishIdle gives the sleeper the app's idle timeout. The app's web
+// instances run: a hold left from its sleep ends.
 func (d *Daemon) publishIdle(r *rollout) error {
-	d.sleeper.set(r.app, r.idle)
+	if wasAsleep := d.sleeper.set(r.app, r.idle); wasAsleep {
+		d.table.Release(r.app)
+	}
 	return nil
 }
 
 // rollout runs one rollout of app under the app's lock.
 func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequest, out reporter) error {
+	return d.runLocked(ctx, &rollout{app: app, req: req, rep: out})
+}
+
+// runLocked runs the rollout r under its app's lock.
+func (d *Daemon) runLocked(ctx context.Context, r *rollout) error {
+	app := r.app
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
 	start := time.Now()
-	err := d.runRollout(ctx, &rollout{app: app, req: req, rep: out})
+	err := d.runRollout(ctx, r)
 	d.metrics.Rollout(app, time.Since(start), err)
 	d.mu.Lock()
 	st.lastErr = ""
@@ -347,6 +356,9 @@ func (d *Daemon) publishCertHosts(r *rollout) error {
 // publishLiveEnv records the ENV the app now runs with (LIVE_ENV), unless
 // PIKU_AUTO_RESTART is off and the running processes kept their own.
 func (d *Daemon) publishLiveEnv(r *rollout) error {
+	if r.wake {
+		return nil // the processes woken run the settings they slept with
+	}
 	if r.req.KeepRunning {
 		r.rep.step("PIKU_AUTO_RESTART is off: the running processes keep their code and settings until `piku restart %s`", r.app)
 		return nil
