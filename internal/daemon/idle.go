@@ -240,6 +240,7 @@ func (d *Daemon) sleepApp(ctx context.Context, app string, timeout time.Duration
 		return nil
 	}
 	d.log.Info("app asleep: no request for "+timeout.String()+"; the next one wakes it", "app", app)
+	d.metrics.Sleep(app)
 	return kinds
 }
 
@@ -251,6 +252,7 @@ func (d *Daemon) wakeApp(ctx context.Context, app string) error {
 	w := &logWriter{log: d.log, app: app}
 	err := d.runLocked(ctx, &rollout{app: app, req: control.DeployRequest{KeepRunning: true}, rep: reporter{w: w, log: d.log, app: app}, wake: true})
 	d.table.Release(app)
+	d.metrics.Wake(app, time.Since(start), err)
 	if err != nil {
 		var kept *supervisor.KeptError
 		if !errors.As(err, &kept) {
