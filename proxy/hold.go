@@ -191,10 +191,11 @@ func (h *holdState) unreserve(n int64) {
 }
 
 var (
-	errHoldFull    = errors.New("too many requests are waiting for the app")
-	errHoldBody    = errors.New("the request body does not fit in what the proxy buffers while the app starts")
-	errHoldTimeout = errors.New("the app did not become ready in time")
-	errHoldNoApp   = errors.New("the app is not running")
+	errHoldFull     = errors.New("too many requests are waiting for the app")
+	errHoldBody     = errors.New("the request body does not fit in what the proxy buffers while the app starts")
+	errHoldTimeout  = errors.New("the app did not become ready in time")
+	errHoldNoApp    = errors.New("the app is not running")
+	errHoldShutdown = errors.New("the proxy is shutting down")
 )
 
 // Hold makes app's requests wait while its route has no backend, within
@@ -285,6 +286,10 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route
 	case <-r.Context().Done():
 		done()
 		w.WriteHeader(StatusClientClosed)
+		return nil, nil, false
+	case <-s.closing:
+		done()
+		s.holdFailed(w, rt, errHoldShutdown)
 		return nil, nil, false
 	}
 	return s.afterHold(w, rt, done)

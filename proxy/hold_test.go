@@ -418,3 +418,25 @@ func TestHoldBackendRefuses(t *testing.T) {
 		t.Fatalf("got %d Retry-After %q %v; want 503", r.code, r.retry, r.err)
 	}
 }
+
+// A proxy that shuts down answers its held requests 503 at once, instead
+// of keeping the shutdown waiting for their hold time.
+func TestHoldShutdown(t *testing.T) {
+	s := New(Options{HTTPAddr: "127.0.0.1:0", ShutdownTimeout: time.Hour})
+	s.SetRoute(Route{App: "app", Hosts: []string{"app.test"}, Hold: HoldConfig{Timeout: time.Hour}})
+	s.Hold("app")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	addr, _ := s.Addrs()
+	res := sendHeld(context.Background(), addr, "GET", "app.test", "", false)
+	waitHeld(t, s, "app", 1)
+	cancel()
+	if r := <-res; r.code != http.StatusServiceUnavailable || r.retry == "" {
+		t.Fatalf("got %d Retry-After %q %v; want 503", r.code, r.retry, r.err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -95,9 +95,10 @@ type Server struct {
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
 
-	ready chan struct{}
-	addrs [2]string
-	self  map[string]bool // host:port of every listener; set before ready closes
+	ready   chan struct{}
+	closing chan struct{} // closed when Run starts shutting down: held requests give up
+	addrs   [2]string
+	self    map[string]bool // host:port of every listener; set before ready closes
 }
 
 // New returns a Server; Run starts it.
@@ -140,6 +141,7 @@ func New(o Options) *Server {
 		activity:   map[string]*atomic.Int64{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
+		closing:    make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
 	return s
@@ -268,6 +270,7 @@ func (s *Server) Run(ctx context.Context) error {
 		pending--
 		err = fmt.Errorf("proxy: %w", e)
 	}
+	close(s.closing) // held requests get their 503 now, not at their hold time
 	sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
