@@ -20,6 +20,7 @@ type reqInfo struct {
 	port   string      // the port the request arrived on
 	err    error       // the last dial error, for the error page
 	obs    AppObserver // nil without an Observer
+	held   bool        // the request waited in the hold queue (hold.go)
 }
 
 // deployedBy is the X-Deployed-By header's value, shared by every
@@ -54,6 +55,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		http.Error(w, "404 not found: no app answers this host name", http.StatusNotFound)
 		return
 	}
+	if rt.activity != nil && !strings.HasPrefix(r.URL.Path, acmePrefix) {
+		rt.activity.Store(start.UnixNano())
+	}
 	peer := hostOf(r.RemoteAddr)
 	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
 	if rt.log != nil {
@@ -80,6 +84,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 			}
 		}
 	}
+	if rt.Maintenance != nil {
+		serveMaintenance(w, r, rt.Maintenance)
+		return
+	}
 	if rt.HTTPSOnly && !secure && !strings.HasPrefix(r.URL.Path, acmePrefix) {
 		http.Redirect(w, r, s.httpsURL(r), http.StatusMovedPermanently)
 		return
@@ -90,6 +98,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	if rt.serveStatic(w, r) {
 		return
+	}
+	if rt.hold != nil && len(rt.backends) == 0 && !strings.HasPrefix(r.URL.Path, acmePrefix) {
+		held, done, ok := s.hold(w, r, rt)
+		if !ok {
+			return
+		}
+		defer done()
+		rt, info.route, info.held = held, held, true
 	}
 	if rt.cache != nil && rt.cache.applies(r) {
 		hit := rt.cache.serve(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.forwardCompressed(w, r, info) }))
@@ -157,6 +173,14 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, info *reqInf
 	case r.Context().Err() != nil:
 		w.WriteHeader(StatusClientClosed)
 		return
+	case info.held && (errors.Is(err, errNoBackend) || isDialError(err)):
+		// The app the request waited for did not come up (a wake that
+		// failed): unavailable, as when a hold bound runs out.
+		s.log.Warn("held request: the app did not come up", "app", info.route.App, "err", err)
+		if info.obs != nil {
+			info.obs.UpstreamFailed(UpstreamRefused)
+		}
+		unavailable(w, holdRetryAfter)
 	case errors.Is(err, errNoBackend):
 		s.log.Warn("no backend", "app", info.route.App, "host", r.Host)
 		if info.obs != nil {

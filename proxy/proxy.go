@@ -60,6 +60,11 @@ type Options struct {
 	// one closes. 0 = no bound. The daemon sets it from its file
 	// descriptor limit, so the proxy cannot starve the supervisor.
 	MaxConns int
+	// Wake, when set, is called with an app's name when a request starts
+	// waiting for the app (held, with no backend: Server.Hold), from the
+	// request's goroutine: the daemon starts an app asleep. It must not
+	// block.
+	Wake func(app string)
 	// NetHTTP1 serves plain HTTP with net/http's server instead of piku's
 	// own HTTP/1.1 server loop (h1server.go); default false. It exists to
 	// compare the two (internal/bench/proxyload).
@@ -84,16 +89,19 @@ type Server struct {
 	backends   map[string]*backend // by address; kept so Drain sees old ones
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
+	holds      map[string]*holdState    // the held apps (hold.go)
+	activity   map[string]*atomic.Int64 // last request (UnixNano), by app with Route.TrackActivity
 
 	streams streams // long-lived answers Drain ends (streams.go)
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
 
-	ready  chan struct{}
-	accept *acceptGate // closed once the listeners are (accepting.go)
-	addrs  [2]string
-	self   map[string]bool // host:port of every listener; set before ready closes
+	ready   chan struct{}
+	accept  *acceptGate   // closed once the listeners are (accepting.go)
+	closing chan struct{} // closed when Run starts shutting down: held requests give up
+	addrs   [2]string
+	self    map[string]bool // host:port of every listener; set before ready closes
 }
 
 // New returns a Server; Run starts it.
@@ -132,9 +140,12 @@ func New(o Options) *Server {
 		backends:   map[string]*backend{},
 		caches:     map[string]*cache{},
 		logs:       map[string]*accessLog{},
+		holds:      map[string]*holdState{},
+		activity:   map[string]*atomic.Int64{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
 		accept:     newAcceptGate(),
+		closing:    make(chan struct{}),
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
 	return s
@@ -265,6 +276,7 @@ func (s *Server) Run(ctx context.Context) error {
 		pending--
 		err = fmt.Errorf("proxy: %w", e)
 	}
+	close(s.closing) // held requests get their 503 now, not at their hold time
 	sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

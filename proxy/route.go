@@ -64,6 +64,15 @@ type Route struct {
 	// served on, as piku's nginx `listen` lines did (NGINX_IPV4_ADDRESS,
 	// NGINX_IPV6_ADDRESS). Unset or unspecified (0.0.0.0, ::) = any.
 	IPv4Address, IPv6Address net.IP
+	// Maintenance, when set, answers every request with a 503
+	// (maintenance.go): the app is in maintenance.
+	Maintenance *Maintenance
+	// TrackActivity records the time of the app's last request, for
+	// Server.LastRequest (an app that sleeps when idle).
+	TrackActivity bool
+	// Hold bounds the requests held while the app is held and has no
+	// backend (hold.go; PIKU_HOLD_*).
+	Hold HoldConfig
 	// DisableIPv6 stops serving the app to requests that reach piku over
 	// IPv6 (DISABLE_IPV6).
 	DisableIPv6 bool
@@ -180,6 +189,9 @@ func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
 			return Route{}, fmt.Errorf("NGINX_CATCH_ALL: %q is not a URL path", c)
 		}
 		r.CatchAll = path.Clean("/" + c)
+	}
+	if r.Hold, err = holdFromEnv(env); err != nil {
+		return Route{}, err
 	}
 	if p := strings.TrimSpace(env["NGINX_CACHE_PREFIXES"]); p != "" {
 		c := &CacheConfig{Path: env["NGINX_CACHE_PATH"]}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // table is an immutable snapshot of the routes; every change (SetRoute,
@@ -34,7 +35,9 @@ type route struct {
 	statics  []StaticPath  // longest prefix first
 	cache    *cache
 	log      *accessLog
-	allow    []net.IPNet // AllowIPs
+	allow    []net.IPNet   // AllowIPs
+	hold     *holdState    // non-nil while the app is held (hold.go)
+	activity *atomic.Int64 // last request, with TrackActivity
 }
 
 // lookup finds the route of the Host header host: exact names first, then
@@ -72,6 +75,19 @@ func (s *Server) SetRoute(r Route) {
 	r.Backends = nil
 	s.routes[r.App] = r
 	s.rebuild()
+}
+
+// LastRequest returns when app's route last got a request (other than an
+// ACME challenge), or when its activity started being tracked; false when
+// the route does not track it (Route.TrackActivity).
+func (s *Server) LastRequest(app string) (time.Time, bool) {
+	s.mu.Lock()
+	a := s.activity[app]
+	s.mu.Unlock()
+	if a == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, a.Load()), true
 }
 
 // HostTakenError is returned by SetRouteConfig for a host name another
@@ -196,7 +212,18 @@ func (s *Server) rebuild() {
 	for _, app := range names {
 		cfg := s.routes[app]
 		cfg.Backends = s.backendsOf[app]
-		rt := &route{Route: cfg}
+		rt := &route{Route: cfg, hold: s.holds[app]}
+		if cfg.TrackActivity {
+			a := s.activity[app]
+			if a == nil {
+				a = new(atomic.Int64)
+				a.Store(time.Now().UnixNano())
+				s.activity[app] = a
+			}
+			rt.activity = a
+		} else {
+			delete(s.activity, app)
+		}
 		for _, addr := range cfg.Backends {
 			b := s.backends[addr]
 			if b == nil {
@@ -255,6 +282,11 @@ func (s *Server) rebuild() {
 			delete(s.caches, app)
 		}
 	}
+	for app := range s.activity {
+		if _, ok := s.routes[app]; !ok {
+			delete(s.activity, app)
+		}
+	}
 	for p, l := range s.logs {
 		if !usedLogs[p] {
 			l.Close()
@@ -262,6 +294,11 @@ func (s *Server) rebuild() {
 		}
 	}
 	s.table.Store(t)
+	// Held requests wake once the table they will look up has backends.
+	for app, h := range s.holds {
+		rt := t.apps[app]
+		h.setUp(rt != nil && len(rt.backends) > 0)
+	}
 	// Connections kept to backends no route uses any more (a stopped
 	// instance) are closed; the backends stay, so Drain still sees them.
 	used := map[*backend]bool{}

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,6 +55,17 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 	if st.Stopped {
 		fmt.Fprintf(c.stdout, "app '%s' is stopped (start it with `piku start %s`)\n", st.App, st.App)
 	}
+	if m := st.Maintenance; m != nil {
+		stopped := ""
+		if m.Stop {
+			stopped = " with its processes stopped"
+		}
+		msg := ""
+		if m.Message != "" {
+			msg = fmt.Sprintf(" (message: %q)", m.Message)
+		}
+		fmt.Fprintf(c.stdout, "app '%s' is in maintenance%s: every request gets a 503%s; end it with `piku maintenance:off %s`\n", st.App, stopped, msg, st.App)
+	}
 	if st.Error != "" {
 		fmt.Fprintf(c.stdout, "app '%s' could not be started: %s\n", st.App, st.Error)
 	}
@@ -88,6 +101,13 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 			}
 		}
 	}
+	if len(st.Rollouts) > 0 {
+		var parts []string
+		for _, kind := range slices.Sorted(maps.Keys(st.Rollouts)) {
+			parts = append(parts, kind+": "+st.Rollouts[kind])
+		}
+		fmt.Fprintf(c.stdout, "last rollout: %s\n", strings.Join(parts, ", "))
+	}
 	if len(st.Cron) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CRON\tSCHEDULE\tNEXT RUN\tLAST RUN\tLAST EXIT")
@@ -106,7 +126,7 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 		}
 		tw.Flush()
 	}
-	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Error == "" {
+	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Maintenance == nil && st.Error == "" {
 		fmt.Fprintf(c.stdout, "app '%s' has no processes running\n", st.App)
 	}
 }

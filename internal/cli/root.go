@@ -63,7 +63,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 	for _, cmd := range []*cobra.Command{
 		c.appsCommand(), c.configCommand(), c.configGetCommand(), c.configSetCommand(),
 		c.configUnsetCommand(), c.configLiveCommand(), c.deployCommand(), c.destroyCommand(),
-		c.logsCommand(), c.psCommand(), c.psScaleCommand(), c.restartCommand(), c.stopCommand(),
+		c.logsCommand(), c.maintenanceOnCommand(), c.maintenanceOffCommand(), c.psCommand(), c.psScaleCommand(), c.restartCommand(), c.stopCommand(),
 		c.startCommand(), c.runCommand(), c.releasesCommand(), c.rollbackCommand(), c.topCommand(),
 	} {
 		cmd.GroupID = "apps"

@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PIKU_HTTPS", "127.0.0.1:"+strconv.Itoa(block+1))
 			env.Setenv("HTTPS_PORT", strconv.Itoa(block+1))
 			env.Setenv("METRICS_PORT", metricsPort(block))
+			env.Setenv("PINNED_PORT", strconv.Itoa(block+3)) // for an app that pins PORT
 			env.Setenv("PIKU_PORTS", fmt.Sprintf("%d-%d", block+10, block+testdeps.ScriptBlock-1))
 			env.Setenv("PIKU_ACME", "false")
 			env.Setenv("PIKU_SHUTDOWN_TIMEOUT", "20s")

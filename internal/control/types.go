@@ -52,14 +52,27 @@ type CronJob struct {
 
 // AppStatus is an app's live state.
 type AppStatus struct {
-	App       string     `json:"app"`
-	Running   bool       `json:"running"`
-	Stopped   bool       `json:"stopped"` // switched off with `piku stop`
-	Revision  string     `json:"revision,omitempty"`
-	Hosts     []string   `json:"hosts,omitempty"`
-	Instances []Instance `json:"instances"`
-	Cron      []CronJob  `json:"cron,omitempty"`
-	Error     string     `json:"error,omitempty"` // why the app could not be started, if it could not
+	App     string `json:"app"`
+	Running bool   `json:"running"`
+	Stopped bool   `json:"stopped"` // switched off with `piku stop`
+	// Maintenance is set while `piku maintenance:on` has the app in
+	// maintenance.
+	Maintenance *MaintenanceStatus `json:"maintenance,omitempty"`
+	// Rollouts says how each kind was last replaced since the daemon
+	// started: "rolling" (new instances beside the old) or "recreate"
+	// (stop-then-start, PIKU_ROLLOUT=recreate or a pinned PORT).
+	Rollouts  map[string]string `json:"rollouts,omitempty"`
+	Revision  string            `json:"revision,omitempty"`
+	Hosts     []string          `json:"hosts,omitempty"`
+	Instances []Instance        `json:"instances"`
+	Cron      []CronJob         `json:"cron,omitempty"`
+	Error     string            `json:"error,omitempty"` // why the app could not be started, if it could not
+}
+
+// MaintenanceStatus is an app's maintenance as `piku ps` shows it.
+type MaintenanceStatus struct {
+	Message string `json:"message,omitempty"`
+	Stop    bool   `json:"stop,omitempty"` // the processes are stopped
 }
 
 // DeployRequest asks the daemon to (re)read an app's files and roll them out.

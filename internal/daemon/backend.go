@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,9 +45,15 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if _, err := os.Stat(d.root.StoppedFile(app)); err == nil {
 		st.Stopped = true
 	}
+	if m, err := appconfig.ReadMaintenance(d.root, app); m != nil && err == nil {
+		st.Maintenance = &control.MaintenanceStatus{Message: m.Message, Stop: m.Stop}
+	}
 	d.mu.Lock()
 	if as, ok := d.apps[app]; ok {
 		st.Revision, st.Hosts, st.Error = as.revision, as.hosts, as.lastErr
+		if len(as.strategies) > 0 {
+			st.Rollouts = maps.Clone(as.strategies)
+		}
 	}
 	d.mu.Unlock()
 	// A static-only app runs no process: it is running when the proxy
@@ -64,6 +72,15 @@ func (d *Daemon) status(app string) control.AppStatus {
 		if in.State == supervisor.StateRunning {
 			st.Running = true // a process that is up but never became ready is not
 		}
+	}
+	asleep := d.sleeper.sleeping(app)
+	for _, kind := range slices.Sorted(maps.Keys(asleep)) {
+		for n := 1; n <= asleep[kind]; n++ {
+			st.Instances = append(st.Instances, control.Instance{Kind: kind, N: n, State: StateSleeping})
+		}
+	}
+	if len(asleep) > 0 && !st.Stopped {
+		st.Running = true // it wakes on the next request
 	}
 	jobs, _ := d.cron.Status(app)
 	for _, j := range jobs {
@@ -194,6 +211,8 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	}
 	unlock := d.lock(app)
 	defer unlock()
+	d.sleeper.forget(app)
+	d.table.Release(app)
 	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}
@@ -209,6 +228,8 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 func (d *Daemon) Forget(ctx context.Context, app string) error {
 	unlock := d.lock(app)
 	defer unlock()
+	d.sleeper.forget(app)
+	d.table.Release(app)
 	if err := d.jobs.Remove(app); err != nil {
 		return fmt.Errorf("app %q: cron: %w", app, err)
 	}

@@ -36,7 +36,9 @@ func (d *Daemon) build() error {
 		maxConns = proxyConnLimit(limit)
 		d.log.Info("file descriptors", "limit", limit, "proxy_connections", maxConns, "reserved", fdReserve(limit))
 	}
+	d.sleeper = newSleeper(d)
 	d.proxy = proxy.New(proxy.Options{
+		Wake:      d.sleeper.wake,
 		MaxConns:  maxConns,
 		Logger:    d.log.With("part", "proxy"),
 		HTTPAddr:  d.cfg.HTTPAddr,
@@ -49,7 +51,7 @@ func (d *Daemon) build() error {
 		// the whole stop.
 		ShutdownTimeout: d.cfg.ShutdownTimeout,
 	})
-	d.table = d.proxy
+	d.table, d.activity = d.proxy, d.proxy
 	d.sup, err = supervisor.New(supervisor.Options{
 		Logger:    d.log.With("part", "supervisor"),
 		Router:    router{table: d.table},

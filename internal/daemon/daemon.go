@@ -107,6 +107,10 @@ type Daemon struct {
 	cgroups *isolation.Cgroups
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
+	// sleeper puts apps with PIKU_IDLE_TIMEOUT to sleep and wakes them
+	// (idle.go); activity is the proxy as it reads it.
+	sleeper  *sleeper
+	activity activity
 
 	certMu     sync.Mutex
 	certExpiry map[string]time.Time // by app host, of the certificate last served
@@ -118,9 +122,10 @@ type Daemon struct {
 
 // appState is what the daemon remembers of an app between operations.
 type appState struct {
-	revision string
-	hosts    []string
-	lastErr  string
+	revision   string
+	hosts      []string
+	lastErr    string
+	strategies map[string]string // kind -> how it was last replaced (supervisor.Strategy*)
 }
 
 // GCPercent is the daemon's garbage collection target (GOGC), unless GOGC
@@ -193,6 +198,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopProxy()
 	goRun("proxy", func(context.Context) error { return d.proxy.Run(proxyCtx) })
 	goRun("cron", d.cron.Run)
+	goRun("idle apps", func(ctx context.Context) error { return d.sleeper.Run(ctx, d.activity) })
 	goRun("certificates", d.certs.Run)
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})

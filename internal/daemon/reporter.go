@@ -51,4 +51,7 @@ func (r reporter) outcome(o supervisor.Outcome, first bool) {
 	default:
 		r.detail("%s: %s", o.Kind, o.Result)
 	}
+	if o.Strategy == supervisor.StrategyRecreate {
+		r.detail("%s: replaced stop-then-start (recreate): the old instances were stopped before the new ones started", o.Kind)
+	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +62,9 @@ type rollout struct {
 	files *appconfig.App
 	plan  *plan
 	route proxy.Route
+	maint *appconfig.Maintenance // nil: not in maintenance
+	idle  time.Duration          // PIKU_IDLE_TIMEOUT; 0 = never
+	wake  bool                   // the rollout wakes the app (idle.go)
 
 	// apply
 	failing []string // kinds committed although their new instances failed
@@ -83,16 +89,32 @@ func (d *Daemon) publishers() []publisher {
 		{"LIVE_ENV", d.publishLiveEnv},
 		{"cron", d.publishCron},
 		{"status", d.publishStatus},
+		{"idle", d.publishIdle},
 	}
+}
+
+// publishIdle gives the sleeper the app's idle timeout. The app's web
+// instances run: a hold left from its sleep ends.
+func (d *Daemon) publishIdle(r *rollout) error {
+	if wasAsleep := d.sleeper.set(r.app, r.idle); wasAsleep {
+		d.table.Release(r.app)
+	}
+	return nil
 }
 
 // rollout runs one rollout of app under the app's lock.
 func (d *Daemon) rollout(ctx context.Context, app string, req control.DeployRequest, out reporter) error {
+	return d.runLocked(ctx, &rollout{app: app, req: req, rep: out})
+}
+
+// runLocked runs the rollout r under its app's lock.
+func (d *Daemon) runLocked(ctx context.Context, r *rollout) error {
+	app := r.app
 	unlock := d.lock(app)
 	defer unlock()
 	st := d.state(app)
 	start := time.Now()
-	err := d.runRollout(ctx, &rollout{app: app, req: req, rep: out})
+	err := d.runRollout(ctx, r)
 	d.metrics.Rollout(app, time.Since(start), err)
 	d.mu.Lock()
 	st.lastErr = ""
@@ -110,6 +132,9 @@ func (d *Daemon) runRollout(ctx context.Context, r *rollout) error {
 	}
 	if err := d.guardRollout(r); err != nil {
 		return err
+	}
+	if r.maint != nil && r.maint.Stop {
+		return d.stopForMaintenance(ctx, r)
 	}
 	undo, err := d.stageRollout(r)
 	if err != nil {
@@ -170,8 +195,89 @@ func (d *Daemon) planRollout(r *rollout) error {
 		route.Cache.Path = d.root.Cache(r.app)
 	}
 	route.StaticSite = p.static
+	if r.idle, err = idleTimeout(a); err != nil {
+		return err
+	}
+	route.TrackActivity = r.idle > 0
+	if r.maint, err = appconfig.ReadMaintenance(d.root, r.app); err != nil {
+		return err
+	}
+	if r.maint != nil {
+		page, err := readMaintenancePage(a.Dir)
+		if err != nil {
+			return fmt.Errorf("app %q: %w", r.app, err)
+		}
+		route.Maintenance = &proxy.Maintenance{Message: r.maint.Message, Page: page}
+	}
 	r.route = route
 	return nil
+}
+
+// maxMaintenancePage bounds the maintenance.html an app may ship.
+const maxMaintenancePage = 1 << 20
+
+// readMaintenancePage reads the maintenance.html of the checkout dir; nil
+// when there is none.
+func readMaintenancePage(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "maintenance.html")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMaintenancePage+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxMaintenancePage {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxMaintenancePage)
+	}
+	return b, nil
+}
+
+// stopForMaintenance is the rollout of an app in maintenance with its
+// processes stopped (maintenance:on --stop): the processes and cron jobs
+// stop, and the route, with its maintenance page, and the certificates
+// are published.
+func (d *Daemon) stopForMaintenance(ctx context.Context, r *rollout) error {
+	d.sleeper.forget(r.app)
+	d.table.Release(r.app)
+	if err := d.jobs.Remove(r.app); err != nil {
+		return fmt.Errorf("app %q: cron: %w", r.app, err)
+	}
+	if err := d.procs.Stop(ctx, r.app); err != nil {
+		return fmt.Errorf("app %q: %w", r.app, err)
+	}
+	for _, p := range []publisher{{"route", d.publishRoute}, {"certificates", d.publishCertHosts}, {"status", d.publishStatus}} {
+		if err := p.publish(r); err != nil {
+			return err
+		}
+	}
+	r.rep.step("'%s' is in maintenance with its processes stopped: every request gets a 503 until `piku maintenance:off %s`", r.app, r.app)
+	return nil
+}
+
+// recreatesWeb reports whether a rollout of spec may stop a web kind
+// before starting its replacement: the kind asks for it
+// (PIKU_ROLLOUT=recreate) or pins its port.
+func recreatesWeb(spec supervisor.AppSpec) bool {
+	return slices.ContainsFunc(spec.Processes, func(ps supervisor.ProcessSpec) bool {
+		return ps.Web && (ps.Recreate || ps.FixedPort != 0)
+	})
+}
+
+// setStrategy records how app's kind was last replaced, for `piku ps`.
+func (d *Daemon) setStrategy(app, kind, strategy string) {
+	st := d.state(app)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st.strategies == nil {
+		st.strategies = map[string]string{}
+	}
+	st.strategies[kind] = strategy
 }
 
 // guardRollout refuses a plan that must not run: static folders outside
@@ -202,8 +308,18 @@ func (d *Daemon) stageRollout(r *rollout) (undo func() error, err error) {
 func (d *Daemon) applyRollout(ctx context.Context, r *rollout) (committed bool, err error) {
 	var reported, kept bool
 	spec := r.plan.spec
+	if recreatesWeb(spec) {
+		// The web instances stop before the new ones start: the proxy
+		// holds the app's requests meanwhile and serves them from the
+		// new instances (or answers 503 if they do not come up).
+		d.table.Hold(r.app)
+		defer d.table.Release(r.app)
+	}
 	spec.Report = func(o supervisor.Outcome) {
 		d.metrics.RolloutKind(r.app, o.Kind, outcomeLabel(o.Result))
+		if o.Strategy != "" {
+			d.setStrategy(r.app, o.Kind, o.Strategy)
+		}
 		reported = true
 		kept = kept || o.Result == supervisor.ResultKept
 		if o.Result == supervisor.ResultReplacedFailing || o.Result == supervisor.ResultFirstFailing {
@@ -240,6 +356,9 @@ func (d *Daemon) publishCertHosts(r *rollout) error {
 // publishLiveEnv records the ENV the app now runs with (LIVE_ENV), unless
 // PIKU_AUTO_RESTART is off and the running processes kept their own.
 func (d *Daemon) publishLiveEnv(r *rollout) error {
+	if r.wake {
+		return nil // the processes woken run the settings they slept with
+	}
 	if r.req.KeepRunning {
 		r.rep.step("PIKU_AUTO_RESTART is off: the running processes keep their code and settings until `piku restart %s`", r.app)
 		return nil
@@ -274,6 +393,9 @@ func (d *Daemon) reportLive(r *rollout) {
 	where := ""
 	if len(r.route.Hosts) > 0 {
 		where = " on " + strings.Join(r.route.Hosts, ", ")
+	}
+	if r.maint != nil {
+		r.rep.step("'%s' is in maintenance%s: every request gets a 503 until `piku maintenance:off %s`", r.app, where, r.app)
 	}
 	if len(r.failing) == 0 {
 		r.rep.step("'%s' is live%s", r.app, where)

@@ -63,6 +63,7 @@ func newWorld(t *testing.T, files map[string]string) *world {
 		apps:    map[string]*appState{}, locks: map[string]*sync.Mutex{},
 		table: fakeTable{w}, procs: fakeProcs{w}, certHosts: fakeCerts{w}, jobs: fakeCron{w},
 	}
+	w.d.sleeper = newSleeper(w.d)
 	return w
 }
 
@@ -122,6 +123,8 @@ func (f fakeTable) RemoveRoute(app string)                        { f.w.note("ro
 func (f fakeTable) Route(app string) (proxy.Route, bool)          { return proxy.Route{}, false }
 func (f fakeTable) HostOwner(string, []string) (string, string)   { return "", "" }
 func (f fakeTable) Drain(ctx context.Context, addrs []string) int { return 0 }
+func (f fakeTable) Hold(app string)                               { f.w.note("hold") }
+func (f fakeTable) Release(app string)                            { f.w.note("release") }
 
 type fakeCerts struct{ w *world }
 
@@ -267,3 +270,69 @@ func TestRolloutGuard(t *testing.T) {
 type takenTable struct{ fakeTable }
 
 func (takenTable) HostOwner(app string, hosts []string) (string, string) { return "other", hosts[0] }
+
+// TestRolloutRecreate: PIKU_ROLLOUT=recreate (or a pinned PORT) makes the
+// kinds stop-then-start, and the proxy holds the app's requests from
+// before the supervisor applies the plan until it is done; the output and
+// the status say which strategy ran. A rolling rollout holds nothing.
+func TestRolloutRecreate(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		recreate  bool
+		wantCalls []string
+	}{
+		{"", false, []string{"apply"}},
+		{"PIKU_ROLLOUT=rolling\n", false, []string{"apply"}},
+		{"PIKU_ROLLOUT=recreate\n", true, []string{"hold", "apply", "release"}},
+		{"PORT=8123\n", false, []string{"hold", "apply", "release"}},
+	} {
+		files := map[string]string{"Procfile": "web: serve\n", "ENV": tc.env}
+		w := newWorld(t, files)
+		strategy := supervisor.StrategyRolling
+		if tc.recreate || strings.Contains(tc.env, "PORT") {
+			strategy = supervisor.StrategyRecreate
+		}
+		w.outcomes = []supervisor.Outcome{{Kind: "web", Result: supervisor.ResultReady, Strategy: strategy}}
+		var recreate []bool
+		w.d.procs = specProcs{fakeProcs{w}, &recreate}
+		out, err := w.deploy(control.DeployRequest{})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.env, err)
+		}
+		calls := slices.DeleteFunc(w.calls, func(c string) bool {
+			return strings.HasPrefix(c, "route") || strings.HasPrefix(c, "cert") || strings.HasPrefix(c, "cron")
+		})
+		if !slices.Equal(calls, tc.wantCalls) {
+			t.Errorf("%q: calls %q, want %q", tc.env, calls, tc.wantCalls)
+		}
+		if !slices.Equal(recreate, []bool{tc.recreate}) {
+			t.Errorf("%q: Recreate of the web spec = %v, want %v", tc.env, recreate, tc.recreate)
+		}
+		said := strings.Contains(out, "web: replaced stop-then-start (recreate)")
+		if said != (strategy == supervisor.StrategyRecreate) {
+			t.Errorf("%q: output says recreate: %v; output:\n%s", tc.env, said, out)
+		}
+		if st := w.state(); st.strategies["web"] != strategy {
+			t.Errorf("%q: strategies %v, want web: %s", tc.env, st.strategies, strategy)
+		}
+	}
+	w := newWorld(t, map[string]string{"Procfile": "web: serve\n", "ENV": "PIKU_ROLLOUT=sometimes\n"})
+	if _, err := w.deploy(control.DeployRequest{}); err == nil || !strings.Contains(err.Error(), "PIKU_ROLLOUT") {
+		t.Errorf("bad PIKU_ROLLOUT: %v, want an error naming it", err)
+	}
+}
+
+// specProcs records the Recreate of each web spec applied.
+type specProcs struct {
+	fakeProcs
+	recreate *[]bool
+}
+
+func (p specProcs) Apply(ctx context.Context, spec supervisor.AppSpec) error {
+	for _, ps := range spec.Processes {
+		if ps.Web {
+			*p.recreate = append(*p.recreate, ps.Recreate)
+		}
+	}
+	return p.fakeProcs.Apply(ctx, spec)
+}

@@ -30,6 +30,11 @@ type routeTable interface {
 	HostOwner(app string, hosts []string) (owner, host string)
 	// Drain waits for the requests in flight to addrs.
 	Drain(ctx context.Context, addrs []string) int
+	// Hold makes app's requests wait while it has no backend, until
+	// Release (proxy/hold.go).
+	Hold(app string)
+	// Release ends app's hold.
+	Release(app string)
 }
 
 // router implements supervisor.Router over the proxy's route table: the

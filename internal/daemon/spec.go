@@ -42,6 +42,7 @@ const (
 	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"          // days rotated files are kept; default 0 (no limit)
 	keyServerName   = "NGINX_SERVER_NAME"
 	keyPinnedPort   = "PORT"
+	keyRollout      = "PIKU_ROLLOUT" // rolling (default) or recreate: stop-then-start
 )
 
 // makePlan turns an app's files into a rollout plan.
@@ -87,6 +88,14 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		}
 		pinned = n
 	}
+	recreate := false
+	switch v, _ := env.Get(keyRollout); strings.ToLower(strings.TrimSpace(v)) {
+	case "", supervisor.StrategyRolling:
+	case supervisor.StrategyRecreate:
+		recreate = true
+	default:
+		return nil, fmt.Errorf("app %q: %s=%q: want %s or %s", a.Name, keyRollout, v, supervisor.StrategyRolling, supervisor.StrategyRecreate)
+	}
 	base := procfile.NewEnv()
 	base.Merge(env)
 	base.Unset(keyPinnedPort) // the supervisor sets PORT per instance
@@ -127,6 +136,9 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 			Command: e.Command,
 			Count:   count,
 			Env:     base.Environ(),
+			// Recreate: stop-then-start, while the proxy holds the
+			// app's requests (rollout.go).
+			Recreate: recreate,
 		}
 		switch {
 		case e.Kind == procfile.KindWeb:

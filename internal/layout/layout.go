@@ -154,6 +154,10 @@ func (r Root) ScalingFile(app string) string { return filepath.Join(r.Env(app), 
 // not bring it up until `piku start` or a deploy removes the mark.
 func (r Root) StoppedFile(app string) string { return filepath.Join(r.Env(app), "STOPPED") }
 
+// MaintenanceFile is envs/APP/MAINTENANCE: present while `piku
+// maintenance:on` has the app in maintenance (JSON: message, stop).
+func (r Root) MaintenanceFile(app string) string { return filepath.Join(r.Env(app), "MAINTENANCE") }
+
 // DeployedFromFile is envs/APP/DEPLOYED_FROM: the address of the SSH
 // client that pushed the live release, let through NGINX_CLOUDFLARE_ACL as
 // piku did.

@@ -86,6 +86,9 @@ type Registry struct {
 	rollouts   *prometheus.CounterVec
 	rolloutDur *prometheus.HistogramVec
 	kinds      *prometheus.CounterVec
+	sleeps     *prometheus.CounterVec
+	wakes      *prometheus.CounterVec
+	coldStart  *prometheus.HistogramVec
 
 	apps sync.Map // app name -> *appObserver; read on every request
 }
@@ -136,8 +139,18 @@ func New(src Sources) *Registry {
 	r.kinds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "piku_rollout_kinds_total", Help: "What rollouts decided for each process kind they changed, by outcome (ready, kept, replaced failing, first failing).",
 	}, []string{"app", "kind", "outcome"})
+	r.sleeps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "piku_app_sleeps_total", Help: "Times the app's web instances were stopped after PIKU_IDLE_TIMEOUT without a request.",
+	}, app)
+	r.wakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "piku_app_wakes_total", Help: "Times a request woke the app from its sleep, by outcome (ok, failed).",
+	}, []string{"app", "outcome"})
+	r.coldStart = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "piku_app_cold_start_seconds", Help: "How long the app took to wake: from the wake's start until its web instances were ready.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, app)
 	for _, c := range []prometheus.Collector{r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream,
-		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds} {
+		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -170,12 +183,28 @@ func (r *Registry) RolloutKind(app, kind, outcome string) {
 	r.kinds.WithLabelValues(app, kind, outcome).Inc()
 }
 
+// Sleep records that app's web instances were put to sleep.
+func (r *Registry) Sleep(app string) { r.sleeps.WithLabelValues(app).Inc() }
+
+// Wake records a wake of app that took d; err is why it failed.
+func (r *Registry) Wake(app string, d time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+	}
+	r.wakes.WithLabelValues(app, outcome).Inc()
+	if err == nil {
+		r.coldStart.WithLabelValues(app).Observe(d.Seconds())
+	}
+}
+
 // Forget removes the series of an app that is gone.
 func (r *Registry) Forget(app string) {
 	r.apps.Delete(app)
 	l := prometheus.Labels{"app": app}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream, r.inFlight, r.cache, r.acl, r.rollouts, r.rolloutDur, r.kinds,
+		r.sleeps, r.wakes, r.coldStart,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -36,6 +36,8 @@ type change struct {
 	started []*instance // new instances
 	surplus []*instance // instances a scale-down stops
 	outcome Outcome
+	// strategy is how a replace ran: StrategyRolling or StrategyRecreate.
+	strategy string
 }
 
 // Apply brings app's processes in line with spec and returns when the
@@ -73,7 +75,10 @@ type change struct {
 // longer has are stopped.
 //
 // A web kind with a fixed port cannot run two generations at once: its old
-// instance on that port is stopped before the new one starts.
+// instance on that port is stopped before the new one starts. A kind with
+// Recreate is replaced the same way, all its old instances stopped first
+// (routed away and drained, so a proxy that holds the app's requests
+// serves them from the new generation).
 //
 // Rollouts of one app are serialised; different apps roll out
 // concurrently.
@@ -126,8 +131,16 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	// Start the new instances.
 	var fresh []*instance
 	for _, c := range changes {
-		if c.replace && c.old != nil && c.ps.Web && c.ps.FixedPort != 0 {
-			s.freeFixedPort(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
+		if c.replace && c.old != nil {
+			c.strategy = StrategyRolling
+			switch {
+			case c.ps.Recreate:
+				c.strategy = StrategyRecreate
+				s.stopKind(ctx, spec.App, a, c.old, 0, spec.Policy.DrainTimeout)
+			case c.ps.Web && c.ps.FixedPort != 0:
+				c.strategy = StrategyRecreate
+				s.stopKind(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
+			}
 		}
 		first := 1
 		if !c.replace {
@@ -180,7 +193,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 				errs = append(errs, err)
 			}
 		}
-		out := Outcome{Kind: c.ps.Kind, Result: ResultReady, Err: errors.Join(errs...)}
+		out := Outcome{Kind: c.ps.Kind, Result: ResultReady, Err: errors.Join(errs...), Strategy: c.strategy}
 		if out.Err != nil {
 			switch {
 			case c.old == nil || len(c.old.insts) == 0:
@@ -300,24 +313,25 @@ func (a *app) webAddrs() []string {
 	return out
 }
 
-// freeFixedPort stops the instance of k that listens on port, after routing
-// requests away from it and draining it for at most drainTimeout.
-func (s *Supervisor) freeFixedPort(ctx context.Context, appName string, a *app, k *kind, port int, drainTimeout time.Duration) {
+// stopKind stops the instances of k that listen on port (every instance
+// when port is 0), after routing requests away from them and draining
+// them for at most drainTimeout.
+func (s *Supervisor) stopKind(ctx context.Context, appName string, a *app, k *kind, port int, drainTimeout time.Duration) {
 	s.mu.Lock()
-	var holder *instance
+	var old []*instance
 	for n, in := range k.insts {
-		if in.port == port {
-			holder = in
+		if port == 0 || in.port == port {
+			old = append(old, in)
 			delete(k.insts, n)
 		}
 	}
 	s.mu.Unlock()
-	if holder == nil {
+	if len(old) == 0 {
 		return
 	}
 	s.route(appName, a)
-	s.drain(ctx, appName, []string{holder.address()}, drainTimeout)
-	holder.stop(context.WithoutCancel(ctx))
+	s.drain(ctx, appName, webAddrs(old), drainTimeout)
+	stopAll(context.WithoutCancel(ctx), old)
 }
 
 // progressEvery is how often waitBoot says what it still waits for.

@@ -115,7 +115,17 @@ type Outcome struct {
 	Kind   string
 	Result Result
 	Err    error // why the new instances did not come up; nil when ready
+	// Strategy is how the kind was replaced: StrategyRolling (new
+	// instances beside the old ones) or StrategyRecreate (the old ones
+	// stopped first); "" when it was only scaled.
+	Strategy string
 }
+
+// The strategies of a kind's replacement (Outcome.Strategy).
+const (
+	StrategyRolling  = "rolling"
+	StrategyRecreate = "recreate"
+)
 
 // Result is the decision a rollout made for one kind.
 type Result string
@@ -176,6 +186,11 @@ type ProcessSpec struct {
 	FixedPort  int // pins the first instance's port (0: allocate)
 	HealthPath string
 	HealthHost string // Host header of the health check
+	// Recreate replaces the kind stop-then-start (PIKU_ROLLOUT=recreate):
+	// its old instances are routed away, drained and stopped before the
+	// new ones start, for apps that cannot run two generations at once. A
+	// web kind with a FixedPort is always replaced so.
+	Recreate bool
 }
 
 // Defaults of Policy and LogPolicy.

@@ -1,0 +1,358 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The hold queue: while an app is held (Hold) and its route has no
+// backend, its requests wait instead of failing: for an app asleep and
+// waking, a stop-then-start rollout, a daemon starting. They go on as soon
+// as backends arrive (SetBackends) or the hold is lifted (Release), and
+// get a 503 with Retry-After when a bound of the app's HoldConfig runs
+// out. Each app has its own state, lock and wake channel, so one app's
+// held requests never delay another's; an app that is not held pays one
+// nil check per request.
+
+// Hold defaults, used where a HoldConfig field is 0.
+const (
+	// DefaultHoldTimeout is how long a request waits for its app. 30 s
+	// covers the cold start of a typical Python, Node or Go web app (and
+	// the supervisor's default 20 s wait for an instance to be ready)
+	// while staying under the 60 s after which clients and the proxies in
+	// front of piku (nginx's proxy_read_timeout, load balancers) commonly
+	// give up themselves.
+	DefaultHoldTimeout = 30 * time.Second
+	// DefaultHoldRequests bounds the requests held for one app at once.
+	DefaultHoldRequests = 256
+	// DefaultHoldBodyBytes bounds the request body bytes buffered for
+	// one app's held requests together.
+	DefaultHoldBodyBytes = 8 << 20
+)
+
+// holdRetryAfter is the Retry-After of a 503 answered when a hold bound
+// runs out.
+const holdRetryAfter = 5 * time.Second
+
+// HoldConfig bounds the requests the proxy holds for one app
+// (PIKU_HOLD_TIMEOUT, PIKU_HOLD_REQUESTS, PIKU_HOLD_BODY_BYTES). A field
+// left 0 takes its default.
+type HoldConfig struct {
+	// Timeout is the longest one request waits; DefaultHoldTimeout.
+	Timeout time.Duration
+	// Requests bounds the requests waiting at once; DefaultHoldRequests.
+	Requests int
+	// BodyBytes bounds the body bytes buffered for the waiting requests
+	// together; DefaultHoldBodyBytes. A request whose body does not fit
+	// gets a 503.
+	BodyBytes int64
+}
+
+func (c HoldConfig) withDefaults() HoldConfig {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultHoldTimeout
+	}
+	if c.Requests <= 0 {
+		c.Requests = DefaultHoldRequests
+	}
+	if c.BodyBytes <= 0 {
+		c.BodyBytes = DefaultHoldBodyBytes
+	}
+	return c
+}
+
+// holdFromEnv reads the PIKU_HOLD_* keys.
+func holdFromEnv(env map[string]string) (HoldConfig, error) {
+	var c HoldConfig
+	if v := strings.TrimSpace(env["PIKU_HOLD_TIMEOUT"]); v != "" {
+		d, err := ParseSeconds(v)
+		if err != nil || d <= 0 {
+			return HoldConfig{}, fmt.Errorf("PIKU_HOLD_TIMEOUT: %q is not a number of seconds or a duration such as 45s", v)
+		}
+		c.Timeout = d
+	}
+	n, err := parseInt(env, "PIKU_HOLD_REQUESTS", 0)
+	if err != nil {
+		return HoldConfig{}, err
+	}
+	c.Requests = int(n)
+	if c.BodyBytes, err = parseInt(env, "PIKU_HOLD_BODY_BYTES", 0); err != nil {
+		return HoldConfig{}, err
+	}
+	return c, nil
+}
+
+// ParseSeconds reads a number of seconds ("30") or a Go duration ("15m").
+func ParseSeconds(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > 1<<31 {
+			return 0, fmt.Errorf("%q is out of range", s)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number of seconds or a duration", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return d, nil
+}
+
+// holdState is one held app's queue. Invariant: wake is open while the
+// app is held and has no backend, closed otherwise.
+type holdState struct {
+	mu      sync.Mutex
+	held    bool          // false once Release ran
+	up      bool          // the app's route has a backend
+	wake    chan struct{} // closed when up turns true or the hold ends
+	waiting int           // requests waiting
+	bytes   int64         // body bytes buffered by the waiting requests
+}
+
+func newHoldState() *holdState {
+	return &holdState{held: true, wake: make(chan struct{})}
+}
+
+// setUp records whether the app's route has backends, waking the waiters
+// when it gets some.
+func (h *holdState) setUp(up bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if up == h.up || !h.held {
+		return
+	}
+	h.up = up
+	if up {
+		close(h.wake)
+	} else {
+		h.wake = make(chan struct{})
+	}
+}
+
+// release ends the hold and wakes the waiters.
+func (h *holdState) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.held {
+		return
+	}
+	h.held = false
+	if !h.up {
+		close(h.wake)
+	}
+}
+
+// enter takes a place in the queue; nil when the request need not wait
+// (backends arrived, the hold ended), errHoldFull when the queue is full.
+func (h *holdState) enter(limit int) (<-chan struct{}, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up || !h.held {
+		return nil, nil
+	}
+	if h.waiting >= limit {
+		return nil, errHoldFull
+	}
+	h.waiting++
+	return h.wake, nil
+}
+
+func (h *holdState) leave() {
+	h.mu.Lock()
+	h.waiting--
+	h.mu.Unlock()
+}
+
+// reserve takes n bytes of the body budget limit.
+func (h *holdState) reserve(n, limit int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bytes+n > limit {
+		return false
+	}
+	h.bytes += n
+	return true
+}
+
+func (h *holdState) unreserve(n int64) {
+	h.mu.Lock()
+	h.bytes -= n
+	h.mu.Unlock()
+}
+
+var (
+	errHoldFull     = errors.New("too many requests are waiting for the app")
+	errHoldBody     = errors.New("the request body does not fit in what the proxy buffers while the app starts")
+	errHoldTimeout  = errors.New("the app did not become ready in time")
+	errHoldNoApp    = errors.New("the app is not running")
+	errHoldShutdown = errors.New("the proxy is shutting down")
+)
+
+// Hold makes app's requests wait while its route has no backend, within
+// the bounds of the route's HoldConfig, instead of failing. The hold
+// stays until Release; backends that arrive meanwhile serve the waiting
+// requests at once. Holding a held app does nothing.
+func (s *Server) Hold(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holds[app] != nil {
+		return
+	}
+	s.holds[app] = newHoldState()
+	s.rebuild()
+}
+
+// Release ends app's hold: the waiting requests go on to the backends
+// the route has, or get a 503 when it has none.
+func (s *Server) Release(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[app]
+	if h == nil {
+		return
+	}
+	delete(s.holds, app)
+	s.rebuild()
+	h.release()
+}
+
+// Held reports whether app is held and how many of its requests wait.
+func (s *Server) Held(app string) (held bool, waiting int) {
+	s.mu.Lock()
+	h := s.holds[app]
+	s.mu.Unlock()
+	if h == nil {
+		return false, 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return true, h.waiting
+}
+
+// hold makes r wait for rt's app to have a backend (rt is held and has
+// none). It returns the route to serve r with and a function to call once
+// r is served, or false when it answered r itself: a 503 when a bound ran
+// out, 499 when the client went away. A body is read into memory first,
+// within the app's byte budget, so that the client is free while it
+// waits and the request can be sent the moment a backend is there.
+func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route, func(), bool) {
+	h, cfg := rt.hold, rt.Hold.withDefaults()
+	wake, err := h.enter(cfg.Requests)
+	if err != nil {
+		s.holdFailed(w, rt, err)
+		return nil, nil, false
+	}
+	if wake == nil {
+		return s.afterHold(w, rt, func() {})
+	}
+	defer h.leave()
+	if s.o.Wake != nil {
+		s.o.Wake(rt.App)
+	}
+	var reserved int64
+	done := func() { h.unreserve(reserved) }
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body, n, err := bufferBody(r, h, cfg.BodyBytes)
+		reserved = n
+		if err != nil {
+			done()
+			if errors.Is(err, errHoldBody) {
+				s.holdFailed(w, rt, err)
+			} else {
+				page(w, http.StatusBadRequest)
+			}
+			return nil, nil, false
+		}
+		r.Body = body
+	}
+	t := time.NewTimer(cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-wake:
+	case <-t.C:
+		done()
+		s.holdFailed(w, rt, errHoldTimeout)
+		return nil, nil, false
+	case <-r.Context().Done():
+		done()
+		w.WriteHeader(StatusClientClosed)
+		return nil, nil, false
+	case <-s.closing:
+		done()
+		s.holdFailed(w, rt, errHoldShutdown)
+		return nil, nil, false
+	}
+	return s.afterHold(w, rt, done)
+}
+
+// afterHold finds rt's app's route once the wait is over.
+func (s *Server) afterHold(w http.ResponseWriter, rt *route, done func()) (*route, func(), bool) {
+	now := s.table.Load().apps[rt.App]
+	if now == nil || len(now.backends) == 0 {
+		done()
+		s.holdFailed(w, rt, errHoldNoApp)
+		return nil, nil, false
+	}
+	return now, done, true
+}
+
+// holdFailed answers a held request whose bound ran out.
+func (s *Server) holdFailed(w http.ResponseWriter, rt *route, err error) {
+	s.log.Warn("held request refused", "app", rt.App, "err", err)
+	unavailable(w, holdRetryAfter)
+}
+
+// bufferBody reads r's body into memory, taking its bytes from h's
+// budget limit as it goes. It returns the body to send and the bytes
+// taken, which the caller gives back.
+func bufferBody(r *http.Request, h *holdState, limit int64) (io.ReadCloser, int64, error) {
+	defer r.Body.Close()
+	if r.ContentLength > 0 {
+		if !h.reserve(r.ContentLength, limit) {
+			return nil, 0, errHoldBody
+		}
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, r.ContentLength, fmt.Errorf("reading the request body: %w", err)
+		}
+		return io.NopCloser(bytes.NewReader(buf)), r.ContentLength, nil
+	}
+	// Unknown length (chunked): the budget is taken piece by piece.
+	var (
+		b     bytes.Buffer
+		taken int64
+		chunk = make([]byte, 32<<10)
+	)
+	for {
+		n, err := r.Body.Read(chunk)
+		if n > 0 {
+			if !h.reserve(int64(n), limit) {
+				return nil, taken, errHoldBody
+			}
+			taken += int64(n)
+			b.Write(chunk[:n])
+		}
+		if err == io.EOF {
+			return io.NopCloser(&b), taken, nil
+		}
+		if err != nil {
+			return nil, taken, fmt.Errorf("reading the request body: %w", err)
+		}
+	}
+}
+
+// unavailable answers 503 with Retry-After.
+func unavailable(w http.ResponseWriter, retry time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+	page(w, http.StatusServiceUnavailable)
+}
