@@ -809,21 +809,8 @@ type chunkedBody struct {
 func (c *chunkedBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF {
-		head, terr := h1.ReadSection(c.br, maxResponseHeader)
-		if terr == io.EOF {
-			terr = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
-		}
-		if terr == nil && h1.BareLF(head) {
-			terr = errors.New("trailer line ended by a bare LF") // as in a client's trailers
-		}
-		if terr != nil {
+		if terr := h1.ReadTrailer(c.br, maxResponseHeader, &c.end); terr != nil {
 			return n, terr
-		}
-		if len(head) > 2 {
-			c.end = http.Header{}
-			if _, terr := h1.ParseFields(head, c.end); terr != nil {
-				return n, terr
-			}
 		}
 	}
 	return n, err

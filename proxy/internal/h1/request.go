@@ -545,24 +545,14 @@ func (b *h1Body) Arrived() bool {
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into the request's Trailer.
 func (b *h1Body) readTrailer() error {
-	head, err := ReadSection(b.c.br, b.c.s.maxHeaderBytes)
-	if err == ErrHeaderTooLarge {
+	switch err := ReadTrailer(b.c.br, b.c.s.maxHeaderBytes, &b.req.Trailer); err {
+	case ErrHeaderTooLarge:
 		return badRequest("trailer too large")
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
-	}
-	if err == nil && BareLF(head) {
-		return badRequest("trailer line ended by a bare LF") // as in the header section
-	}
-	if err != nil || len(head) <= 2 {
+	case ErrTrailerBareLF:
+		return badRequest("trailer line ended by a bare LF")
+	default:
 		return err
 	}
-	if b.req.Trailer == nil {
-		b.req.Trailer = http.Header{}
-	}
-	_, err = ParseFields(head, b.req.Trailer)
-	return err
 }
 
 // finish ends the body after the handler returned, reading up to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 )
 
@@ -71,6 +72,32 @@ func ReadLongSection(br *bufio.Reader, limit int) (string, error) {
 		continued = false
 	}
 }
+
+// ReadTrailer reads the trailer section that ends a chunked body (what
+// follows its last chunk, up to and with the empty line) from br, up to
+// limit bytes, and adds its fields to *h, made when it is nil and the
+// section has any. Requests and responses both read their trailers here.
+func ReadTrailer(br *bufio.Reader, limit int, h *http.Header) error {
+	head, err := ReadSection(br, limit)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
+	}
+	if err == nil && BareLF(head) {
+		return ErrTrailerBareLF // as in a header section
+	}
+	if err != nil || len(head) <= 2 {
+		return err
+	}
+	if *h == nil {
+		*h = http.Header{}
+	}
+	_, err = ParseFields(head, *h)
+	return err
+}
+
+// ErrTrailerBareLF is returned for a trailer section with a line ended by
+// LF alone.
+var ErrTrailerBareLF = errors.New("trailer line ended by a bare LF")
 
 // HeaderNewlines turns line breaks in a field value into spaces, as
 // http.Header.Write does: a value can never start a field of its own.
