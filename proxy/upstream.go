@@ -569,10 +569,10 @@ func (x *exchange) parseHead(head string) error {
 			}
 		})
 		if err == nil {
-			_, _, err = contentLength(clen)
-		}
-		if err == nil && len(te) > 0 && minor > 0 {
-			err = checkChunked(te)
+			if minor == 0 {
+				te = nil
+			}
+			_, err = h1.Frame(te, clen, false)
 		}
 		return err
 	}
@@ -636,7 +636,11 @@ func (x *exchange) parseHead(head string) error {
 	x.clen = -1
 	// Content-Length is checked even where Transfer-Encoding overrides
 	// it, as net/http does.
-	first, n, err := contentLength(clen)
+	chunkedTE := te
+	if minor == 0 {
+		chunkedTE = nil
+	}
+	f, err := h1.Frame(chunkedTE, clen, false)
 	if err != nil {
 		return err
 	}
@@ -646,16 +650,13 @@ func (x *exchange) parseHead(head string) error {
 			// faulty" (net/http reads the body until close).
 			return fmt.Errorf("Transfer-Encoding in an HTTP/1.0 response")
 		}
-		if err := checkChunked(te); err != nil {
-			return err
-		}
 		x.chunked = !x.noBody
-	} else if len(clen) > 0 {
+	} else if f.Length >= 0 {
 		if code != http.StatusNoContent {
-			dst["Content-Length"] = []string{first}
+			dst["Content-Length"] = []string{f.LengthField}
 		}
 		if !x.noBody {
-			x.clen = n
+			x.clen = f.Length
 		}
 	}
 	if x.chunked {
@@ -673,35 +674,6 @@ func (x *exchange) parseHead(head string) error {
 		}
 	}
 	return nil
-}
-
-// checkChunked checks that a response's Transfer-Encoding is "chunked",
-// alone.
-func checkChunked(te []string) error {
-	if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
-		return fmt.Errorf("unsupported transfer encoding %q", te)
-	}
-	return nil
-}
-
-// contentLength checks a response's Content-Length fields: they all
-// agree, digits only. It returns the value, and its number (-1 without
-// one).
-func contentLength(clen []string) (string, int64, error) {
-	if len(clen) == 0 {
-		return "", -1, nil
-	}
-	first := textproto.TrimString(clen[0])
-	for _, v := range clen[1:] {
-		if textproto.TrimString(v) != first {
-			return "", 0, fmt.Errorf("response with differing Content-Length headers %q", clen)
-		}
-	}
-	n, ok := h1.ParseContentLength(first)
-	if !ok {
-		return "", 0, fmt.Errorf("bad Content-Length %q", first)
-	}
-	return first, n, nil
 }
 
 // keepAliveIdle is how long a connection may stay idle by the backend's

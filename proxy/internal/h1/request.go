@@ -214,43 +214,26 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 	// The body's framing, by net/http's rules against request smuggling:
 	// one Transfer-Encoding, "chunked" only, which wins over Content-Length;
 	// Content-Length fields that all agree.
-	chunked := false
-	if te, ok := h["Transfer-Encoding"]; ok {
+	te, ok := h["Transfer-Encoding"]
+	if ok {
 		delete(h, "Transfer-Encoding")
 		if minor == 0 {
 			// Ignored for the framing, as net/http does, but the
 			// framing is faulty: the connection ends with this
 			// request (RFC 9112 6.1).
 			req.Close = true
-		} else {
-			if len(te) != 1 {
-				return nil, nil, &h1Error{http.StatusNotImplemented, "too many transfer encodings"}
-			}
-			if !strings.EqualFold(te[0], "chunked") {
-				return nil, nil, &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
-			}
-			chunked = true
+			te = nil
 		}
 	}
-	var clen int64
-	if cls := h["Content-Length"]; len(cls) > 0 {
-		if chunked {
-			// Both: a smuggling attempt (RFC 9112 6.1: "ought to be
-			// handled as an error"), refused as nginx does.
-			return nil, nil, badRequest("both Transfer-Encoding and Content-Length")
-		}
-		first := textproto.TrimString(cls[0])
-		for _, v := range cls[1:] {
-			if textproto.TrimString(v) != first {
-				return nil, nil, badRequest("message cannot contain multiple Content-Length headers")
-			}
-		}
-		n, ok := ParseContentLength(first)
-		if !ok {
-			return nil, nil, badRequest("bad Content-Length")
-		}
-		clen = n
-		h["Content-Length"] = []string{first}
+	f, err := Frame(te, h["Content-Length"], true)
+	if err != nil {
+		fe := err.(*FramingError)
+		return nil, nil, &h1Error{fe.Status, fe.Msg}
+	}
+	chunked, clen := f.Chunked, int64(0)
+	if f.Length >= 0 {
+		clen = f.Length
+		h["Content-Length"] = []string{f.LengthField}
 	}
 	if chunked {
 		req.ContentLength = -1
