@@ -53,58 +53,25 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	}
 	// net/http's limit: the header fields, and 4 KiB for the request line.
 	limit := c.s.maxHeaderBytes + 4096
-	timed := false
-	var head string
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		// Empty lines before a request line are ignored (RFC 9112 2.2).
-		skip := 0
-		for skip < len(buf) && (buf[skip] == '\n' || buf[skip] == '\r' && skip+1 < len(buf) && buf[skip+1] == '\n') {
-			skip++
-		}
-		if skip > 0 {
-			br.Discard(skip)
-			buf = buf[skip:]
-		}
-		if end := HeaderEnd(buf); end > 0 {
-			if end > limit {
-				return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-			}
-			head = string(buf[:end])
-			br.Discard(end)
-			break
-		}
-		if len(buf) > limit {
-			return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-		}
-		if !timed {
-			// The header did not come in one read: from now on the client
-			// has ReadHeaderTimeout to send the rest.
-			t := time.Now().Add(c.s.readHeaderTimeout)
-			_ = c.nc.SetReadDeadline(t)
-			c.deadline = t
-			timed = true
-		}
-		if len(buf) == br.Size() {
-			var err error
-			if head, err = ReadLongSection(br, limit); err != nil {
-				if err == ErrHeaderTooLarge {
-					err = &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-				}
-				return nil, nil, err
-			}
-			break
-		}
-		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
-			return nil, nil, err
-		}
+	head, err := readSection(br, limit, true, func() {
+		// The header did not come in one read: from now on the client
+		// has ReadHeaderTimeout to send the rest.
+		t := time.Now().Add(c.s.readHeaderTimeout)
+		_ = c.nc.SetReadDeadline(t)
+		c.deadline = t
+	})
+	if err == ErrHeaderTooLarge || err == nil && len(head) > limit {
+		return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return c.parseRequest(head)
 }
 
-// HeaderEnd returns the length of the header section at the start of buf
+// headerEnd returns the length of the header section at the start of buf
 // (up to and with its empty line), or -1 if buf does not hold all of it.
-func HeaderEnd(buf []byte) int {
+func headerEnd(buf []byte) int {
 	for i := 0; ; {
 		j := bytes.IndexByte(buf[i:], '\n')
 		if j < 0 {

@@ -9,20 +9,38 @@ import (
 )
 
 // ReadSection reads a header section from br, up to and with its empty
-// line.
+// line: a response's head, or a chunked body's trailers (an empty section
+// is "\n" or "\r\n").
 func ReadSection(br *bufio.Reader, limit int) (string, error) {
+	return readSection(br, limit, false, nil)
+}
+
+// readSection is the one header-section reader, for requests, responses
+// and trailers. With skipEmpty, empty lines before the section are
+// skipped (RFC 9112 2.2: before a request line) instead of taken for an
+// empty section. wait, when not nil, is called once, the first time the
+// section did not come whole in what br holds.
+func readSection(br *bufio.Reader, limit int, skipEmpty bool, wait func()) (string, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		// An empty section, as trailers mostly are.
-		if len(buf) > 0 && buf[0] == '\n' {
+		if skipEmpty {
+			skip := 0
+			for skip < len(buf) && (buf[skip] == '\n' || buf[skip] == '\r' && skip+1 < len(buf) && buf[skip+1] == '\n') {
+				skip++
+			}
+			if skip > 0 {
+				br.Discard(skip)
+				buf = buf[skip:]
+			}
+		} else if len(buf) > 0 && buf[0] == '\n' {
+			// An empty section, as trailers mostly are.
 			br.Discard(1)
 			return "\n", nil
-		}
-		if len(buf) > 1 && buf[0] == '\r' && buf[1] == '\n' {
+		} else if len(buf) > 1 && buf[0] == '\r' && buf[1] == '\n' {
 			br.Discard(2)
 			return "\r\n", nil
 		}
-		if end := HeaderEnd(buf); end > 0 {
+		if end := headerEnd(buf); end > 0 {
 			s := string(buf[:end])
 			br.Discard(end)
 			return s, nil
@@ -30,8 +48,12 @@ func ReadSection(br *bufio.Reader, limit int) (string, error) {
 		if len(buf) > limit {
 			return "", ErrHeaderTooLarge
 		}
+		if wait != nil {
+			wait()
+			wait = nil
+		}
 		if len(buf) == br.Size() {
-			return ReadLongSection(br, limit)
+			return readLongSection(br, limit)
 		}
 		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
 			if err == io.EOF && len(buf) > 0 {
@@ -46,8 +68,8 @@ func ReadSection(br *bufio.Reader, limit int) (string, error) {
 // limit.
 var ErrHeaderTooLarge = errors.New("header section too large")
 
-// ReadLongSection reads a header section longer than br's buffer.
-func ReadLongSection(br *bufio.Reader, limit int) (string, error) {
+// readLongSection reads a header section longer than br's buffer.
+func readLongSection(br *bufio.Reader, limit int) (string, error) {
 	var b []byte
 	continued := false
 	for {
