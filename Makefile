@@ -15,7 +15,7 @@ build:
 ## and the proxy's suite once more on net/http's HTTP/1.1 server (Options.NetHTTP1)
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 25m ./...
-	PIKU_TEST_NETHTTP1=1 $(GO) test -race -count=1 -timeout 10m ./proxy/
+	PIKU_TEST_NETHTTP1=1 $(GO) test -race -count=1 -timeout 10m ./proxy/...
 
 ## stress: the packages that run processes, three times over with the race detector, while two
 ## CPU-bound processes (started and stopped here) keep every core busy: tests must wait for
@@ -56,7 +56,7 @@ bench: build
 
 ## fuzz: run every fuzzer for FUZZTIME each (default 30s); corpora live in each package's testdata/fuzz
 FUZZTIME ?= 30s
-FUZZPKGS := ./procfile/ ./proxy/ ./internal/deploy/ ./internal/layout/ ./internal/cli/
+FUZZPKGS := ./procfile/ ./proxy/ ./proxy/internal/h1/ ./internal/deploy/ ./internal/layout/ ./internal/cli/
 fuzz:
 	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 	  echo "== $$p $$f"; $(GO) test -run "^$$f$$" -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done

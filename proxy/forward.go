@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // forward is the proxy's handler for what it does not answer itself: it
@@ -120,8 +122,8 @@ func readAhead(r *http.Request) bool {
 	case r.ContentLength < 0:
 		return !expectsContinue(r)
 	case r.ContentLength <= bufferAhead:
-		b, ok := r.Body.(interface{ arrived() bool })
-		return ok && b.arrived()
+		b, ok := r.Body.(interface{ Arrived() bool })
+		return ok && b.Arrived()
 	}
 	return false
 }
@@ -273,7 +275,7 @@ func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *r
 	}
 	defer conn.Close()
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	brw.Write(appendHeader(nil, h))
+	brw.Write(h1.AppendHeader(nil, h))
 	brw.WriteString("Connection: Upgrade\r\n\r\n")
 	if err := brw.Flush(); err != nil {
 		return

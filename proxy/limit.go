@@ -47,6 +47,9 @@ type limitConn struct {
 	release func()
 }
 
+// NetConn returns the connection c wraps, as tls.Conn.NetConn does.
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)

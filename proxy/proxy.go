@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // Options configure a Server.
@@ -224,7 +226,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.o.HTTPWrap != nil {
 			h = s.o.HTTPWrap(h)
 		}
-		var srv httpServer = newH1Server(h, s.o, base, connState, s.log)
+		var srv httpServer = h1.NewServer(h, h1Config(s.o), base, connState, s.log)
 		if s.o.NetHTTP1 {
 			srv = newServer(h)
 		}
@@ -337,7 +339,7 @@ func (b *bufferPool) Get() []byte {
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 var (
-	_ httpServer = (*h1Server)(nil)
+	_ httpServer = (*h1.Server)(nil)
 	_ httpServer = tlsServer{}
 	_ httpServer = (*http.Server)(nil)
 )

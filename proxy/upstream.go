@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // The upstream client. http.Transport runs two goroutines per backend
@@ -81,9 +83,9 @@ type upConn struct {
 func (c *upConn) close() { _ = c.nc.Close() }
 
 // setReadDeadline sets the read deadline to now+d (none for d = 0) unless
-// the one set may stay (keepDeadline).
+// the one set may stay (h1.KeepDeadline).
 func (c *upConn) setReadDeadline(now time.Time, d time.Duration) {
-	if t, ok := keepDeadline(c.deadline, now, d); !ok {
+	if t, ok := h1.KeepDeadline(c.deadline, now, d); !ok {
 		_ = c.nc.SetReadDeadline(t)
 		c.deadline = t
 	}
@@ -357,7 +359,7 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 	got := false // a byte of the answer arrived
 	n1xx, room := 0, maxResponseHeader
 	for {
-		head, err := readSection(c.br, room)
+		head, err := h1.ReadSection(c.br, room)
 		if err != nil {
 			nothing := !got && c.br.Buffered() == 0 &&
 				(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
@@ -438,9 +440,9 @@ func (s *Server) exchange(b *backend, c *upConn, out *outgoing, reused bool) (*e
 // relayHints passes a "103 Early Hints" answer's fields (but the
 // hop-by-hop ones) to the client, as Caddy does.
 func (x *exchange) relayHints(head string) error {
-	_, rest := cutLine(head)
+	_, rest := h1.CutLine(head)
 	h := http.Header{}
-	err := forEachField(rest, func(k, v string) {
+	err := h1.ForEachField(rest, func(k, v string) {
 		if !hopByHop[k] {
 			h[k] = append(h[k], v)
 		}
@@ -541,7 +543,7 @@ func (x *exchange) writeBody(body io.Reader, chunked bool, proceed <-chan bool, 
 // parseHead parses a response's header section: a 1xx's is only looked at,
 // a final one's fields go into x.out.header, without the hop-by-hop ones.
 func (x *exchange) parseHead(head string) error {
-	line, rest := cutLine(head)
+	line, rest := h1.CutLine(head)
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
 		return fmt.Errorf("malformed HTTP response %q", line)
@@ -558,7 +560,7 @@ func (x *exchange) parseHead(head string) error {
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		// Only looked at, but malformed fields make it no answer.
 		var clen, te []string
-		err := forEachField(rest, func(k, v string) {
+		err := h1.ForEachField(rest, func(k, v string) {
 			switch k {
 			case "Content-Length":
 				clen = append(clen, v)
@@ -567,18 +569,18 @@ func (x *exchange) parseHead(head string) error {
 			}
 		})
 		if err == nil {
-			_, _, err = contentLength(clen)
-		}
-		if err == nil && len(te) > 0 && minor > 0 {
-			err = checkChunked(te)
+			if minor == 0 {
+				te = nil
+			}
+			_, err = h1.Frame(te, clen, false)
 		}
 		return err
 	}
 	dst := x.out.header
 	var clen, te, conn, trailer []string
 	keepAlive := ""
-	hb := newHeaderBuilder(dst, rest)
-	err = forEachField(rest, func(k, v string) {
+	hb := h1.NewHeaderBuilder(dst, rest)
+	err = h1.ForEachField(rest, func(k, v string) {
 		switch k {
 		case "Content-Length":
 			clen = append(clen, v)
@@ -603,7 +605,7 @@ func (x *exchange) parseHead(head string) error {
 		case "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
 			return
 		}
-		hb.add(k, v)
+		hb.Add(k, v)
 	})
 	if err != nil {
 		return err
@@ -634,7 +636,11 @@ func (x *exchange) parseHead(head string) error {
 	x.clen = -1
 	// Content-Length is checked even where Transfer-Encoding overrides
 	// it, as net/http does.
-	first, n, err := contentLength(clen)
+	chunkedTE := te
+	if minor == 0 {
+		chunkedTE = nil
+	}
+	f, err := h1.Frame(chunkedTE, clen, false)
 	if err != nil {
 		return err
 	}
@@ -644,16 +650,13 @@ func (x *exchange) parseHead(head string) error {
 			// faulty" (net/http reads the body until close).
 			return fmt.Errorf("Transfer-Encoding in an HTTP/1.0 response")
 		}
-		if err := checkChunked(te); err != nil {
-			return err
-		}
 		x.chunked = !x.noBody
-	} else if len(clen) > 0 {
+	} else if f.Length >= 0 {
 		if code != http.StatusNoContent {
-			dst["Content-Length"] = []string{first}
+			dst["Content-Length"] = []string{f.LengthField}
 		}
 		if !x.noBody {
-			x.clen = n
+			x.clen = f.Length
 		}
 	}
 	if x.chunked {
@@ -671,35 +674,6 @@ func (x *exchange) parseHead(head string) error {
 		}
 	}
 	return nil
-}
-
-// checkChunked checks that a response's Transfer-Encoding is "chunked",
-// alone.
-func checkChunked(te []string) error {
-	if len(te) != 1 || !strings.EqualFold(textproto.TrimString(te[0]), "chunked") {
-		return fmt.Errorf("unsupported transfer encoding %q", te)
-	}
-	return nil
-}
-
-// contentLength checks a response's Content-Length fields: they all
-// agree, digits only. It returns the value, and its number (-1 without
-// one).
-func contentLength(clen []string) (string, int64, error) {
-	if len(clen) == 0 {
-		return "", -1, nil
-	}
-	first := textproto.TrimString(clen[0])
-	for _, v := range clen[1:] {
-		if textproto.TrimString(v) != first {
-			return "", 0, fmt.Errorf("response with differing Content-Length headers %q", clen)
-		}
-	}
-	n, ok := parseContentLength(first)
-	if !ok {
-		return "", 0, fmt.Errorf("bad Content-Length %q", first)
-	}
-	return first, n, nil
 }
 
 // keepAliveIdle is how long a connection may stay idle by the backend's
@@ -723,69 +697,6 @@ func keepAliveIdle(v string) time.Duration {
 		return d - min(time.Second, d/2)
 	}
 	return idleConnTimeout
-}
-
-// readSection reads a header section from br, up to and with its empty
-// line.
-func readSection(br *bufio.Reader, limit int) (string, error) {
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		// An empty section, as trailers mostly are.
-		if len(buf) > 0 && buf[0] == '\n' {
-			br.Discard(1)
-			return "\n", nil
-		}
-		if len(buf) > 1 && buf[0] == '\r' && buf[1] == '\n' {
-			br.Discard(2)
-			return "\r\n", nil
-		}
-		if end := headerEnd(buf); end > 0 {
-			s := string(buf[:end])
-			br.Discard(end)
-			return s, nil
-		}
-		if len(buf) > limit {
-			return "", errHeaderTooLarge
-		}
-		if len(buf) == br.Size() {
-			return readLongSection(br, limit)
-		}
-		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
-			if err == io.EOF && len(buf) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", err
-		}
-	}
-}
-
-var errHeaderTooLarge = errors.New("header section too large")
-
-// readLongSection reads a header section longer than br's buffer.
-func readLongSection(br *bufio.Reader, limit int) (string, error) {
-	var b []byte
-	continued := false
-	for {
-		line, err := br.ReadSlice('\n')
-		b = append(b, line...)
-		if len(b) > limit {
-			return "", errHeaderTooLarge
-		}
-		if err == bufio.ErrBufferFull {
-			continued = true
-			continue
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", err
-		}
-		if !continued && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			return string(b), nil
-		}
-		continued = false
-	}
 }
 
 // finish ends the exchange: the connection goes back to the pool when the
@@ -870,21 +781,8 @@ type chunkedBody struct {
 func (c *chunkedBody) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if err == io.EOF {
-		head, terr := readSection(c.br, maxResponseHeader)
-		if terr == io.EOF {
-			terr = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
-		}
-		if terr == nil && bareLF(head) {
-			terr = errors.New("trailer line ended by a bare LF") // as in a client's trailers
-		}
-		if terr != nil {
+		if terr := h1.ReadTrailer(c.br, maxResponseHeader, &c.end); terr != nil {
 			return n, terr
-		}
-		if len(head) > 2 {
-			c.end = http.Header{}
-			if _, terr := parseFields(head, c.end); terr != nil {
-				return n, terr
-			}
 		}
 	}
 	return n, err
@@ -1017,15 +915,11 @@ func containsString(ss []string, s string) bool {
 	return false
 }
 
-// headerNewlines turns line breaks in a field value into spaces, as
-// http.Header.Write does: a value can never start a field of its own.
-var headerNewlines = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
-
 func writeField(w *bufio.Writer, k, v string) {
 	w.WriteString(k)
 	w.WriteString(": ")
 	if strings.ContainsAny(v, "\r\n") {
-		v = headerNewlines.Replace(v)
+		v = h1.HeaderNewlines.Replace(v)
 	}
 	w.WriteString(strings.TrimSpace(v))
 	w.WriteString("\r\n")

@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// h1Response is the http.ResponseWriter of h1Server. The header section is
+// h1Response is the http.ResponseWriter of Server. The header section is
 // made when the status is set (so later changes to the header map do not
 // reach the client, as with net/http) and written with the first body
 // bytes, the first flush or the end of the handler, once the body's
@@ -60,7 +60,7 @@ func (w *h1Response) WriteHeader(code int) {
 	}
 	h := w.header
 	if cl, ok := h["Content-Length"]; ok && len(cl) > 0 {
-		if n, ok := parseContentLength(textproto.TrimString(cl[0])); ok {
+		if n, ok := ParseContentLength(textproto.TrimString(cl[0])); ok {
 			w.clen = n
 		} else {
 			w.c.s.log.Debug("invalid Content-Length from the handler; ignored", "value", cl[0])
@@ -80,15 +80,15 @@ func (w *h1Response) WriteHeader(code int) {
 		}
 	}
 	b := appendStatusLine(w.c.hbuf[:0], code)
-	b = appendHeader(b, h)
+	b = AppendHeader(b, h)
 	if _, ok := h["Date"]; !ok {
 		b = append(b, w.c.s.dateHeader(time.Now())...)
 	}
 	w.c.hbuf = b
 }
 
-// appendHeader appends h's fields but those the server writes itself.
-func appendHeader(b []byte, h http.Header) []byte {
+// AppendHeader appends h's fields but those the server writes itself.
+func AppendHeader(b []byte, h http.Header) []byte {
 	for k, vs := range h {
 		switch k {
 		case "Content-Length", "Transfer-Encoding", "Connection":
@@ -110,7 +110,7 @@ func appendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
 	if strings.ContainsAny(v, "\r\n") {
-		v = headerNewlines.Replace(v)
+		v = HeaderNewlines.Replace(v)
 	}
 	b = append(b, strings.TrimSpace(v)...)
 	return append(b, "\r\n"...)
@@ -152,7 +152,7 @@ func (w *h1Response) writeInformational(code int) {
 		c.canContinue.Store(false)
 	}
 	b := appendStatusLine(c.hbuf[:0], code)
-	b = appendHeader(b, w.header)
+	b = AppendHeader(b, w.header)
 	b = append(b, "\r\n"...)
 	c.hbuf = b[:0]
 	c.bw.Write(b)

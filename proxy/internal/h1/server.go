@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// h1Server serves HTTP/1.x on the plain-HTTP listener, in place of
+// Server serves HTTP/1.x on the plain-HTTP listener, in place of
 // net/http's server (HTTPS, and with it HTTP/2, stays on net/http). It
 // calls the same http.Handler, but spends less per request than net/http
 // does for what a proxy needs:
@@ -38,7 +38,7 @@ import (
 // WebSockets, panics (http.ErrAbortHandler) ending only their connection,
 // and a graceful Shutdown that closes idle connections and waits for busy
 // ones.
-type h1Server struct {
+type Server struct {
 	handler           http.Handler
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
@@ -84,8 +84,19 @@ const (
 	lingerTimeout = 500 * time.Millisecond
 )
 
-func newH1Server(h http.Handler, o Options, base context.Context, connState func(net.Conn, http.ConnState), log *slog.Logger) *h1Server {
-	return &h1Server{
+// Config holds the limits of a Server, as the fields of the same names in
+// http.Server.
+type Config struct {
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// NewServer returns a Server that serves h with the limits of o; base is
+// the parent of every request's context, connState (nil for none) is
+// told of connection state changes as http.Server.ConnState is.
+func NewServer(h http.Handler, o Config, base context.Context, connState func(net.Conn, http.ConnState), log *slog.Logger) *Server {
+	return &Server{
 		handler:           h,
 		readHeaderTimeout: o.ReadHeaderTimeout,
 		idleTimeout:       o.IdleTimeout,
@@ -100,7 +111,7 @@ func newH1Server(h http.Handler, o Options, base context.Context, connState func
 
 // Serve accepts connections on ln until Shutdown or Close, and returns
 // http.ErrServerClosed then.
-func (s *h1Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -154,7 +165,7 @@ func temporaryAcceptError(err error) bool {
 	return false
 }
 
-func (s *h1Server) track(c *h1Conn) bool {
+func (s *Server) track(c *h1Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() && s.emptyClosed {
@@ -165,7 +176,7 @@ func (s *h1Server) track(c *h1Conn) bool {
 }
 
 // forget drops c from the connections Shutdown waits for.
-func (s *h1Server) forget(c *h1Conn) {
+func (s *Server) forget(c *h1Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
@@ -177,7 +188,7 @@ func (s *h1Server) forget(c *h1Conn) {
 
 // stop stops accepting and returns a channel closed once no connection is
 // left; with force, every connection is closed, else only idle ones.
-func (s *h1Server) stop(force bool) <-chan struct{} {
+func (s *Server) stop(force bool) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closing.Swap(true) {
@@ -204,7 +215,7 @@ func (s *h1Server) stop(force bool) <-chan struct{} {
 // Shutdown stops accepting, closes idle connections and waits until the
 // busy ones finished their request, or ctx ends (its error is returned
 // then). Upgraded connections are not waited for.
-func (s *h1Server) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error {
 	empty := s.stop(false)
 	select {
 	case <-empty:
@@ -215,7 +226,7 @@ func (s *h1Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once.
-func (s *h1Server) Close() error {
+func (s *Server) Close() error {
 	s.stop(true)
 	return nil
 }
@@ -227,7 +238,7 @@ type dateLine struct {
 }
 
 // dateHeader returns "Date: ...\r\n" for now.
-func (s *h1Server) dateHeader(now time.Time) []byte {
+func (s *Server) dateHeader(now time.Time) []byte {
 	sec := now.Unix()
 	if d := s.date.Load(); d != nil && d.sec == sec {
 		return d.line
@@ -248,7 +259,7 @@ const connBufSize = 4 << 10
 // h1Conn is one client connection; its goroutine reads a request, runs
 // the handler, finishes the response, and loops.
 type h1Conn struct {
-	s      *h1Server
+	s      *Server
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -282,7 +293,7 @@ type h1Conn struct {
 	watchTimer *time.Timer
 }
 
-func (s *h1Server) newConn(nc net.Conn) *h1Conn {
+func (s *Server) newConn(nc net.Conn) *h1Conn {
 	c := &h1Conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	c.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
@@ -301,19 +312,19 @@ func (s *h1Server) newConn(nc net.Conn) *h1Conn {
 }
 
 // setReadDeadline sets the read deadline to now+d (none for d = 0),
-// unless the one set is a little earlier (see keepDeadline).
+// unless the one set is a little earlier (see KeepDeadline).
 func (c *h1Conn) setReadDeadline(now time.Time, d time.Duration) {
-	if t, ok := keepDeadline(c.deadline, now, d); !ok {
+	if t, ok := KeepDeadline(c.deadline, now, d); !ok {
 		_ = c.nc.SetReadDeadline(t)
 		c.deadline = t
 	}
 }
 
-// keepDeadline returns the deadline now+d (the zero time for d = 0) and
+// KeepDeadline returns the deadline now+d (the zero time for d = 0) and
 // whether the deadline set, set, may stay instead: it does when it is at
 // most deadlineSlack (or a quarter of d) earlier. Setting a deadline
 // costs a timer update; most requests on a connection then cost none.
-func keepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
+func KeepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 	if d <= 0 {
 		return time.Time{}, set.IsZero()
 	}
@@ -381,8 +392,8 @@ func (c *h1Conn) reject(err error) {
 func (c *h1Conn) linger() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
-	} else if lc, ok := c.nc.(*limitConn); ok {
-		if cw, ok := lc.Conn.(interface{ CloseWrite() error }); ok {
+	} else if wc, ok := c.nc.(interface{ NetConn() net.Conn }); ok {
+		if cw, ok := wc.NetConn().(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
 	}
@@ -574,3 +585,7 @@ func (h *hijackedConn) Read(p []byte) (int, error) {
 	}
 	return h.Conn.Read(p)
 }
+
+// aLongTimeAgo is a deadline in the past: it makes blocked reads and writes
+// return at once.
+var aLongTimeAgo = time.Unix(1, 0)

@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bytes"
@@ -53,51 +53,18 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	}
 	// net/http's limit: the header fields, and 4 KiB for the request line.
 	limit := c.s.maxHeaderBytes + 4096
-	timed := false
-	var head string
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		// Empty lines before a request line are ignored (RFC 9112 2.2).
-		skip := 0
-		for skip < len(buf) && (buf[skip] == '\n' || buf[skip] == '\r' && skip+1 < len(buf) && buf[skip+1] == '\n') {
-			skip++
-		}
-		if skip > 0 {
-			br.Discard(skip)
-			buf = buf[skip:]
-		}
-		if end := headerEnd(buf); end > 0 {
-			if end > limit {
-				return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-			}
-			head = string(buf[:end])
-			br.Discard(end)
-			break
-		}
-		if len(buf) > limit {
-			return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-		}
-		if !timed {
-			// The header did not come in one read: from now on the client
-			// has ReadHeaderTimeout to send the rest.
-			t := time.Now().Add(c.s.readHeaderTimeout)
-			_ = c.nc.SetReadDeadline(t)
-			c.deadline = t
-			timed = true
-		}
-		if len(buf) == br.Size() {
-			var err error
-			if head, err = readLongSection(br, limit); err != nil {
-				if err == errHeaderTooLarge {
-					err = &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
-				}
-				return nil, nil, err
-			}
-			break
-		}
-		if _, err := br.Peek(len(buf) + 1); err != nil && br.Buffered() <= len(buf) {
-			return nil, nil, err
-		}
+	head, err := readSection(br, limit, true, func() {
+		// The header did not come in one read: from now on the client
+		// has ReadHeaderTimeout to send the rest.
+		t := time.Now().Add(c.s.readHeaderTimeout)
+		_ = c.nc.SetReadDeadline(t)
+		c.deadline = t
+	})
+	if err == ErrHeaderTooLarge || err == nil && len(head) > limit {
+		return nil, nil, &h1Error{http.StatusRequestHeaderFieldsTooLarge, ""}
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return c.parseRequest(head)
 }
@@ -120,8 +87,8 @@ func headerEnd(buf []byte) int {
 	}
 }
 
-// cutLine splits s after its first line, without the line's CRLF or LF.
-func cutLine(s string) (line, rest string) {
+// CutLine splits s after its first line, without the line's CRLF or LF.
+func CutLine(s string) (line, rest string) {
 	i := strings.IndexByte(s, '\n')
 	if i < 0 {
 		return s, ""
@@ -136,16 +103,16 @@ func cutLine(s string) (line, rest string) {
 // parseRequest makes the request of a header section, checking it as
 // net/http's server does.
 func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
-	if bareLF(head) {
+	if BareLF(head) {
 		// RFC 9112 2.2 lets a recipient take a bare LF for a line end;
 		// like llhttp, piku does not: a field another parser would read
 		// as part of the line before it must not frame the body here.
 		return nil, nil, badRequest("line ended by a bare LF")
 	}
-	line, rest := cutLine(head)
+	line, rest := CutLine(head)
 	method, rest1, ok1 := strings.Cut(line, " ")
 	uri, proto, ok2 := strings.Cut(rest1, " ")
-	if !ok1 || !ok2 || uri == "" || !validToken(method) {
+	if !ok1 || !ok2 || uri == "" || !ValidToken(method) {
 		return nil, nil, badRequest("malformed HTTP request")
 	}
 	if method == "PRI" && uri == "*" {
@@ -168,7 +135,7 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 		}
 	}
 
-	h, err := parseFields(rest, nil)
+	h, err := ParseFields(rest, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -214,43 +181,26 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 	// The body's framing, by net/http's rules against request smuggling:
 	// one Transfer-Encoding, "chunked" only, which wins over Content-Length;
 	// Content-Length fields that all agree.
-	chunked := false
-	if te, ok := h["Transfer-Encoding"]; ok {
+	te, ok := h["Transfer-Encoding"]
+	if ok {
 		delete(h, "Transfer-Encoding")
 		if minor == 0 {
 			// Ignored for the framing, as net/http does, but the
 			// framing is faulty: the connection ends with this
 			// request (RFC 9112 6.1).
 			req.Close = true
-		} else {
-			if len(te) != 1 {
-				return nil, nil, &h1Error{http.StatusNotImplemented, "too many transfer encodings"}
-			}
-			if !strings.EqualFold(te[0], "chunked") {
-				return nil, nil, &h1Error{http.StatusNotImplemented, "unsupported transfer encoding"}
-			}
-			chunked = true
+			te = nil
 		}
 	}
-	var clen int64
-	if cls := h["Content-Length"]; len(cls) > 0 {
-		if chunked {
-			// Both: a smuggling attempt (RFC 9112 6.1: "ought to be
-			// handled as an error"), refused as nginx does.
-			return nil, nil, badRequest("both Transfer-Encoding and Content-Length")
-		}
-		first := textproto.TrimString(cls[0])
-		for _, v := range cls[1:] {
-			if textproto.TrimString(v) != first {
-				return nil, nil, badRequest("message cannot contain multiple Content-Length headers")
-			}
-		}
-		n, ok := parseContentLength(first)
-		if !ok {
-			return nil, nil, badRequest("bad Content-Length")
-		}
-		clen = n
-		h["Content-Length"] = []string{first}
+	f, err := Frame(te, h["Content-Length"], true)
+	if err != nil {
+		fe := err.(*FramingError)
+		return nil, nil, &h1Error{fe.Status, fe.Msg}
+	}
+	chunked, clen := f.Chunked, int64(0)
+	if f.Length >= 0 {
+		clen = f.Length
+		h["Content-Length"] = []string{f.LengthField}
 	}
 	if chunked {
 		req.ContentLength = -1
@@ -306,33 +256,34 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 	return req, body, nil
 }
 
-// parseFields parses header fields, one a line up to an empty one, into a
+// ParseFields parses header fields, one a line up to an empty one, into a
 // header map (into h when it is not nil, as for trailers).
-func parseFields(s string, h http.Header) (http.Header, error) {
-	hb := newHeaderBuilder(h, s)
-	err := forEachField(s, hb.add)
+func ParseFields(s string, h http.Header) (http.Header, error) {
+	hb := NewHeaderBuilder(h, s)
+	err := ForEachField(s, hb.Add)
 	return hb.h, err
 }
 
-// headerBuilder adds the fields of a header section to a header map, the
+// HeaderBuilder adds the fields of a header section to a header map, the
 // first value of each field from one array made for the section: most
 // fields appear once.
-type headerBuilder struct {
+type HeaderBuilder struct {
 	h    http.Header
 	vals []string
 }
 
-// newHeaderBuilder returns a builder adding to h (a new map when h is
+// NewHeaderBuilder returns a builder adding to h (a new map when h is
 // nil) the fields of section s.
-func newHeaderBuilder(h http.Header, s string) *headerBuilder {
+func NewHeaderBuilder(h http.Header, s string) *HeaderBuilder {
 	n := strings.Count(s, "\n") + 1 // a field a line; the last may lack its line end
 	if h == nil {
 		h = make(http.Header, n)
 	}
-	return &headerBuilder{h: h, vals: make([]string, 0, n)}
+	return &HeaderBuilder{h: h, vals: make([]string, 0, n)}
 }
 
-func (b *headerBuilder) add(k, v string) {
+// Add adds the field k: v.
+func (b *HeaderBuilder) Add(k, v string) {
 	if old, ok := b.h[k]; ok {
 		b.h[k] = append(old, v)
 		return
@@ -342,14 +293,14 @@ func (b *headerBuilder) add(k, v string) {
 	b.h[k] = b.vals[i : i+1 : i+1]
 }
 
-// forEachField calls fn with the canonical name and the value of each
+// ForEachField calls fn with the canonical name and the value of each
 // header field in s, one a line up to an empty one, checking each as
 // net/http does (no line folding, a token for a name, no control
 // character in a value).
-func forEachField(s string, fn func(k, v string)) error {
+func ForEachField(s string, fn func(k, v string)) error {
 	for s != "" {
 		var line string
-		line, s = cutLine(s)
+		line, s = CutLine(s)
 		if line == "" {
 			break
 		}
@@ -361,7 +312,7 @@ func forEachField(s string, fn func(k, v string)) error {
 			return badRequest("malformed MIME header line")
 		}
 		name := line[:colon]
-		if !validToken(name) {
+		if !ValidToken(name) {
 			return badRequest("invalid header field name")
 		}
 		v := trimOWS(line[colon+1:])
@@ -385,8 +336,8 @@ func trimOWS(v string) string {
 	return v
 }
 
-// bareLF reports whether a header section has a line ended by LF alone.
-func bareLF(head string) bool {
+// BareLF reports whether a header section has a line ended by LF alone.
+func BareLF(head string) bool {
 	for i := 0; i < len(head); {
 		j := strings.IndexByte(head[i:], '\n')
 		if j < 0 {
@@ -414,7 +365,9 @@ func canonicalKey(name string) string {
 	return name
 }
 
-func validToken(s string) bool {
+// ValidToken reports whether s is a token (RFC 9110 §5.6.2), as a method
+// and a field name must be.
+func ValidToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -436,8 +389,8 @@ func validFieldValue(v string) bool {
 	return true
 }
 
-// parseContentLength parses a Content-Length value: digits only.
-func parseContentLength(s string) (int64, bool) {
+// ParseContentLength parses a Content-Length value: digits only.
+func ParseContentLength(s string) (int64, bool) {
 	if s == "" || len(s) > 18 {
 		return 0, false
 	}
@@ -530,10 +483,10 @@ func (b *h1Body) read(p []byte) (int, error) {
 	return n, err
 }
 
-// arrived reports whether the rest of a body of known length came from
+// Arrived reports whether the rest of a body of known length came from
 // the client already (it is in the connection's read buffer), so that
 // reading it waits on nothing.
-func (b *h1Body) arrived() bool {
+func (b *h1Body) Arrived() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.chunked == nil && !b.expect && !b.closed && b.err == nil && int64(b.c.br.Buffered()) >= b.remaining
@@ -542,24 +495,14 @@ func (b *h1Body) arrived() bool {
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into the request's Trailer.
 func (b *h1Body) readTrailer() error {
-	head, err := readSection(b.c.br, b.c.s.maxHeaderBytes)
-	if err == errHeaderTooLarge {
+	switch err := ReadTrailer(b.c.br, b.c.s.maxHeaderBytes, &b.req.Trailer); err {
+	case ErrHeaderTooLarge:
 		return badRequest("trailer too large")
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
-	}
-	if err == nil && bareLF(head) {
-		return badRequest("trailer line ended by a bare LF") // as in the header section
-	}
-	if err != nil || len(head) <= 2 {
+	case ErrTrailerBareLF:
+		return badRequest("trailer line ended by a bare LF")
+	default:
 		return err
 	}
-	if b.req.Trailer == nil {
-		b.req.Trailer = http.Header{}
-	}
-	_, err = parseFields(head, b.req.Trailer)
-	return err
 }
 
 // finish ends the body after the handler returned, reading up to
