@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"piku":          func() { os.Exit(Main(os.Args[1:])) },
 		"wsecho-server": func() { os.Exit(wsEchoServer()) },
+		"status-server": func() { os.Exit(statusServer()) },
 	})
 }
 
