@@ -498,8 +498,8 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		if err == nil || !strings.Contains(out, "release failed") || !strings.Contains(out, "timed out after 1s (PIKU_RELEASE_TIMEOUT)") {
 			t.Errorf("push: %v\n%s", err, out)
 		}
-		waitGone(t, "sleep 1001")
-		waitGone(t, "sleep 1002")
+		waitGone(t, e.dir, "sleep 1001")
+		waitGone(t, e.dir, "sleep 1002")
 		c.commit(staticApp("2", map[string]string{"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n"}))
 		c.mustPush("main")
 		e.waitBody(t, "slowrel", "version 2")
@@ -526,12 +526,12 @@ func TestSSHPushEndToEnd(t *testing.T) {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() && !strings.Contains(sc.Text(), "started") {
 		}
-		for len(processesWith("sleep 1003")) == 0 {
+		for len(processesWith("sleep 1003", e.dir)) == 0 {
 			time.Sleep(50 * time.Millisecond)
 		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
-		waitGone(t, "sleep 1003")
+		waitGone(t, e.dir, "sleep 1003")
 		// The lock is free: taking it returns (the test's timeout is the
 		// bound).
 		unlock, err := deploy.Lock(t.Context(), e.root.DeployLock("gone"), nil)
@@ -725,11 +725,11 @@ func main() {
 	})
 }
 
-// waitGone waits until no process has marker in its command line (the
-// test's timeout is the bound).
-func waitGone(t *testing.T, marker string) {
+// waitGone waits until no process working under dir has marker in its
+// command line (the test's timeout is the bound).
+func waitGone(t *testing.T, dir, marker string) {
 	t.Helper()
-	for len(processesWith(marker)) > 0 {
+	for len(processesWith(marker, dir)) > 0 {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
