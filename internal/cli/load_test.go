@@ -19,24 +19,27 @@ type loadResult struct {
 	bodies   map[string]int // the bodies of the requests that succeeded
 }
 
+// load is a steady load running until stop.
+type load struct {
+	mu   sync.Mutex
+	res  loadResult
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
 // steadyLoad sends GET url with Host host every 5 ms from each of two
-// clients (about 400 requests per second) until the returned stop is
-// called, which reports what the requests saw. A request fails on an error
-// or any status but 200.
-func steadyLoad(client *http.Client, url, host string) (stop func() loadResult) {
-	done := make(chan struct{})
-	var (
-		mu  sync.Mutex
-		res = loadResult{bodies: map[string]int{}}
-		wg  sync.WaitGroup
-	)
+// clients (about 400 requests per second, fewer on a busy machine) until
+// stop is called. A request fails on an error or any status but 200.
+func steadyLoad(client *http.Client, url, host string) *load {
+	l := &load{res: loadResult{bodies: map[string]int{}}, done: make(chan struct{})}
 	for range 2 {
-		wg.Go(func() {
+		l.wg.Go(func() {
 			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			for {
 				select {
-				case <-done:
+				case <-l.done:
 					return
 				case <-tick.C:
 				}
@@ -54,29 +57,38 @@ func steadyLoad(client *http.Client, url, host string) (stop func() loadResult) 
 				if err != nil {
 					msg = fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err)
 				}
-				mu.Lock()
-				res.total++
+				l.mu.Lock()
+				l.res.total++
 				if msg != "" {
-					res.failures = append(res.failures, msg)
+					l.res.failures = append(l.res.failures, msg)
 				} else {
-					res.bodies[string(body)]++
+					l.res.bodies[string(body)]++
 				}
-				mu.Unlock()
+				l.mu.Unlock()
 			}
 		})
 	}
-	var once sync.Once
-	return func() loadResult {
-		once.Do(func() { close(done) })
-		wg.Wait()
-		return res
-	}
+	return l
+}
+
+// sent is how many requests have been answered or failed so far.
+func (l *load) sent() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.res.total
+}
+
+// stop ends the load and reports what its requests saw.
+func (l *load) stop() loadResult {
+	l.once.Do(func() { close(l.done) })
+	l.wg.Wait()
+	return l.res
 }
 
 // loads are the scripts' running loads, by script and name.
 var (
 	loadsMu sync.Mutex
-	loads   = map[*testscript.TestScript]map[string]func() loadResult{}
+	loads   = map[*testscript.TestScript]map[string]*load{}
 )
 
 // loadstart NAME URL HOST: start a steady load of GET URL with Host HOST
@@ -85,18 +97,19 @@ func cmdLoadStart(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 || neg {
 		ts.Fatalf("usage: loadstart NAME URL HOST")
 	}
-	stop := steadyLoad(&http.Client{Timeout: 10 * time.Second}, args[1], args[2])
+	l := steadyLoad(&http.Client{Timeout: 10 * time.Second}, args[1], args[2])
 	loadsMu.Lock()
 	if loads[ts] == nil {
-		loads[ts] = map[string]func() loadResult{}
+		loads[ts] = map[string]*load{}
 	}
-	loads[ts][args[0]] = stop
+	loads[ts][args[0]] = l
 	loadsMu.Unlock()
-	ts.Defer(func() { stop() })
+	ts.Defer(func() { l.stop() })
 }
 
-// loadcheck NAME MIN: stop the load; fail if any request failed or fewer
-// than MIN were sent. The distinct bodies seen go to stdout.
+// loadcheck NAME MIN: wait until the load has sent at least MIN requests
+// (how long that takes depends on how busy the machine is), then stop it;
+// fail if any request failed. The distinct bodies seen go to stdout.
 func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 || neg {
 		ts.Fatalf("usage: loadcheck NAME MIN")
@@ -104,12 +117,13 @@ func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 	min, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	loadsMu.Lock()
-	stop := loads[ts][args[0]]
+	l := loads[ts][args[0]]
 	loadsMu.Unlock()
-	if stop == nil {
+	if l == nil {
 		ts.Fatalf("loadcheck: no load %q", args[0])
 	}
-	res := stop()
+	enough := polling(ts, func() bool { return l.sent() >= min })
+	res := l.stop()
 	for body, n := range res.bodies {
 		fmt.Fprintf(ts.Stdout(), "%d x %s\n", n, body)
 	}
@@ -121,8 +135,8 @@ func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Fatalf("load %s: %d of %d requests failed; first: %q", args[0], len(res.failures), res.total, shown)
 	}
-	if res.total < min {
-		ts.Fatalf("load %s: only %d requests were sent, want at least %d", args[0], res.total, min)
+	if !enough {
+		ts.Fatalf("load %s: gave up waiting for %d requests; %d were sent", args[0], min, res.total)
 	}
 }
 

@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"piku":          func() { os.Exit(Main(os.Args[1:])) },
 		"wsecho-server": func() { os.Exit(wsEchoServer()) },
+		"status-server": func() { os.Exit(statusServer()) },
 	})
 }
 
@@ -347,15 +348,15 @@ func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("alive %d: got alive=%v", pid, alive)
 }
 
-// groupgone MARKER: no process whose command line contains MARKER is left
-// (orphans and zombies included); waits until it holds.
+// groupgone MARKER: no process of the script whose command line contains
+// MARKER is left (orphans and zombies included); waits until it holds.
 func cmdGroupGone(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: groupgone MARKER")
 	}
 	var found []int
 	if polling(ts, func() bool {
-		found = processesWith(args[0])
+		found = processesWith(args[0], ts.Getenv("WORK"))
 		return (len(found) == 0) != neg
 	}) {
 		return
@@ -363,8 +364,8 @@ func cmdGroupGone(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("groupgone %q: processes %v", args[0], found)
 }
 
-// procs MARKER N: exactly N live processes have MARKER in their command
-// line (waits until it holds).
+// procs MARKER N: exactly N live processes of the script have MARKER in
+// their command line (waits until it holds).
 func cmdProcs(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: procs MARKER N")
@@ -373,7 +374,7 @@ func cmdProcs(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	var found []int
 	if polling(ts, func() bool {
-		found = processesWith(args[0])
+		found = processesWith(args[0], ts.Getenv("WORK"))
 		return (len(found) == n) != neg
 	}) {
 		return
@@ -396,13 +397,20 @@ func processAlive(pid int) bool {
 	return true
 }
 
-// processesWith lists the pids whose command line contains marker.
-func processesWith(marker string) []int {
+// processesWith lists the pids whose command line contains marker and
+// whose working directory is under dir (possibly removed since): a test's
+// own processes, never those of another test (or another run of the tests
+// on the machine) that happen to run the same command.
+func processesWith(marker, dir string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || !strings.HasPrefix(cwd, dir+"/") {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
