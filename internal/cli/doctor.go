@@ -161,7 +161,7 @@ func printDoctor(c *cli, r DoctorReport) {
 	}
 	fmt.Fprintf(c.stdout, "cgroups    %s\n", iso.Cgroups)
 	if iso.LandlockABI > 0 {
-		fmt.Fprintf(c.stdout, "landlock   ABI %d (apps are not confined by piku yet)\n", iso.LandlockABI)
+		fmt.Fprintf(c.stdout, "landlock   ABI %d: apps, their builds and release commands are confined to their own files (PIKU_LANDLOCK=off opts an app out)\n", iso.LandlockABI)
 	} else {
 		fmt.Fprintf(c.stdout, "landlock   none: %s\n", iso.LandlockWhy)
 	}

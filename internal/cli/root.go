@@ -42,7 +42,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		// as they may not through the control socket.
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			switch cmd.Name() {
-			case "version", "help", "completion":
+			case "version", "help", "completion", isolation.ConfineSubcommand:
 				return nil
 			}
 			return isolation.CheckSelf()
@@ -73,7 +73,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand())
+	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand(), c.confineCommand())
 	c.completeArgs(root)
 	withUsage(root)
 	return root

@@ -219,6 +219,9 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	if err := d.procs.Stop(ctx, app); err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
+	// What left its group and cleared its environment is still in the
+	// app's cgroup.
+	d.cgroups.Kill(app)
 	// The supervisor has routed the app to no backend.
 	fmt.Fprintf(out, "-----> '%s' stopped\n", app)
 	return nil
@@ -242,6 +245,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.apps, app)
 	d.mu.Unlock()
 	d.metrics.Forget(app)
+	d.cgroups.Kill(app)
 	d.cgroups.Remove(app)
 	return nil
 }

@@ -214,8 +214,13 @@ func Run(ctx context.Context, cfg Config) error {
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()
 
+	abi, why := isolation.LandlockABI()
+	landlock := "ABI " + strconv.Itoa(abi) + ": apps are confined to their own files (PIKU_LANDLOCK=off opts out)"
+	if abi == 0 {
+		landlock = "none: apps are not confined (" + why + ")"
+	}
 	d.log.Info("piku daemon started", "root", root.Dir(), "pid", os.Getpid(),
-		"http", cfg.HTTPAddr, "https", cfg.HTTPSAddr, "version", cfg.Version)
+		"http", cfg.HTTPAddr, "https", cfg.HTTPSAddr, "version", cfg.Version, "landlock", landlock)
 	// Start-up has a context of its own, ended first when the daemon
 	// stops: a signal during start-up must not wait for every app's boot.
 	startCtx, cancelStart := context.WithCancel(runCtx)

@@ -113,6 +113,10 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	if len(procs) > 0 {
 		base.Set(procgroup.CgroupProcsVar, strings.Join(procs, ":"))
 	}
+	for _, kv := range isolation.ConfineEnv(d.root, a.Name, env.Get) {
+		k, v, _ := strings.Cut(kv, "=")
+		base.Set(k, v)
+	}
 
 	for _, e := range a.Procfile.Entries {
 		switch {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/procfile"
@@ -44,6 +45,9 @@ func (b *build) environ(extra ...string) []string {
 		env = append(env, kv)
 	}
 	env = append(env, b.env.Environ()...)
+	// Builds and release commands run confined to their app, as its
+	// processes do.
+	env = append(env, isolation.ConfineEnv(b.root, b.app, b.env.Get)...)
 	return append(env, extra...)
 }
 

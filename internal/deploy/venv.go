@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/piku/piku/internal/procgroup"
 )
 
 // Creating a virtualenv with `python -m venv` spends nearly all its time in
@@ -66,7 +68,11 @@ func (b *build) venvTemplate(py string) (string, error) {
 		return "", err
 	}
 	b.step("Making a virtualenv template for %s (once per interpreter)", py)
-	if err := b.run(b.dir, nil, py, "-m", "venv", tmpl); err != nil {
+	// The template is shared by every app of this interpreter, so no app
+	// may write it: it is made outside the app's confinement (an empty
+	// ConfineVar), by the interpreter alone, and only read by the Go code
+	// of later builds.
+	if err := b.run(b.dir, []string{procgroup.ConfineVar + "="}, py, "-m", "venv", tmpl); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {

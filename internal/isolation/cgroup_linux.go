@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Mode is how an app's limits are enforced on this machine.
@@ -219,6 +220,55 @@ func (c *Cgroups) Remove(app string) {
 		}
 	}
 }
+
+// Kill ends every process left in app's cgroups, those that left their
+// process group and cleared their environment included, so that nothing
+// of a stopped or destroyed app escapes: cgroup v2 writes cgroup.kill
+// (Linux 5.14), which kills them all at once; otherwise each pid in
+// cgroup.procs gets SIGKILL, again until none is left (a process forking
+// while it is being killed adds one), at most maxKillRounds times.
+func (c *Cgroups) Kill(app string) {
+	var dirs []string
+	switch c.Mode() {
+	case ModeCgroupV2:
+		dir := filepath.Join(c.v2, app)
+		if f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0); err == nil {
+			_, err = f.WriteString("1")
+			if cerr := f.Close(); err == nil && cerr == nil {
+				return
+			}
+		}
+		dirs = []string{dir}
+	case ModeCgroupV1:
+		for _, ctrl := range v1Controllers {
+			if base, ok := c.v1[ctrl]; ok {
+				dirs = append(dirs, filepath.Join(base, app))
+			}
+		}
+	}
+	for range maxKillRounds {
+		n := 0
+		for _, dir := range dirs {
+			b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+						n++
+					}
+				}
+			}
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// maxKillRounds bounds Kill's passes over cgroup.procs.
+const maxKillRounds = 16
 
 // Close removes every app's cgroup that no process is left in, and the
 // daemon's directory of them if it is then empty: the daemon calls it once

@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/piku/piku/internal/procgroup"
 )
@@ -127,4 +129,80 @@ func TestProbe(t *testing.T) {
 		t.Error("no Landlock ABI and no reason")
 	}
 	t.Logf("%+v", r)
+}
+
+// TestCgroupKillV2File: in cgroup v2, Kill writes the app's cgroup.kill
+// (a tree laid out as the kernel lays one out: no delegated v2 controller
+// exists where the tests run).
+func TestCgroupKillV2File(t *testing.T) {
+	base := t.TempDir()
+	c := &Cgroups{mode: ModeCgroupV2, v2: base}
+	if _, err := c.Apply("blog", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	kill := filepath.Join(base, "blog", "cgroup.kill")
+	if err := os.WriteFile(kill, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill("blog")
+	if b, err := os.ReadFile(kill); err != nil || string(b) != "1" {
+		t.Errorf("cgroup.kill = %q, %v, want 1", b, err)
+	}
+}
+
+// TestCgroupKillV1 stops an app whose process escaped its group (a new
+// session, an empty environment): stopping the group misses it, Kill
+// ends it through the app's cgroup v1 cgroup.procs.
+func TestCgroupKillV1(t *testing.T) {
+	c := DetectCgroups("/sys/fs/cgroup", t.TempDir())
+	if c.Mode() != ModeCgroupV1 || !contains(c.Controllers(), "pids") {
+		t.Skipf("no writable cgroup v1 pids controller here (mode %s: %s)", c.Mode(), c.Why)
+	}
+	t.Cleanup(c.Close)
+	procs, err := c.Apply("esc", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Remove("esc") })
+	// The escapee says so once it has left the group and its
+	// environment (the shell's word alone would race with its setsid).
+	cmd := exec.Command("/bin/sh", "-c", `(setsid env -i /bin/sh -c 'echo escaped; exec sleep 1000' &); exec sleep 1000`)
+	cmd.Env = append(os.Environ(), procgroup.CgroupProcsVar+"="+strings.Join(procs, ":"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := procgroup.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "escaped\n" {
+		t.Fatalf("the shell said %q", line)
+	}
+	pidsProcs := filepath.Join(c.v1["pids"], "esc", "cgroup.procs")
+	p.Stop(time.Second, nil)
+	left := cgroupPids(t, pidsProcs)
+	if len(left) == 0 {
+		t.Fatal("nothing escaped the group: the test shows nothing")
+	}
+	c.Kill("esc")
+	// SIGKILL cannot be ignored: the escaped processes leave the cgroup
+	// as they exit, which the test waits for.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cgroupPids(t, pidsProcs)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still in the app's cgroup after Kill: %v (before: %v)", cgroupPids(t, pidsProcs), left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func cgroupPids(t *testing.T, procs string) []string {
+	t.Helper()
+	b, err := os.ReadFile(procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
 }

@@ -62,10 +62,20 @@ func (l Limits) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// LandlockKey is the app's ENV key that turns its confinement off
+// (PIKU_LANDLOCK=off): for an app that must read or write outside its own
+// directories (another app's files, a path under PIKU_ROOT, a /tmp shared
+// with other programs), reach an abstract unix socket or signal a process
+// that is not its own.
+const LandlockKey = "PIKU_LANDLOCK"
+
 // ParseLimits reads an app's limits from its settings (get returns a
 // key's value and whether it is set). It is pure: the daemon calls it
 // before a rollout, so a bad value refuses the push or the change and
 // names the key, the value and what is accepted.
+//
+// It also checks LandlockKey, which is not a limit but is an app's
+// isolation setting: on (the default) or off.
 func ParseLimits(get func(string) (string, bool)) (Limits, error) {
 	l := Limits{PidsMax: DefaultPidsMax}
 	var err error
@@ -94,6 +104,9 @@ func ParseLimits(get func(string) (string, bool)) (Limits, error) {
 		} else if l.PidsMax, err = intKey(get, KeyPidsMax, 16, 4194304, true); err != nil {
 			return l, err
 		}
+	}
+	if v, ok := value(get, LandlockKey); ok && v != "on" && v != "off" {
+		return l, fmt.Errorf("%s=%q: accepted is on (the default: the app is confined to its own files) or off", LandlockKey, v)
 	}
 	if l.NoFile, err = intKey(get, KeyNoFile, 64, 1048576, false); err != nil {
 		return l, err

@@ -23,6 +23,9 @@ func TestParseLimits(t *testing.T) {
 		{map[string]string{KeyCPUMax: "-1"}, Limits{}, `PIKU_CPU_MAX="-1": accepted is a number of CPUs`},
 		{map[string]string{KeyPidsMax: "3"}, Limits{}, `PIKU_PIDS_MAX="3": accepted is a whole number from 16 to 4194304, or max`},
 		{map[string]string{KeyNoFile: "many"}, Limits{}, `PIKU_NOFILE="many": accepted is a whole number from 64 to 1048576`},
+		{map[string]string{LandlockKey: "off"}, Limits{PidsMax: DefaultPidsMax}, ""},
+		{map[string]string{LandlockKey: "on"}, Limits{PidsMax: DefaultPidsMax}, ""},
+		{map[string]string{LandlockKey: "no"}, Limits{}, `PIKU_LANDLOCK="no": accepted is on (the default: the app is confined to its own files) or off`},
 	} {
 		get := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
 		got, err := ParseLimits(get)

@@ -21,20 +21,36 @@ const CgroupProcsVar = "PIKU_CGROUP_PROCS"
 // (RLIMIT_NOFILE) its shell sets before it runs anything.
 const NoFileVar = "PIKU_NOFILE"
 
+// ConfineVar, in a command's environment, is the piku binary that confines
+// the command to its app before it runs it: the command is run as
+// `BIN __confine -- COMMAND...` (see isolation.Confine), after the rest of
+// the prelude.
+const ConfineVar = "PIKU_CONFINE"
+
 // prelude makes cmd, a shell line (/bin/sh -c LINE), start with what must
 // hold from its first instruction on, for it and everything it starts:
 //   - its oom_score_adj raised to AppOOMScoreAdj when the caller's is
 //     lower, so it never runs with the daemon's;
 //   - its cgroups joined (CgroupProcsVar), so it never runs unlimited; it
 //     exits with status 125 and says so if it cannot join them;
-//   - its open files limit (NoFileVar).
+//   - its open files limit (NoFileVar);
+//   - its confinement to its app (ConfineVar), last.
 //
 // Go cannot run code between fork and exec, and settings made from outside
 // after the start leave a moment in which a fork bomb escapes them; a
 // shell that runs them first and then execs the line leaves none. Other
 // commands are left as they are.
 func prelude(cmd *exec.Cmd) {
-	if cmd.Err != nil || cmd.Path != "/bin/sh" || len(cmd.Args) < 3 || cmd.Args[1] != "-c" {
+	if cmd.Err != nil {
+		return
+	}
+	confine := envValue(cmd.Env, ConfineVar)
+	if cmd.Path != "/bin/sh" || len(cmd.Args) < 3 || cmd.Args[1] != "-c" {
+		if confine != "" {
+			// Not a shell line: the confining binary runs it as it is.
+			cmd.Args = append([]string{confine, "__confine", "--", cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = confine
+		}
 		return
 	}
 	var b strings.Builder
@@ -56,13 +72,17 @@ func prelude(cmd *exec.Cmd) {
 	if n, err := strconv.Atoi(envValue(cmd.Env, NoFileVar)); err == nil && n > 0 {
 		b.WriteString("ulimit -n " + strconv.Itoa(n) + " || exit 125; ")
 	}
-	if b.Len() == 0 {
+	if b.Len() == 0 && confine == "" {
 		return
 	}
 	// The prelude runs in a shell of its own, which then execs the line
 	// as it was given (same pid, same command line), so the line's
 	// shell behaves as it would have: a simple command still replaces it.
-	b.WriteString(`exec /bin/sh -c "$@"`)
+	if confine != "" {
+		b.WriteString(`exec "$` + ConfineVar + `" __confine -- /bin/sh -c "$@"`)
+	} else {
+		b.WriteString(`exec /bin/sh -c "$@"`)
+	}
 	cmd.Args = append([]string{cmd.Args[0], "-c", b.String(), "sh"}, cmd.Args[2:]...)
 }
 

@@ -117,3 +117,46 @@ func TestPreludeKeepsTheLine(t *testing.T) {
 		t.Errorf("output %q, want %q", got, want)
 	}
 }
+
+// TestPreludeConfine runs commands with ConfineVar naming a stand-in for
+// `piku __confine`, which says it ran and then execs what follows "--":
+// shell lines and programs alike go through it, last, with their
+// arguments as they were.
+func TestPreludeConfine(t *testing.T) {
+	bin := t.TempDir() + "/confine"
+	script := "#!/bin/sh\n[ \"$1\" = __confine ] && [ \"$2\" = -- ] || exit 9\nshift 2\necho \"confined $(cat /proc/self/oom_score_adj)\"\nexec \"$@\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	own, err := OOMScoreAdj(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := strconv.Itoa(max(own, AppOOMScoreAdj))
+	for _, tc := range []struct {
+		name string
+		cmd  *exec.Cmd
+		env  []string
+		want string
+	}{
+		{"shell line", exec.Command("/bin/sh", "-c", `echo "$0 $1"`, "a b", "c"), []string{ConfineVar + "=" + bin}, "confined " + score + "\na b c\n"},
+		{"program", exec.Command("echo", "a b", "c"), []string{ConfineVar + "=" + bin}, "confined " + strconv.Itoa(own) + "\na b c\n"},
+		{"not asked", exec.Command("/bin/sh", "-c", "echo a"), nil, "a\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cmd.Env = append(os.Environ(), tc.env...)
+			var out strings.Builder
+			tc.cmd.Stdout, tc.cmd.Stderr = &out, &out
+			p, err := Start(tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := p.Exit(); e != "exit 0" {
+				t.Fatalf("exit: %s (%s)", e, out.String())
+			}
+			if got := out.String(); got != tc.want {
+				t.Errorf("output %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
