@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Long-lived streams (an event stream, a connection switched to another
@@ -26,6 +27,9 @@ type streamSlot struct {
 	context.Context
 	cancel context.CancelFunc
 	addr   string // the backend, once the answer is a stream; guarded by streams.mu
+	// marked is set with addr, so that forget takes the registry's lock
+	// only for the few requests whose answer was a stream.
+	marked atomic.Bool
 }
 
 // Value returns the slot itself for streamSlotKey, else the parent's value.
@@ -71,11 +75,17 @@ func (s *Server) markStream(out *outgoing, addr string) {
 		s.streams.set = map[*streamSlot]struct{}{}
 	}
 	slot.addr = addr
+	slot.marked.Store(true)
 	s.streams.set[slot] = struct{}{}
 }
 
-// forget removes slot, when its request has ended.
+// forget removes slot, when its request has ended. An ordinary request
+// (never marked) takes no lock: the registry's mutex is shared by every
+// request of the proxy.
 func (st *streams) forget(slot *streamSlot) {
+	if !slot.marked.Load() {
+		return
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if slot.addr != "" {
