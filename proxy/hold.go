@@ -115,7 +115,8 @@ type holdState struct {
 	held    bool          // false once Release ran
 	up      bool          // the app's route has a backend
 	wake    chan struct{} // closed when up turns true or the hold ends
-	waiting int           // requests waiting
+	waiting int           // requests that took a place (Requests bounds it)
+	queued  int           // of those, the ones whose body is read and that wait for the app
 	bytes   int64         // body bytes buffered by the waiting requests
 }
 
@@ -173,6 +174,14 @@ func (h *holdState) leave() {
 	h.mu.Unlock()
 }
 
+// queue counts a request that has read its body and waits (d 1), or that
+// stopped waiting (d -1).
+func (h *holdState) queue(d int) {
+	h.mu.Lock()
+	h.queued += d
+	h.mu.Unlock()
+}
+
 // reserve takes n bytes of the body budget limit.
 func (h *holdState) reserve(n, limit int64) bool {
 	h.mu.Lock()
@@ -226,7 +235,9 @@ func (s *Server) Release(app string) {
 	h.release()
 }
 
-// Held reports whether app is held and how many of its requests wait.
+// Held reports whether app is held and how many of its requests wait for
+// it with their bodies read (a request still reading its body, which may
+// yet be refused for its size, is not counted).
 func (s *Server) Held(app string) (held bool, waiting int) {
 	s.mu.Lock()
 	h := s.holds[app]
@@ -236,7 +247,7 @@ func (s *Server) Held(app string) (held bool, waiting int) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return true, h.waiting
+	return true, h.queued
 }
 
 // hold makes r wait for rt's app to have a backend (rt is held and has
@@ -275,6 +286,8 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route
 		}
 		r.Body = body
 	}
+	h.queue(1)
+	defer h.queue(-1)
 	t := time.NewTimer(cfg.Timeout)
 	defer t.Stop()
 	select {
