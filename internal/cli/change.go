@@ -30,6 +30,10 @@ func (c *cli) changeFiles(root layout.Root, app string, files []string, noRestar
 		return err
 	}
 	defer unlock()
+	// A destroy may have held the lock while this change waited for it.
+	if !root.Exists(app) {
+		return &ExitError{Code: 1, Msg: "app " + quote(app) + " not found (destroyed while this change waited); nothing was changed"}
+	}
 	before := make([]snapshot, 0, len(files))
 	for _, f := range files {
 		s, err := takeSnapshot(f)

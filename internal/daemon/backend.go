@@ -211,6 +211,10 @@ func (d *Daemon) Stop(ctx context.Context, app string, out io.Writer) error {
 	}
 	unlock := d.lock(app)
 	defer unlock()
+	// A destroy may have run while this stop waited for the lock.
+	if !d.root.Exists(app) {
+		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
+	}
 	d.sleeper.forget(app)
 	d.table.Release(app)
 	if err := d.jobs.Remove(app); err != nil {

@@ -112,6 +112,10 @@ func (d *Daemon) runLocked(ctx context.Context, r *rollout) error {
 	app := r.app
 	unlock := d.lock(app)
 	defer unlock()
+	// A destroy may have run while this rollout waited for the lock.
+	if !d.root.Exists(app) {
+		return fmt.Errorf("app %q: %w", app, control.ErrUnknownApp)
+	}
 	st := d.state(app)
 	start := time.Now()
 	err := d.runRollout(ctx, r)

@@ -336,3 +336,26 @@ func (p specProcs) Apply(ctx context.Context, spec supervisor.AppSpec) error {
 	}
 	return p.fakeProcs.Apply(ctx, spec)
 }
+
+// TestRolloutAfterDestroy: a rollout that waited for the app's lock while
+// a destroy held it finds no app, and touches nothing (it used to go on
+// against the removed files).
+func TestRolloutAfterDestroy(t *testing.T) {
+	w := newWorld(t, appFiles)
+	unlock := w.d.lock("app")
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.deploy(control.DeployRequest{})
+		done <- err
+	}()
+	if err := os.RemoveAll(w.root.App("app")); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-done; !errors.Is(err, control.ErrUnknownApp) {
+		t.Errorf("rollout after destroy: %v, want ErrUnknownApp", err)
+	}
+	if len(w.calls) != 0 {
+		t.Errorf("calls %q, want none", w.calls)
+	}
+}
