@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/proxy/internal/h1"
+	"github.com/piku/piku/proxy/internal/upstream"
 )
 
 // Options configure a Server.
@@ -77,6 +78,7 @@ type Options struct {
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
 	o       Options
+	up      upstream.Client // sends requests to backends
 	log     *slog.Logger    // summarises repeated warnings (logsummary.go)
 	summary *summaryHandler // log's handler
 	bufs    bufferPool      // response body copy buffers
@@ -135,6 +137,7 @@ func New(o Options) *Server {
 	summary := newSummaryHandler(o.Logger.Handler(), logSummaryInterval, time.Now)
 	s := &Server{
 		o:          o,
+		up:         upstream.Client{DialTimeout: o.DialTimeout, ResponseHeaderTimeout: o.ResponseHeaderTimeout},
 		log:        slog.New(summary),
 		summary:    summary,
 		routes:     map[string]Route{},
@@ -298,7 +301,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for _, b := range s.backends {
-		b.pool.closeIdle()
+		b.pool.CloseIdle()
 	}
 	for p, l := range s.logs {
 		l.Close()

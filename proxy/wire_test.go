@@ -520,33 +520,3 @@ func TestH1AnswerCutShort(t *testing.T) {
 		t.Errorf("answer cut short: %q, want the 200 and the part of the body that came", raw)
 	}
 }
-
-// TestUpstreamReuseAfterDeadline: a pooled connection whose read deadline
-// (the header timeout of its last answer) passed while it was idle is
-// still reused: the look before reuse does not take the passed deadline
-// for a dead connection.
-func TestUpstreamReuseAfterDeadline(t *testing.T) {
-	be, accepted := countingBackend(t, named("ok"))
-	s, addr := startProxy(t, Options{}, appRoute(be))
-	if r := do(t, nil, addr, "GET", "app.test", "/", nil); r.body != "ok" {
-		t.Fatalf("first: %d %q", r.code, r.body)
-	}
-	// The pooled connection's deadline, moved to the past as the header
-	// timeout would be after a quiet minute.
-	s.mu.Lock()
-	b := s.backends[be]
-	s.mu.Unlock()
-	c := b.pool.pop()
-	if c == nil {
-		t.Fatal("no pooled connection")
-	}
-	c.deadline = time.Now().Add(-time.Second)
-	_ = c.nc.SetReadDeadline(c.deadline)
-	b.pool.put(c)
-	if r := do(t, nil, addr, "GET", "app.test", "/", nil); r.body != "ok" {
-		t.Fatalf("second: %d %q", r.code, r.body)
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("the backend accepted %d connections, want 1: the idle one was reused", n)
-	}
-}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package proxy
+package upstream
 
 import "syscall"
 
@@ -12,7 +12,7 @@ import "syscall"
 // closed the connection, as Node, uvicorn or gunicorn do after a few idle
 // seconds) or any byte (a late answer, a body sent to HEAD) make the
 // connection unusable; only "nothing to read yet" keeps it.
-func usable(c *upConn) bool {
+func usable(c *conn) bool {
 	if c.peek == nil {
 		sc, ok := c.nc.(syscall.Conn)
 		if !ok {

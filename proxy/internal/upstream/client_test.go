@@ -1,0 +1,100 @@
+package upstream
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// allFields forwards every field.
+type allFields struct{}
+
+func (allFields) Forward(string, bool) bool { return true }
+
+// countingBackend serves h and counts the connections it accepted.
+func countingBackend(t *testing.T, h http.HandlerFunc) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	accepted = new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			accepted.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), accepted
+}
+
+// get sends a GET to addr through cl and p and returns the answer's
+// status and body.
+func get(t *testing.T, cl *Client, p *Pool, addr string) (int, string) {
+	t.Helper()
+	req := &Request{R: httptest.NewRequest(http.MethodGet, "http://app.test/", nil), Fields: allFields{}, Header: http.Header{}}
+	x, err := cl.RoundTrip(p, addr, req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v", err)
+	}
+	b, err := io.ReadAll(x)
+	x.Finish()
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return x.Status(), string(b)
+}
+
+func testClient() *Client {
+	return &Client{DialTimeout: 5 * time.Second, ResponseHeaderTimeout: time.Minute}
+}
+
+// TestReuseAfterDeadline: a pooled connection whose read deadline (the
+// header timeout of its last answer) passed while it was idle is still
+// reused: the look before reuse does not take the passed deadline for a
+// dead connection.
+func TestReuseAfterDeadline(t *testing.T) {
+	addr, accepted := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	cl, p := testClient(), &Pool{}
+	defer p.CloseIdle()
+	if code, body := get(t, cl, p, addr); body != "ok" {
+		t.Fatalf("first: %d %q", code, body)
+	}
+	// The pooled connection's deadline, moved to the past as the header
+	// timeout would be after a quiet minute.
+	c := p.pop()
+	if c == nil {
+		t.Fatal("no pooled connection")
+	}
+	c.deadline = time.Now().Add(-time.Second)
+	_ = c.nc.SetReadDeadline(c.deadline)
+	p.put(c)
+	if code, body := get(t, cl, p, addr); body != "ok" {
+		t.Fatalf("second: %d %q", code, body)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("the backend accepted %d connections, want 1: the idle one was reused", n)
+	}
+}
+
+// TestKeepAliveIdle reads the backend's Keep-Alive timeout.
+func TestKeepAliveIdle(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", idleConnTimeout},
+		{"timeout=5", 4 * time.Second},
+		{"max=100, timeout=2", time.Second},
+		{"timeout=1", 500 * time.Millisecond},
+		{"timeout=0", 0},
+		{"timeout=900", idleConnTimeout - time.Second},
+		{"timeout=x", idleConnTimeout},
+	} {
+		if got := keepAliveIdle(tt.v); got != tt.want {
+			t.Errorf("keepAliveIdle(%q) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
