@@ -116,20 +116,54 @@ func TestUpstreamPostAfterIdleClose(t *testing.T) {
 	}
 }
 
-// TestUpstreamRetryUnanswered: a backend that ends a reused connection
-// without a byte of answer (it timed the connection out as the request
-// came) gets the request again on a new connection, a body too.
-func TestUpstreamRetryUnanswered(t *testing.T) {
-	for _, method := range []string{"POST", "GET"} {
-		t.Run(method, func(t *testing.T) {
+// TestUpstreamRetryRule holds the retry to http.Transport's rule: a
+// request that got no byte of answer on a reused connection is sent again
+// on a new one only when it is idempotent (GET, HEAD, OPTIONS, TRACE, or
+// an Idempotency-Key) and its body, if any, can go again whole. A POST
+// whose body the backend read before it closed unanswered is not sent
+// twice (a double charge): the client gets 502 and the backend saw it
+// once.
+func TestUpstreamRetryRule(t *testing.T) {
+	for _, tt := range []struct {
+		name, method, body string
+		hdr                []string
+		reset              bool // the backend resets instead of closing
+		want               int
+		seen               int // how often the backend read the request
+		pikuOnly           string
+	}{
+		{name: "GET closed", method: "GET", want: 200, seen: 2},
+		{name: "GET reset", method: "GET", reset: true, want: 200, seen: 2},
+		{name: "HEAD", method: "HEAD", want: 200, seen: 2},
+		{name: "POST closed", method: "POST", body: "charge=1", want: 502, seen: 1},
+		{name: "POST reset", method: "POST", body: "charge=1", reset: true, want: 502, seen: 1},
+		{name: "DELETE", method: "DELETE", want: 502, seen: 1},
+		{name: "POST with Idempotency-Key", method: "POST", hdr: []string{"Idempotency-Key", "k1"}, want: 200, seen: 2},
+		{name: "POST with X-Idempotency-Key and a body", method: "POST", body: "charge=1", hdr: []string{"X-Idempotency-Key", "k1"}, want: 200, seen: 2,
+			pikuOnly: "a body is sent again only when it came whole with its head, which net/http's server does not tell"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.pikuOnly != "" {
+				pikuServerOnly(t, tt.pikuOnly)
+			}
+			var mu sync.Mutex
+			seen := 0
 			be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
 				for i := 0; ; i++ {
 					_, body, err := readRequest(br)
 					if err != nil {
 						return
 					}
+					if i > 0 || n > 0 {
+						mu.Lock()
+						seen++
+						mu.Unlock()
+					}
 					if n == 0 && i == 1 {
-						c.SetLinger(0) // a reset: the request was not taken
+						// The whole request read, and no answer.
+						if tt.reset {
+							c.SetLinger(0)
+						}
 						return
 					}
 					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nconn %d %s", 7+len(body), n, body)
@@ -140,13 +174,22 @@ func TestUpstreamRetryUnanswered(t *testing.T) {
 				t.Fatalf("first request: %d %q", r.code, r.body)
 			}
 			var body io.Reader
-			want := "conn 1 "
-			if method == "POST" {
-				pikuServerOnly(t, "a body is sent again only when it came whole with its head, which net/http's server does not tell")
-				body, want = strings.NewReader("form=1"), "conn 1 form=1"
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			} else if tt.method == "POST" {
+				body = strings.NewReader("")
 			}
-			if r := do(t, nil, addr, method, "app.test", "/", body); r.code != 200 || r.body != want {
-				t.Fatalf("%s: %d %q, want 200 %q", method, r.code, r.body, want)
+			r := do(t, nil, addr, tt.method, "app.test", "/", body, tt.hdr...)
+			if r.code != tt.want {
+				t.Errorf("%s: %d %q, want %d", tt.name, r.code, r.body, tt.want)
+			}
+			if tt.want == 200 && tt.method != "HEAD" && r.body != "conn 1 "+tt.body {
+				t.Errorf("%s: body %q, want it from a new connection", tt.name, r.body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen != tt.seen {
+				t.Errorf("the backend read the request %d times, want %d", seen, tt.seen)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/piku/piku/proxy/internal/h1"
@@ -34,10 +35,11 @@ import (
 //     context ends;
 //   - idle connections checked before reuse (usable, without a goroutine
 //     each), kept no longer than the backend's Keep-Alive timeout;
-//   - a request that fails on a reused connection before a byte of the
-//     response arrived is sent again once on a new connection, its body
-//     too when none of it was read or it was read ahead whole, since the
-//     backend may have closed the idle connection meanwhile;
+//   - a request that fails on a reused connection is sent again once on a
+//     new connection by http.Transport's rule (retryable): when none of
+//     its bytes could be written, or when it is idempotent, no byte of
+//     the answer came and its body, if any, can go again whole; never a
+//     POST whose body the backend may have read (a double charge);
 //   - a 101 taken only as an answer to the switch the client asked for.
 
 const (
@@ -79,6 +81,7 @@ type conn struct {
 	maxIdle  time.Duration // how long it may stay idle: the backend's Keep-Alive timeout, or idleConnTimeout
 	peek     *peeker       // looks at it before reuse (usable), made at the first look
 	deadline time.Time     // the read deadline last set
+	written  atomic.Int64  // bytes written to it, from the body writer too
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
@@ -192,8 +195,8 @@ func (p *Pool) CloseIdle() {
 	}
 }
 
-// errNothingSent marks a failure before any byte of a response arrived on a
-// reused connection, when the request may be sent again.
+// errNothingSent marks a failure on a reused connection after which the
+// request may be sent again (retryable).
 type errNothingSent struct{ err error }
 
 func (e errNothingSent) Error() string { return e.err.Error() }
@@ -225,23 +228,27 @@ func (cl *Client) dial(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), maxIdle: idleConnTimeout}
 	// A write to the backend that makes no progress for the response
 	// header timeout fails: a backend that neither reads the request
 	// body nor answers cannot hold the request for ever, now that the
 	// header timeout starts after the body.
-	w := deadlineWriter{nc: nc, d: cl.ResponseHeaderTimeout}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(w, 16<<10), maxIdle: idleConnTimeout}, nil
+	c.bw = bufio.NewWriterSize(&countingWriter{c: c, d: cl.ResponseHeaderTimeout}, 16<<10)
+	return c, nil
 }
 
-// deadlineWriter writes to nc, each write bounded by d.
-type deadlineWriter struct {
-	nc net.Conn
-	d  time.Duration
+// countingWriter writes to c's connection, each write bounded by d, and
+// counts the bytes written (conn.written).
+type countingWriter struct {
+	c *conn
+	d time.Duration
 }
 
-func (w deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.nc.SetWriteDeadline(time.Now().Add(w.d))
-	return w.nc.Write(p)
+func (w *countingWriter) Write(p []byte) (int, error) {
+	_ = w.c.nc.SetWriteDeadline(time.Now().Add(w.d))
+	n, err := w.c.nc.Write(p)
+	w.c.written.Add(int64(n))
+	return n, err
 }
 
 // aLongTimeAgo is a deadline in the past: it makes blocked reads and writes

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +97,44 @@ func TestKeepAliveIdle(t *testing.T) {
 		if got := keepAliveIdle(tt.v); got != tt.want {
 			t.Errorf("keepAliveIdle(%q) = %v, want %v", tt.v, got, tt.want)
 		}
+	}
+}
+
+// TestRetryable is http.Transport's retry rule, case by case.
+func TestRetryable(t *testing.T) {
+	body := func(buf []byte, sent bool) *Body {
+		b := &Body{RC: io.NopCloser(strings.NewReader("x")), Size: 1, Buf: buf}
+		b.sent.Store(sent)
+		return b
+	}
+	for _, tt := range []struct {
+		name                            string
+		method                          string
+		hdr                             http.Header
+		body                            *Body
+		nothingWritten, nothingReceived bool
+		want                            bool
+	}{
+		{"GET unanswered", "GET", nil, nil, false, true, true},
+		{"GET answered in part", "GET", nil, nil, false, false, false},
+		{"HEAD unanswered", "HEAD", nil, nil, false, true, true},
+		{"OPTIONS unanswered", "OPTIONS", nil, nil, false, true, true},
+		{"TRACE unanswered", "TRACE", nil, nil, false, true, true},
+		{"POST unanswered", "POST", nil, body([]byte("x"), true), false, true, false},
+		{"DELETE unanswered", "DELETE", nil, nil, false, true, false},
+		{"POST nothing written, body read ahead", "POST", nil, body([]byte("x"), false), true, true, true},
+		{"POST nothing written, body not read yet", "POST", nil, body(nil, false), true, true, true},
+		{"POST nothing written, body read in part", "POST", nil, body(nil, true), true, true, false},
+		{"POST with Idempotency-Key, body read ahead", "POST", http.Header{"Idempotency-Key": {"k"}}, body([]byte("x"), true), false, true, true},
+		{"POST with X-Idempotency-Key, no value", "POST", http.Header{"X-Idempotency-Key": nil}, nil, false, true, true},
+		{"POST with Idempotency-Key, body streamed", "POST", http.Header{"Idempotency-Key": {"k"}}, body(nil, true), false, true, false},
+		{"GET with a body read ahead", "GET", nil, body([]byte("x"), true), false, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &Request{R: &http.Request{Method: tt.method, Header: tt.hdr}, Body: tt.body}
+			if got := retryable(req, tt.nothingWritten, tt.nothingReceived); got != tt.want {
+				t.Errorf("retryable = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -73,7 +73,8 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 			proceed <- send
 		}
 	}
-	fail := func(err error, nothingSent bool) (*Exchange, error) {
+	startWritten := c.written.Load()
+	fail := func(err error, nothingReceived bool) (*Exchange, error) {
 		stop()
 		c.close()
 		release(false)
@@ -81,11 +82,7 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		// No byte of the answer came on a connection that was reused:
-		// the backend closed it before it took the request (it may
-		// have timed it out as it was picked). The request goes once
-		// more on a new connection, when its body can go whole.
-		if reused && nothingSent && (req.Body == nil || req.Body.revoke()) {
+		if reused && retryable(req, c.written.Load() == startWritten, nothingReceived) {
 			return nil, errNothingSent{err}
 		}
 		return nil, err
@@ -197,6 +194,38 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 		c.setReadDeadline(time.Time{}, 0)
 	}
 	return x, nil
+}
+
+// retryable reports whether req, which failed on a reused connection (the
+// backend may have closed it as the request was picked), may be sent again
+// on a new one: http.Transport's rule (shouldRetryRequest). Either none
+// of its bytes could be written (the backend cannot have seen it), and its
+// body, if any, can go whole; or no byte of the answer came, the request
+// is idempotent (isReplayable: GET, HEAD, OPTIONS, TRACE, or an
+// Idempotency-Key), and its body, if any, can go again whole. A POST the
+// backend may have read before it closed is never sent twice: it may have
+// charged a card.
+func retryable(req *Request, nothingWritten, nothingReceived bool) bool {
+	if !nothingWritten && !(nothingReceived && idempotent(req.R)) {
+		return false
+	}
+	// revoke: the body was read ahead whole, or none of it was read yet.
+	return req.Body == nil || req.Body.revoke()
+}
+
+// idempotent reports whether r may be sent twice (net/http's
+// Request.isReplayable, without the body: retryable looks at that).
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	// net/http takes the fields' presence, even with no value.
+	if _, ok := r.Header["Idempotency-Key"]; ok {
+		return true
+	}
+	_, ok := r.Header["X-Idempotency-Key"]
+	return ok
 }
 
 // Status is the response's status code.
