@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -63,8 +64,23 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		s.switchProtocols(w, r, info, x)
 		return
 	}
+	left := x.BodyLeft()
+	if left {
+		// The backend answered before it had the whole upload and will
+		// not read the rest: the client's connection ends after the
+		// answer (as net/http's server ends it when a handler did not
+		// read the body), and the answer says so (HTTP/2 ends only the
+		// stream).
+		if r.ProtoMajor == 1 {
+			w.Header()["Connection"] = []string{"close"}
+		}
+	}
 	w.WriteHeader(x.Status())
-	if err := s.copyBody(w, x); err != nil {
+	err = s.copyBody(w, x)
+	if left {
+		abandonBody(w)
+	}
+	if err != nil {
 		// The answer is cut short: all that can be done is to end the
 		// client's connection (or stream), as ReverseProxy does.
 		x.Abort()
@@ -77,6 +93,19 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 	}
 	x.Finish()
 }
+
+// abandonBody ends the reading of a request body the backend will not
+// read (Exchange.BodyLeft), once the answer was sent: the body writer,
+// blocked on the client that is still sending, is woken by a read
+// deadline in the past, and waited for by Exchange.Finish, so that
+// nothing reads the client's connection after the request. Where the
+// server cannot set one (HTTP/2), the stream's end wakes it.
+func abandonBody(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+}
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read return.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Forward reports whether the client's field named k goes to the backend
 // (upstream.FieldFilter): not one a client must not say (headers.go),

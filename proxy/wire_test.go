@@ -563,3 +563,52 @@ func TestH1AnswerCutShort(t *testing.T) {
 		t.Errorf("answer cut short: %q, want the 200 and the part of the body that came", raw)
 	}
 }
+
+// TestUpstreamEarlyAnswerClosesClient: a backend that answers before it
+// has read the whole request body, and then stops reading, leaves the
+// rest of the upload unread: the client's answer says "Connection:
+// close" and its connection is closed after it (as net/http's server does
+// when a handler did not consume the body), instead of the proxy waiting
+// for a body it will not read.
+func TestUpstreamEarlyAnswerClosesClient(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+		<-release // and reads no more
+	})
+	_, addr := startProxy(t, Options{}, appRoute(be))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A large upload of which a part is sent, the rest held back while
+	// the answer is read.
+	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n", 16<<20)
+	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "big!" || err != nil {
+		t.Fatalf("answer: %d %q %v, want the backend's 413", res.StatusCode, body, err)
+	}
+	if !res.Close {
+		t.Errorf("the answer does not say Connection: close (%q): the client would send its next request after a body nobody reads", res.Header)
+	}
+	// The proxy ends the connection after the answer; the client sends
+	// nothing more.
+	if n, err := br.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read %d bytes after the answer, want the connection closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("read after the answer: %v, want the connection closed", err)
+	}
+}

@@ -289,6 +289,18 @@ func (w *h1Response) FlushError() error {
 	return w.c.bw.Flush()
 }
 
+// SetReadDeadline sets the connection's read deadline, as
+// http.ResponseController does for net/http's server: a deadline in the
+// past wakes a reader of the request body blocked on the client.
+func (w *h1Response) SetReadDeadline(t time.Time) error {
+	c := w.c
+	if err := c.nc.SetReadDeadline(t); err != nil {
+		return err
+	}
+	c.deadline = t
+	return nil
+}
+
 // EnableFullDuplex is a no-op: the body can always be read while the
 // response is written.
 func (w *h1Response) EnableFullDuplex() error { return nil }

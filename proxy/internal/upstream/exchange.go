@@ -529,6 +529,12 @@ func keepAliveIdle(v string) time.Duration {
 	return idleConnTimeout
 }
 
+// BodyLeft reports whether the answer came while the client was still
+// sending the request body: the backend will not read the rest, and the
+// client's connection, where the rest still comes, cannot carry another
+// request.
+func (x *Exchange) BodyLeft() bool { return x.wrote != nil && !x.req.Body.Done() }
+
 // Abort ends an exchange whose answer could not be passed on whole: the
 // connection is closed, never reused.
 func (x *Exchange) Abort() {
@@ -546,6 +552,23 @@ func (x *Exchange) Finish() {
 	}
 	x.ended = true
 	reuse := x.keep && x.eof
+	if x.wrote != nil && !x.req.Body.Done() {
+		// The backend answered before it had the whole body, which the
+		// client is still sending: it will not read the rest. Closing
+		// the connection ends a write of the body writer; a read from
+		// the client's body is the caller's to end (forward.go wakes
+		// it). The writer is waited for, a short while, so that it
+		// leaves the client's connection alone once the request ends.
+		x.stop()
+		x.c.close()
+		t := time.NewTimer(bodyWriteWait)
+		select {
+		case <-x.wrote:
+		case <-t.C:
+		}
+		t.Stop()
+		return
+	}
 	if x.wrote != nil && reuse {
 		// A backend that keeps the connection after answering has read
 		// the whole request body, or is about to; the writer's last

@@ -80,11 +80,16 @@ type Body struct {
 	mu     sync.Mutex
 	gen    int // the attempt that may read RC
 	sent   atomic.Bool
+	eof    atomic.Bool // it was read to its end
 	failed atomic.Bool // reading it failed: the client sent a broken body
 }
 
 // Sent reports whether any of the body was read to be sent.
 func (b *Body) Sent() bool { return b.sent.Load() }
+
+// Done reports whether the whole body was read from the client: nothing
+// of it is left on the client's connection.
+func (b *Body) Done() bool { return b.Buf != nil || b.eof.Load() }
 
 // Failed reports whether reading the body failed: the client's fault,
 // not the backend's.
@@ -139,7 +144,9 @@ func (a *bodyAttempt) Read(p []byte) (int, error) {
 		a.claimed = true
 	}
 	n, err := b.RC.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		b.eof.Store(true)
+	} else if err != nil {
 		b.failed.Store(true)
 	}
 	return n, err
