@@ -43,7 +43,18 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 			return
 		}
 		out.Body = &upstream.Body{RC: r.Body, Size: r.ContentLength}
-		if readAhead(r) {
+		if limit := info.route.MaxBodySize; limit > 0 && r.ContentLength > limit {
+			tooLarge(w, info, limit)
+			return
+		}
+		switch {
+		case !info.route.StreamRequests:
+			sp, ok := s.spoolRequest(w, r, info, out.Body)
+			if !ok {
+				return
+			}
+			defer sp.close()
+		case readAhead(r):
 			if err := s.bufferBody(out.Body, r); err != nil {
 				page(w, http.StatusBadRequest) // the client's body failed
 				return
@@ -75,8 +86,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 			w.Header()["Connection"] = []string{"close"}
 		}
 	}
+	buffer := buffered(x.Whole(), w.Header(), info.route)
 	w.WriteHeader(x.Status())
-	err = s.copyBody(w, x)
+	err = s.copyBody(w, x, buffer)
 	if left {
 		abandonBody(w)
 	}
@@ -181,12 +193,17 @@ type readCloser struct {
 	io.Closer
 }
 
-// copyBody copies the response body of x to w. An answer of unknown
-// length, or an event stream, is flushed after every read.
-func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange) error {
+// copyBody copies the response body of x to w, read ahead of the client
+// when buffer is set (spool.go). An answer of unknown length, or an
+// event stream, is flushed after every read (when buffered: whenever the
+// client has caught up).
+func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange, buffer bool) error {
 	var flush func() error
 	if x.Length() < 0 || isEventStream(w.Header()) {
 		flush = flushFunc(w)
+	}
+	if buffer {
+		return s.copyBuffered(w, x, flush)
 	}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)

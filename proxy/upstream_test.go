@@ -36,6 +36,15 @@ func appRoute(backends ...string) Route {
 	return Route{App: "app", Hosts: []string{"app.test"}, Backends: backends}
 }
 
+// streamingRoute is appRoute with request bodies streamed to the app as
+// they come (NGINX_PROXY_REQUEST_BUFFERING=off), for the tests of the
+// upstream client's streaming.
+func streamingRoute(backends ...string) Route {
+	r := appRoute(backends...)
+	r.StreamRequests = true
+	return r
+}
+
 // TestUpstreamReusesConnections sends requests one after the other and
 // checks that they share one backend connection.
 func TestUpstreamReusesConnections(t *testing.T) {

@@ -255,7 +255,7 @@ func TestUpstreamSlowUpload(t *testing.T) {
 		}
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
 	})
-	_, addr := startProxy(t, Options{ResponseHeaderTimeout: timeout}, appRoute(be))
+	_, addr := startProxy(t, Options{ResponseHeaderTimeout: timeout}, streamingRoute(be))
 	c := dialWrite(t, addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\nhello")
 	defer c.Close()
 	answer := make(chan string, 1)
@@ -387,7 +387,7 @@ func TestExpectContinueStress(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusForbidden) // before the body
 	})
-	_, addr := startProxy(t, Options{}, appRoute(be))
+	_, addr := startProxy(t, Options{}, streamingRoute(be))
 	const workers, rounds = 4, 150
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -580,7 +580,7 @@ func TestUpstreamEarlyAnswerClosesClient(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 4\r\n\r\nbig!")
 		<-release // and reads no more
 	})
-	_, addr := startProxy(t, Options{}, appRoute(be))
+	_, addr := startProxy(t, Options{}, streamingRoute(be))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

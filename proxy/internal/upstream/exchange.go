@@ -529,6 +529,17 @@ func keepAliveIdle(v string) time.Duration {
 	return idleConnTimeout
 }
 
+// Whole reports whether the response body is here whole: read with the
+// header, or none.
+func (x *Exchange) Whole() bool {
+	return x.eof || x.clen > 0 && int64(x.c.br.Buffered()) >= x.clen
+}
+
+// Cancel makes a read of the response body, blocked or to come, fail at
+// once; it may be called from any goroutine. The exchange must still be
+// ended (Abort).
+func (x *Exchange) Cancel() { _ = x.c.nc.SetDeadline(aLongTimeAgo) }
+
 // BodyLeft reports whether the answer came while the client was still
 // sending the request body: the backend will not read the rest, and the
 // client's connection, where the rest still comes, cannot carry another
