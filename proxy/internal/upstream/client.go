@@ -74,14 +74,15 @@ type Client struct {
 
 // conn is one connection to a backend.
 type conn struct {
-	nc       net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	lastUsed time.Time
-	maxIdle  time.Duration // how long it may stay idle: the backend's Keep-Alive timeout, or idleConnTimeout
-	peek     *peeker       // looks at it before reuse (usable), made at the first look
-	deadline time.Time     // the read deadline last set
-	written  atomic.Int64  // bytes written to it, from the body writer too
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	lastUsed  time.Time
+	maxIdle   time.Duration // how long it may stay idle: the backend's Keep-Alive timeout, or idleConnTimeout
+	announced bool          // the backend announced a Keep-Alive timeout
+	peek      *peeker       // looks at it before reuse (usable), made at the first look
+	deadline  time.Time     // the read deadline last set
+	written   atomic.Int64  // bytes written to it, from the body writer too
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
@@ -101,7 +102,20 @@ type Pool struct {
 	mu    sync.Mutex
 	idle  []*conn
 	timer *time.Timer // closes expired connections while any are idle
+	// closesAfterAnswer is set once the backend was found to close a
+	// connection right after its answer without saying so (closeAfter):
+	// its connections are no longer kept.
+	closesAfterAnswer atomic.Bool
 }
+
+// closeAfter is how soon after its answer a backend that closes a
+// connection it announced no Keep-Alive timeout for is taken to close
+// every connection after its answer (uWSGI's http-socket does, without
+// "Connection: close"). Servers that keep connections alive keep them for
+// seconds (gunicorn 2 s, Node and uvicorn 5 s, puma 20 s). Reusing such a
+// connection races the backend's close: a request sent as it closes is
+// lost, and one that is not idempotent cannot be sent again.
+const closeAfter = time.Second
 
 // get returns an idle connection that may carry a request, or nil. One
 // the backend closed, or sent bytes on since its last answer, or kept for
@@ -122,8 +136,12 @@ func (p *Pool) get(now time.Time) *conn {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			c.deadline = time.Time{}
 		}
-		if usable(c) {
+		ok, closed := usable(c)
+		if ok {
 			return c
+		}
+		if closed && !c.announced && now.Sub(c.lastUsed) < closeAfter {
+			p.closesAfterAnswer.Store(true)
 		}
 		c.close()
 	}
@@ -148,7 +166,7 @@ func (p *Pool) put(c *conn) {
 	c.lastUsed = time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle) >= maxIdlePerBackend {
+	if len(p.idle) >= maxIdlePerBackend || p.closesAfterAnswer.Load() {
 		c.close()
 		return
 	}

@@ -1,11 +1,14 @@
 package upstream
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,5 +139,81 @@ func TestRetryable(t *testing.T) {
 				t.Errorf("retryable = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBackendThatClosesAfterAnswer: a backend that closes each connection
+// right after its answer without saying so (uWSGI's http-socket) has its
+// connections no longer kept once a pooled one was found closed: a
+// request sent on one as the backend closes it would be lost.
+func TestBackendThatClosesAfterAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeFirst := make(chan struct{})
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	defer func() {
+		ln.Close()
+		wg.Wait()
+	}()
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := accepted.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if n == 1 {
+					<-closeFirst // the test says when
+				}
+				// Closed after the answer, unannounced.
+			})
+		}
+	})
+	addr := ln.Addr().String()
+	cl, p := testClient(), &Pool{}
+	defer p.CloseIdle()
+	if _, body := get(t, cl, p, addr); body != "ok" {
+		t.Fatalf("first: %q", body)
+	}
+	close(closeFirst)
+	// The close reaches the pooled connection: wait until a look at it
+	// sees it, as the next request's would.
+	for {
+		c := p.pop()
+		if c == nil {
+			t.Fatal("the first connection was not kept")
+		}
+		ok, closed := usable(c)
+		if !ok && closed {
+			p.put(c)
+			break
+		}
+		p.put(c)
+		runtime.Gosched()
+	}
+	for i := range 2 {
+		if _, body := get(t, cl, p, addr); body != "ok" {
+			t.Fatalf("request %d: %q", i+2, body)
+		}
+	}
+	if !p.closesAfterAnswer.Load() {
+		t.Error("the backend's closing after its answer was not noticed")
+	}
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 0 || accepted.Load() != 3 {
+		t.Errorf("%d idle connections, %d accepted; want none kept and one connection per request", idle, accepted.Load())
 	}
 }

@@ -456,6 +456,7 @@ func (x *Exchange) parseHead(head string) error {
 		!x.req.R.Close
 	if x.c != nil {
 		x.c.maxIdle = keepAliveIdle(keepAlive)
+		x.c.announced = x.c.maxIdle != idleConnTimeout
 	}
 	if code == http.StatusSwitchingProtocols {
 		x.upgradeOK = httpguts.HeaderValuesContainsToken(conn, "upgrade")
