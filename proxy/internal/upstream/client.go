@@ -106,6 +106,19 @@ type Pool struct {
 	// connection right after its answer without saying so (closeAfter):
 	// its connections are no longer kept.
 	closesAfterAnswer atomic.Bool
+	// keepsAlive is set once the backend showed that it keeps
+	// connections: it announced a Keep-Alive timeout, or answered on a
+	// reused connection. Until then only a request that can be sent
+	// again goes on a kept connection (mayReuse).
+	keepsAlive atomic.Bool
+}
+
+// mayReuse reports whether req may go on a kept connection of p: one the
+// backend may be closing as req is sent costs a request that cannot be
+// sent again (retryable) its answer, so such requests wait until the
+// backend has shown that it keeps its connections.
+func (p *Pool) mayReuse(req *Request) bool {
+	return p.keepsAlive.Load() || idempotent(req.R) && (req.Body == nil || req.Body.Buf != nil)
 }
 
 // closeAfter is how soon after its answer a backend that closes a
@@ -225,7 +238,10 @@ func (e errNothingSent) Unwrap() error { return e.err }
 // parsed into req.Header. The exchange must be ended with Finish (or
 // Abort).
 func (cl *Client) RoundTrip(p *Pool, addr string, req *Request) (*Exchange, error) {
-	if c := p.get(time.Now()); c != nil {
+	if !p.mayReuse(req) {
+		// Dialled anew; the backend's answer may show it keeps
+		// connections.
+	} else if c := p.get(time.Now()); c != nil {
 		x, err := cl.exchange(p, c, req, true)
 		var ns errNothingSent
 		if !errors.As(err, &ns) {

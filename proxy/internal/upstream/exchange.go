@@ -82,6 +82,11 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if reused && nothingReceived && !c.announced && time.Since(c.lastUsed) < closeAfter {
+			// The backend closed the connection as it was reused, just
+			// after its last answer: it closes after every answer.
+			p.closesAfterAnswer.Store(true)
+		}
 		if reused && retryable(req, c.written.Load() == startWritten, nothingReceived) {
 			return nil, errNothingSent{err}
 		}
@@ -149,6 +154,9 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 				}
 			}
 		}
+	}
+	if reused || c.announced {
+		p.keepsAlive.Store(true)
 	}
 	if x.wrote != nil {
 		// The header timeout is over: the body writer must not set it
