@@ -107,10 +107,12 @@ type Pool struct {
 	// its connections are no longer kept.
 	closesAfterAnswer atomic.Bool
 	// keepsAlive is set once the backend showed that it keeps
-	// connections: it announced a Keep-Alive timeout, or answered on a
-	// reused connection. Until then only a request that can be sent
-	// again goes on a kept connection (mayReuse).
+	// connections: it announced a Keep-Alive timeout, answered on a
+	// reused connection, or left one open for closeAfter after its answer
+	// (prove). Until then only a request that can be sent again goes on
+	// a kept connection (mayReuse).
 	keepsAlive atomic.Bool
+	proof      *time.Timer // runs prove while keepsAlive is unset and connections are idle
 }
 
 // mayReuse reports whether req may go on a kept connection of p: one the
@@ -187,6 +189,32 @@ func (p *Pool) put(c *conn) {
 	if p.timer == nil {
 		p.timer = time.AfterFunc(idleConnTimeout, p.expire)
 	}
+	if p.proof == nil && !p.keepsAlive.Load() {
+		p.proof = time.AfterFunc(closeAfter, p.prove)
+	}
+}
+
+// prove looks at the idle connections of a backend not yet known to keep
+// connections: one still open closeAfter after its answer shows that it
+// does (a backend that closes after every answer closes at once). It runs
+// again while connections stay idle and nothing is known.
+func (p *Pool) prove() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.proof = nil
+	now := time.Now()
+	for _, c := range p.idle {
+		if now.Sub(c.lastUsed) < closeAfter {
+			continue
+		}
+		if ok, _ := usable(c); ok {
+			p.keepsAlive.Store(true)
+			return
+		}
+	}
+	if len(p.idle) > 0 && !p.closesAfterAnswer.Load() {
+		p.proof = time.AfterFunc(closeAfter, p.prove)
+	}
 }
 
 // expire closes the connections idle for longer than idleConnTimeout and
@@ -223,6 +251,10 @@ func (p *Pool) CloseIdle() {
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
+	}
+	if p.proof != nil {
+		p.proof.Stop()
+		p.proof = nil
 	}
 }
 

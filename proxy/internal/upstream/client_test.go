@@ -217,3 +217,38 @@ func TestBackendThatClosesAfterAnswer(t *testing.T) {
 		t.Errorf("%d idle connections, %d accepted; want none kept and one connection per request", idle, accepted.Load())
 	}
 }
+
+// TestPostWaitsForAKeptConnection: a POST goes on a kept connection only
+// once the backend has shown it keeps them; one that announces nothing
+// shows it by leaving an idle connection open (prove).
+func TestPostWaitsForAKeptConnection(t *testing.T) {
+	addr, accepted := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})
+	cl, p := testClient(), &Pool{}
+	defer p.CloseIdle()
+	post := func() {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "http://app.test/", nil)
+		req := &Request{R: r, Fields: allFields{}, Header: http.Header{}, Body: &Body{RC: io.NopCloser(strings.NewReader("x")), Size: 1}}
+		x, err := cl.RoundTrip(p, addr, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, x)
+		x.Finish()
+	}
+	post()
+	post() // not on the first one's connection: the backend has shown nothing
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections for two POSTs to an unknown backend, want 2", n)
+	}
+	for !p.keepsAlive.Load() {
+		time.Sleep(time.Millisecond) // prove runs a second after the connections went idle
+	}
+	post()
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d connections after the backend kept one open, want 2: the POST reuses one", n)
+	}
+}
