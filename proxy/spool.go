@@ -20,9 +20,9 @@ import (
 // it, so that a client that sends or reads slowly holds the proxy's
 // memory and disk, never one of the app's few workers (a uWSGI app has
 // two processes, a gunicorn one four sync workers). What is held beyond
-// spoolMem goes to a temporary file in Options.TempDir, unlinked as soon
-// as it is made, so that nothing is left on disk when the request ends,
-// however it ends.
+// spoolMem bytes not yet read goes to a temporary file in
+// Options.TempDir, unlinked as soon as it is made, so that nothing is
+// left on disk when the request ends, however it ends.
 
 // spoolMem is how much of one body is held in memory.
 const spoolMem = 64 << 10
@@ -30,63 +30,94 @@ const spoolMem = 64 << 10
 // errSpoolAborted ends the writer of a spool whose reader gave up.
 var errSpoolAborted = errors.New("body buffer abandoned")
 
-// spool is a body held by the proxy: its first spoolMem bytes in memory,
-// the rest in an unlinked temporary file. One goroutine writes it (Write,
-// then finish); one reads it, as it grows (reader).
+// spool is a body held by the proxy between a writer and a reader: up to
+// spoolMem bytes not yet read in a ring in memory and, when the reader
+// falls that far behind, what comes next in an unlinked temporary file,
+// until the reader has caught up with it. A reader that keeps up (a
+// client reading as fast as the app sends) costs no disk. One goroutine
+// writes it (Write, then finish); one reads it as it grows (spoolReader).
 type spool struct {
 	dir  string
 	mu   sync.Mutex
-	more sync.Cond // signalled when n grows or the body ends
-	mem  []byte
+	more sync.Cond // signalled when data comes or the body ends
+	ring []byte    // made at the first write
+	r, n int       // the ring's read position and bytes unread
+	hint int64     // the body's length when known, else -1
 	f    *os.File
-	n    int64 // bytes written
-	done bool  // finish was called
-	err  error // the writer's error, or errSpoolAborted
+	fw   int64 // bytes written to the file
+	fr   int64 // bytes of the file read
+	// inFile sends writes to the file: the ring was full. It holds until
+	// the reader has read the file to its end, so that what is in the
+	// ring is always older than what is in the file.
+	inFile bool
+	total  int64 // bytes written
+	done   bool  // finish was called
+	err    error // the writer's error, or errSpoolAborted
 }
 
 func newSpool(dir string, size int64) *spool {
-	sp := &spool{dir: dir}
+	sp := &spool{dir: dir, hint: size}
 	sp.more.L = &sp.mu
-	if size > 0 {
-		sp.mem = make([]byte, 0, min(size, spoolMem))
-	}
 	return sp
 }
 
 // Write appends p.
 func (sp *spool) Write(p []byte) (int, error) {
 	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	if sp.err != nil {
-		sp.mu.Unlock()
 		return 0, sp.err
 	}
-	k := 0
-	if len(sp.mem) < spoolMem {
-		k = min(len(p), spoolMem-len(sp.mem))
-		sp.mem = append(sp.mem, p[:k]...)
+	if sp.ring == nil {
+		size := int64(spoolMem)
+		if sp.hint > 0 && sp.hint < size {
+			size = sp.hint
+		}
+		sp.ring = make([]byte, size)
 	}
-	f := sp.f
-	sp.mu.Unlock()
-	if k < len(p) {
+	if sp.inFile && sp.fr == sp.fw {
+		sp.inFile = false // the reader caught up: the ring is empty
+	}
+	written := 0
+	if !sp.inFile {
+		for written < len(p) && sp.n < len(sp.ring) {
+			at := (sp.r + sp.n) % len(sp.ring)
+			end := len(sp.ring)
+			if at < sp.r {
+				end = sp.r
+			}
+			k := copy(sp.ring[at:end], p[written:])
+			sp.n += k
+			written += k
+		}
+	}
+	if written < len(p) {
+		sp.inFile = true
+		f := sp.f
 		if f == nil {
 			var err error
 			if f, err = tempFile(sp.dir); err != nil {
-				return k, err
+				return written, err
 			}
-			sp.mu.Lock()
 			sp.f = f
-			sp.mu.Unlock()
 		}
-		// Only this goroutine writes: the file's offset is its length.
-		if _, err := f.Write(p[k:]); err != nil {
-			return k, fmt.Errorf("buffering a body: %w", err)
+		off := sp.fw
+		// Only this goroutine writes, and the reader reads only below
+		// fw: the lock is not needed while the bytes go to the file.
+		sp.mu.Unlock()
+		k, err := f.WriteAt(p[written:], off)
+		sp.mu.Lock()
+		sp.fw += int64(k)
+		written += k
+		if err != nil {
+			sp.total += int64(written)
+			sp.more.Broadcast()
+			return written, fmt.Errorf("buffering a body: %w", err)
 		}
 	}
-	sp.mu.Lock()
-	sp.n += int64(len(p))
+	sp.total += int64(written)
 	sp.more.Broadcast()
-	sp.mu.Unlock()
-	return len(p), nil
+	return written, nil
 }
 
 // finish ends the body: err is the writer's error, nil at its end.
@@ -121,65 +152,65 @@ func (sp *spool) close() {
 	}
 }
 
-// inMemory returns the whole body when it ended in memory.
+// inMemory returns the whole body, unread, when it is all in the ring.
 func (sp *spool) inMemory() ([]byte, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.f != nil {
+	if sp.f != nil || sp.r != 0 {
 		return nil, false
 	}
-	if sp.mem == nil {
+	if sp.ring == nil {
 		return []byte{}, true
 	}
-	return sp.mem, true
+	return sp.ring[:sp.n], true
 }
 
 // spoolReader reads a spool from its start, waiting for what is still to
 // be written.
-type spoolReader struct {
-	sp  *spool
-	off int64
-}
+type spoolReader struct{ sp *spool }
 
-func (r *spoolReader) Read(p []byte) (int, error) {
-	sp := r.sp
+func (rd spoolReader) Read(p []byte) (int, error) {
+	sp := rd.sp
 	sp.mu.Lock()
-	for r.off >= sp.n && !sp.done && sp.err == nil {
+	for sp.n == 0 && sp.fr == sp.fw && !sp.done && sp.err == nil {
 		sp.more.Wait()
 	}
-	if r.off >= sp.n {
-		err := sp.err
+	if sp.n > 0 {
+		end := min(len(sp.ring), sp.r+sp.n)
+		k := copy(p, sp.ring[sp.r:end])
+		sp.r = (sp.r + k) % len(sp.ring)
+		sp.n -= k
 		sp.mu.Unlock()
-		if err == nil {
-			err = io.EOF
+		return k, nil
+	}
+	if sp.fr < sp.fw {
+		f, off, avail := sp.f, sp.fr, sp.fw-sp.fr
+		sp.mu.Unlock()
+		if int64(len(p)) > avail {
+			p = p[:avail]
 		}
-		return 0, err
-	}
-	avail := sp.n - r.off
-	if r.off < int64(len(sp.mem)) {
-		n := copy(p, sp.mem[r.off:])
+		k, err := f.ReadAt(p, off)
+		sp.mu.Lock()
+		sp.fr += int64(k)
 		sp.mu.Unlock()
-		r.off += int64(n)
-		return n, nil
+		if err == io.EOF && k > 0 {
+			err = nil
+		}
+		return k, err
 	}
-	f, memLen := sp.f, int64(len(sp.mem))
+	err := sp.err
 	sp.mu.Unlock()
-	if int64(len(p)) > avail {
-		p = p[:avail]
+	if err == nil {
+		err = io.EOF
 	}
-	n, err := f.ReadAt(p, r.off-memLen)
-	r.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
+	return 0, err
 }
 
 // caughtUp reports whether everything written so far was read.
-func (r *spoolReader) caughtUp() bool {
-	r.sp.mu.Lock()
-	defer r.sp.mu.Unlock()
-	return r.off >= r.sp.n
+func (rd spoolReader) caughtUp() bool {
+	rd.sp.mu.Lock()
+	defer rd.sp.mu.Unlock()
+	return rd.sp.n == 0 && rd.sp.fr == rd.sp.fw
 }
 
 // tempFile makes a temporary file in dir (made 0700 first) and unlinks it
@@ -269,7 +300,7 @@ func (s *Server) spoolRequest(w http.ResponseWriter, r *http.Request, info *reqI
 	if mem, ok := sp.inMemory(); ok {
 		b.Buf = mem
 	} else {
-		b.RC = io.NopCloser(&spoolReader{sp: sp})
+		b.RC = io.NopCloser(spoolReader{sp: sp})
 	}
 	return sp, true
 }
@@ -339,7 +370,7 @@ func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush
 			x.Finish() // the backend is done with: its connection goes back
 		}
 	}()
-	rd := &spoolReader{sp: sp}
+	rd := spoolReader{sp: sp}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)
 	var err error

@@ -289,9 +289,57 @@ func TestSpoolReadsWhileWritten(t *testing.T) {
 		}
 		sp.finish(nil)
 	})
-	got, err := io.ReadAll(&spoolReader{sp: sp})
+	got, err := io.ReadAll(spoolReader{sp: sp})
 	wg.Wait()
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("read %d bytes (%v), want %d the same", len(got), err, len(want))
+	}
+}
+
+// TestSpoolRingAndFile: what a reader that falls behind leaves goes to the
+// file, in order after the ring; once the reader has caught up, the ring
+// is used again and the file is not grown.
+func TestSpoolRingAndFile(t *testing.T) {
+	sp := newSpool(t.TempDir(), -1)
+	defer sp.close()
+	rd := spoolReader{sp: sp}
+	var want, got []byte
+	write := func(n int, c byte) {
+		t.Helper()
+		p := bytes.Repeat([]byte{c}, n)
+		if _, err := sp.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p...)
+	}
+	read := func(n int) {
+		t.Helper()
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf...)
+	}
+	write(spoolMem-10, 'a') // the ring
+	write(100, 'b')         // 10 in the ring, 90 to the file
+	if sp.f == nil || sp.fw != 90 {
+		t.Fatalf("file %v, %d bytes in it; want 90", sp.f != nil, sp.fw)
+	}
+	write(50, 'c') // after the file's, in the file
+	read(spoolMem + 140)
+	if !rd.caughtUp() {
+		t.Fatal("not caught up after reading all")
+	}
+	write(1000, 'd') // caught up: back to the ring
+	if sp.fw != 140 {
+		t.Errorf("the file grew to %d bytes after the reader caught up, want 140", sp.fw)
+	}
+	read(1000)
+	sp.finish(nil)
+	if n, err := rd.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("after the end: %d, %v", n, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("read back out of order")
 	}
 }
