@@ -56,7 +56,7 @@ bench: build
 
 ## fuzz: run every fuzzer for FUZZTIME each (default 30s); corpora live in each package's testdata/fuzz
 FUZZTIME ?= 30s
-FUZZPKGS := ./procfile/ ./proxy/ ./proxy/internal/h1/ ./internal/deploy/ ./internal/layout/ ./internal/cli/
+FUZZPKGS := ./procfile/ ./proxy/ ./proxy/internal/h1/ ./proxy/internal/upstream/ ./internal/deploy/ ./internal/layout/ ./internal/cli/
 fuzz:
 	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 	  echo "== $$p $$f"; $(GO) test -run "^$$f$$" -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done

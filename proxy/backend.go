@@ -1,14 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/piku/piku/proxy/internal/upstream"
 )
 
 // backend is the live state of one backend address. It outlives route
@@ -17,8 +16,8 @@ type backend struct {
 	addr      string
 	s         *Server
 	inflight  atomic.Int64
-	downUntil atomic.Int64 // unix nanoseconds
-	pool      connPool     // idle keep-alive connections to addr
+	downUntil atomic.Int64  // unix nanoseconds
+	pool      upstream.Pool // idle keep-alive connections to addr
 }
 
 func (b *backend) down(now time.Time) bool { return b.downUntil.Load() > now.UnixNano() }
@@ -136,19 +135,18 @@ func (s *Server) InFlight(addr string) int64 {
 }
 
 // send picks a backend of the request's app, sends out there with the
-// upstream client (upstream.go) and tries another backend when the
+// upstream client (package upstream) and tries another backend when the
 // connection is refused and no byte of the body was sent. The backend is
 // counted in flight until the exchange is ended (forward.go).
-func (s *Server) send(out *outgoing) (*exchange, error) {
-	info := out.info
+func (s *Server) send(out *upstream.Request, info *reqInfo) (*upstream.Exchange, *backend, error) {
 	var tried []*backend
 	for {
 		b := s.pick(info.route.App, tried)
 		if b == nil {
 			if len(tried) > 0 {
-				return nil, lastErr(info)
+				return nil, nil, lastErr(info)
 			}
-			return nil, errNoBackend
+			return nil, nil, errNoBackend
 		}
 		if s.isSelf(b.addr) {
 			b.done()
@@ -157,23 +155,23 @@ func (s *Server) send(out *outgoing) (*exchange, error) {
 			tried = append(tried, b)
 			continue
 		}
-		x, err := s.roundTrip(b, out)
+		x, err := s.up.RoundTrip(&b.pool, b.addr, out)
 		if err == nil {
-			if isStream(x) {
-				s.markStream(out, b.addr)
+			if isStream(x.Status(), out.Header) {
+				s.markStream(out.R, b.addr)
 			}
-			return x, nil
+			return x, b, nil
 		}
 		b.done()
-		if !isDialError(err) || out.r.Context().Err() != nil {
-			return nil, err
+		if !isDialError(err) || out.R.Context().Err() != nil {
+			return nil, nil, err
 		}
 		b.markDown()
 		s.log.Warn("backend refused the connection", "app", info.route.App, "backend", b.addr, "err", err)
 		info.err = err
 		tried = append(tried, b)
-		if out.body != nil && out.body.sent.Load() {
-			return nil, err
+		if out.Body != nil && out.Body.Sent() {
+			return nil, nil, err
 		}
 	}
 }
@@ -188,76 +186,4 @@ func lastErr(info *reqInfo) error {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// sentBody is a request's body as the upstream client sends it: it
-// tells whether any of it was read, and leaves closing it to the server,
-// so that a retry can still send it. Each attempt to send it reads it
-// through an attempt of its own (attempt); revoke takes it from an
-// attempt that has not read it yet, so that it can go on a new connection
-// whole. A body read whole beforehand (buf) can be sent any number of
-// times.
-type sentBody struct {
-	rc     io.ReadCloser
-	size   int64  // the length sent as Content-Length, or -1 for chunked
-	buf    []byte // the whole body when it was read beforehand, else nil
-	mu     sync.Mutex
-	gen    int // the attempt that may read rc
-	sent   atomic.Bool
-	failed atomic.Bool // reading it failed: the client sent a broken body
-}
-
-// errBodyRevoked ends an attempt that lost the request body to a retry.
-var errBodyRevoked = errors.New("request body taken by a new attempt")
-
-// attempt returns the reader of the body for a new attempt to send it.
-func (b *sentBody) attempt() io.Reader {
-	if b.buf != nil {
-		return bytes.NewReader(b.buf)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return &bodyAttempt{b: b, gen: b.gen}
-}
-
-// revoke takes the body from the attempt that holds it and reports
-// whether it may be sent again whole: it was read beforehand, or no byte
-// of it was read yet.
-func (b *sentBody) revoke() bool {
-	if b.buf != nil {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sent.Load() {
-		return false
-	}
-	b.gen++
-	return true
-}
-
-// bodyAttempt reads a sentBody for one attempt to send it.
-type bodyAttempt struct {
-	b       *sentBody
-	gen     int
-	claimed bool
-}
-
-func (a *bodyAttempt) Read(p []byte) (int, error) {
-	b := a.b
-	if !a.claimed {
-		b.mu.Lock()
-		if b.gen != a.gen {
-			b.mu.Unlock()
-			return 0, errBodyRevoked
-		}
-		b.sent.Store(true)
-		b.mu.Unlock()
-		a.claimed = true
-	}
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		b.failed.Store(true)
-	}
-	return n, err
 }

@@ -16,7 +16,8 @@ import (
 // benchProxy measures GET requests for a body of size bytes, from 64
 // goroutines, sent straight to the backend, through the proxy and, as a
 // baseline, through a plain httputil.ReverseProxy whose transport keeps 64
-// idle connections.
+// idle connections, and through the proxy with its request and response
+// buffering off (proxy-unbuffered).
 //
 // With accessLog the proxy writes an access log (to a temporary file), and
 // the rows report the CPU time of the whole test process per request
@@ -36,13 +37,19 @@ func benchProxyRequest(b *testing.B, size, upload int, accessLog bool) {
 		rt.AccessLog = filepath.Join(b.TempDir(), "access.log")
 	}
 	_, addr := startProxy(b, Options{}, rt)
+	// The same proxy with request and response buffering off
+	// (NGINX_PROXY_REQUEST_BUFFERING=off, NGINX_PROXY_BUFFERING=off):
+	// what buffering costs.
+	unbuf := rt
+	unbuf.StreamRequests, unbuf.StreamResponses = true, true
+	_, unbufAddr := startProxy(b, Options{}, unbuf)
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: backend})
 	rpTransport := http.DefaultTransport.(*http.Transport).Clone()
 	rpTransport.MaxIdleConnsPerHost = 64
 	defer rpTransport.CloseIdleConnections()
 	rp.Transport = rpTransport
 	rpAddr := backendServer(b, rp.ServeHTTP)
-	targets := []struct{ name, addr string }{{"direct", backend}, {"proxy", addr}, {"reverseproxy", rpAddr}}
+	targets := []struct{ name, addr string }{{"direct", backend}, {"proxy", addr}, {"reverseproxy", rpAddr}, {"proxy-unbuffered", unbufAddr}}
 	if accessLog {
 		targets = targets[1:2]
 	}
@@ -51,6 +58,18 @@ func benchProxyRequest(b *testing.B, size, upload int, accessLog bool) {
 			tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr}
+			// Two GETs first, as an app's first visitors send: the
+			// second, on a kept connection, shows the proxy that the
+			// backend keeps connections, as it learns from real
+			// traffic (POSTs wait for that to reuse one).
+			for range 2 {
+				req, _ := http.NewRequest("GET", "http://"+tc.addr+"/", nil)
+				req.Host = "app.test"
+				if res, err := client.Do(req); err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			}
 			b.SetBytes(int64(size))
 			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0))) // 64 goroutines
 			b.ReportAllocs()

@@ -8,29 +8,33 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/piku/piku/proxy/internal/h1"
+	"github.com/piku/piku/proxy/internal/upstream"
 )
 
 // forward is the proxy's handler for what it does not answer itself: it
-// sends r to a backend of its app (backend.go, upstream.go) and copies the
-// answer to w. It does what httputil.ReverseProxy did for piku, without
-// copying the request or the response header on the way: the request is
-// written to the backend from r itself, and the backend's header fields
-// are parsed into w.Header().
+// sends r to a backend of its app (backend.go, package upstream) and
+// copies the answer to w. It does what httputil.ReverseProxy did for
+// piku, without copying the request or the response header on the way:
+// the request is written to the backend from r itself, and the backend's
+// header fields are parsed into w.Header().
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) {
-	out := &outgoing{r: r, info: info, header: w.Header(), w: w}
+	out := &upstream.Request{R: r, Fields: info, Header: w.Header(), W: w, Forwarding: upstream.Forwarding{
+		Client: info.client, Peer: info.peer, Secure: info.secure, Port: info.port, Start: info.start,
+	}}
 	if up := upgradeType(r.Header); up != "" {
-		if !printable(up) {
+		if !upstream.Printable(up) {
 			s.proxyError(w, r, info, fmt.Errorf("client tried to switch to invalid protocol %q", up))
 			return
 		}
-		out.upgrade = up
+		out.Upgrade = up
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		if out.upgrade != "" {
+		if out.Upgrade != "" {
 			// The connection is the upgraded protocol's once the body
 			// ends: where it ends is for the backend to guess (RFC
 			// 9110 7.8 asks a server to read the body first; few do).
@@ -38,72 +42,92 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 			page(w, http.StatusBadRequest)
 			return
 		}
-		out.body = &sentBody{rc: r.Body, size: r.ContentLength}
-		if readAhead(r) {
-			if err := s.bufferBody(out.body, r); err != nil {
+		out.Body = &upstream.Body{RC: r.Body, Size: r.ContentLength}
+		if limit := info.route.MaxBodySize; limit > 0 && r.ContentLength > limit {
+			tooLarge(w, info, limit)
+			return
+		}
+		switch {
+		case !info.route.StreamRequests:
+			sp, ok := s.spoolRequest(w, r, info, out.Body)
+			if !ok {
+				return
+			}
+			defer sp.close()
+		case readAhead(r):
+			if err := s.bufferBody(out.Body, r); err != nil {
 				page(w, http.StatusBadRequest) // the client's body failed
 				return
 			}
 		}
 	}
-	x, err := s.send(out)
+	x, b, err := s.send(out, info)
 	if err != nil {
-		if out.body != nil && out.body.failed.Load() && r.Context().Err() == nil {
+		if out.Body != nil && out.Body.Failed() && r.Context().Err() == nil {
 			page(w, http.StatusBadRequest) // the client's body, not the backend, failed
 			return
 		}
 		s.proxyError(w, r, info, err)
 		return
 	}
-	defer x.b.done()
-	if x.status == http.StatusSwitchingProtocols {
+	defer b.done()
+	if x.Status() == http.StatusSwitchingProtocols {
 		s.switchProtocols(w, r, info, x)
 		return
 	}
-	w.WriteHeader(x.status)
-	if err := s.copyBody(w, x); err != nil {
+	left := x.BodyLeft()
+	if left {
+		// The backend answered before it had the whole upload and will
+		// not read the rest: the client's connection ends after the
+		// answer (as net/http's server ends it when a handler did not
+		// read the body), and the answer says so (HTTP/2 ends only the
+		// stream).
+		if r.ProtoMajor == 1 {
+			w.Header()["Connection"] = []string{"close"}
+		}
+	}
+	buffer := buffered(x.Whole(), w.Header(), info.route)
+	w.WriteHeader(x.Status())
+	err = s.copyBody(w, x, buffer)
+	if left {
+		abandonBody(w)
+	}
+	if err != nil {
 		// The answer is cut short: all that can be done is to end the
 		// client's connection (or stream), as ReverseProxy does.
-		x.keep = false
-		x.finish()
+		x.Abort()
 		panic(http.ErrAbortHandler)
 	}
-	if cb, ok := x.body.(*chunkedBody); ok && len(cb.end) > 0 {
+	if x.HasTrailers() {
 		// Trailers need a chunked answer: a flush makes it one.
 		_ = flushFunc(w)()
-		h := w.Header()
-		for k, vs := range cb.end {
-			if hopByHop[k] {
-				continue // framing and hop-by-hop fields: not in trailers either
-			}
-			if !containsString(x.trailers, k) {
-				k = http.TrailerPrefix + k
-			}
-			h[k] = vs
-		}
+		x.SetTrailers(w.Header())
 	}
-	x.finish()
+	x.Finish()
 }
 
-// sendHints sends the client "103 Early Hints" with the fields of hints,
-// the response's own header left as it was.
-func sendHints(w http.ResponseWriter, hints http.Header) {
-	h := w.Header()
-	saved := make(http.Header, len(hints))
-	for k, v := range hints {
-		if old, ok := h[k]; ok {
-			saved[k] = old
-		}
-		h[k] = v
+// abandonBody ends the reading of a request body the backend will not
+// read (Exchange.BodyLeft), once the answer was sent: the body writer,
+// blocked on the client that is still sending, is woken by a read
+// deadline in the past, and waited for by Exchange.Finish, so that
+// nothing reads the client's connection after the request. Where the
+// server cannot set one (HTTP/2), the stream's end wakes it.
+func abandonBody(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+}
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Forward reports whether the client's field named k goes to the backend
+// (upstream.FieldFilter): not one a client must not say (headers.go),
+// without an underscore unless the app allows those, and not
+// CF-Connecting-IP from a client that is not Cloudflare.
+func (info *reqInfo) Forward(k string, trailer bool) bool {
+	if isSpoofable(k) || (!info.route.UnderscoresInHeaders && strings.IndexByte(k, '_') >= 0) {
+		return false
 	}
-	w.WriteHeader(http.StatusEarlyHints)
-	for k := range hints {
-		if old, ok := saved[k]; ok {
-			h[k] = old
-		} else {
-			delete(h, k)
-		}
-	}
+	return trailer || k != "Cf-Connecting-Ip" || info.client != info.peer
 }
 
 // errUpgradeBody refuses a request that asks to switch protocols and
@@ -120,7 +144,7 @@ const bufferAhead = 32 << 10
 func readAhead(r *http.Request) bool {
 	switch {
 	case r.ContentLength < 0:
-		return !expectsContinue(r)
+		return !upstream.ExpectsContinue(r)
 	case r.ContentLength <= bufferAhead:
 		b, ok := r.Body.(interface{ Arrived() bool })
 		return ok && b.Arrived()
@@ -135,23 +159,23 @@ func readAhead(r *http.Request) bool {
 //     most embedded ones) frame a request by Content-Length only, and
 //     would read the chunk lines as the next request;
 //   - a body read whole can be sent again on a new connection when the
-//     backend closed the one it was sent on unanswered (upstream.go).
+//     backend closed the one it was sent on unanswered (package upstream).
 //
 // A body that does not end there streams on, chunked, after what was
 // read. A body the client asked "100 Continue" for is not read ahead: the
 // backend is to decide first.
-func (s *Server) bufferBody(b *sentBody, r *http.Request) error {
+func (s *Server) bufferBody(b *upstream.Body, r *http.Request) error {
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)
 	buf = buf[:bufferAhead]
 	n := 0
 	for n < len(buf) {
-		m, err := b.rc.Read(buf[n:])
+		m, err := b.RC.Read(buf[n:])
 		n += m
 		if err == io.EOF {
-			b.buf = append(make([]byte, 0, n), buf[:n]...)
+			b.Buf = append(make([]byte, 0, n), buf[:n]...)
 			if len(r.Trailer) == 0 {
-				b.size = int64(n)
+				b.Size = int64(n)
 			} // else trailers go only with a chunked body
 			return nil
 		}
@@ -159,7 +183,7 @@ func (s *Server) bufferBody(b *sentBody, r *http.Request) error {
 			return err
 		}
 	}
-	b.rc = readCloser{io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), b.rc), b.rc}
+	b.RC = readCloser{io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), b.RC), b.RC}
 	return nil
 }
 
@@ -169,47 +193,21 @@ type readCloser struct {
 	io.Closer
 }
 
-// copyBody copies the response body of x to w. An answer of unknown
-// length, or an event stream, is flushed after every read.
-func (s *Server) copyBody(w http.ResponseWriter, x *exchange) error {
-	if x.eof {
-		return nil
-	}
-	br := x.c.br
-	if x.clen > 0 && int64(br.Buffered()) >= x.clen {
-		// Most small bodies came with the header: they are written from
-		// the read buffer.
-		p, _ := br.Peek(int(x.clen))
-		_, err := w.Write(p)
-		br.Discard(int(x.clen))
-		x.eof = true
-		return err
-	}
+// copyBody copies the response body of x to w, read ahead of the client
+// when buffer is set (spool.go). An answer of unknown length, or an
+// event stream, is flushed after every read (when buffered: whenever the
+// client has caught up).
+func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange, buffer bool) error {
 	var flush func() error
-	if x.clen < 0 || isEventStream(x.out.header) {
+	if x.Length() < 0 || isEventStream(w.Header()) {
 		flush = flushFunc(w)
+	}
+	if buffer {
+		return s.copyBuffered(w, x, flush)
 	}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)
-	for {
-		n, rerr := x.read(buf)
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return err
-			}
-			if flush != nil {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
+	return x.CopyTo(w, flush, buf)
 }
 
 // isEventStream reports whether h says text/event-stream.
@@ -251,21 +249,12 @@ func upgradeType(h http.Header) string {
 	return ""
 }
 
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
 // switchProtocols completes a 101 answer (a WebSocket): it takes the
 // client's connection over, sends it the backend's header and copies both
 // ways until either side ends. The request's context ending (the client
 // gone, the proxy shutting down) closes both connections.
-func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *reqInfo, x *exchange) {
-	backend := x.c.nc
+func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *reqInfo, x *upstream.Exchange) {
+	backend, fromBackend := x.Conn()
 	defer backend.Close()
 	h := w.Header() // the backend's fields, its Upgrade checked (checkSwitch)
 	conn, brw, err := http.NewResponseController(w).Hijack()
@@ -293,7 +282,7 @@ func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *r
 		errc <- err
 	}()
 	go func() {
-		_, err := io.Copy(conn, x.c.br) // what the backend sent after its header comes first
+		_, err := io.Copy(conn, fromBackend) // what the backend sent after its header comes first
 		errc <- err
 	}()
 	// One side done: a clean end (EOF) waits for the other, as

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func startProxy(t testing.TB, o Options, routes ...Route) (*Server, string) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.TempDir == "" {
+		o.TempDir = filepath.Join(t.TempDir(), "proxy-temp")
 	}
 	s := New(o)
 	for _, r := range routes {

@@ -14,12 +14,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/piku/piku/proxy/internal/h1"
+	"github.com/piku/piku/proxy/internal/upstream"
 )
 
 // Options configure a Server.
@@ -67,6 +69,15 @@ type Options struct {
 	// request's goroutine: the daemon starts an app asleep. It must not
 	// block.
 	Wake func(app string)
+	// TempDir holds the temporary files of request and response bodies
+	// too large to buffer in memory (spool.go); it is made 0700 when
+	// first needed, and its files are unlinked as soon as they are
+	// created. "" = os.TempDir(). The daemon sets it under PIKU_ROOT.
+	TempDir string
+	// ClientBodyTimeout is how long a client may leave a request body
+	// that is being read before the app is called without a byte
+	// (nginx's client_body_timeout); 408 after it. Default 60s.
+	ClientBodyTimeout time.Duration
 	// NetHTTP1 serves plain HTTP with net/http's server instead of piku's
 	// own HTTP/1.1 server loop (h1server.go); default false. It exists to
 	// compare the two (internal/bench/proxyload).
@@ -77,6 +88,7 @@ type Options struct {
 // with SetRoute and RemoveRoute, while Run serves.
 type Server struct {
 	o       Options
+	up      upstream.Client // sends requests to backends
 	log     *slog.Logger    // summarises repeated warnings (logsummary.go)
 	summary *summaryHandler // log's handler
 	bufs    bufferPool      // response body copy buffers
@@ -129,12 +141,19 @@ func New(o Options) *Server {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
 	}
+	if o.ClientBodyTimeout <= 0 {
+		o.ClientBodyTimeout = 60 * time.Second
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
 	summary := newSummaryHandler(o.Logger.Handler(), logSummaryInterval, time.Now)
 	s := &Server{
 		o:          o,
+		up:         upstream.Client{DialTimeout: o.DialTimeout, ResponseHeaderTimeout: o.ResponseHeaderTimeout},
 		log:        slog.New(summary),
 		summary:    summary,
 		routes:     map[string]Route{},
@@ -298,7 +317,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for _, b := range s.backends {
-		b.pool.closeIdle()
+		b.pool.CloseIdle()
 	}
 	for p, l := range s.logs {
 		l.Close()

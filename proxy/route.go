@@ -76,7 +76,25 @@ type Route struct {
 	// DisableIPv6 stops serving the app to requests that reach piku over
 	// IPv6 (DISABLE_IPV6).
 	DisableIPv6 bool
+	// MaxBodySize bounds a request body (NGINX_CLIENT_MAX_BODY_SIZE,
+	// nginx's client_max_body_size); a larger one gets 413. RouteFromEnv
+	// sets DefaultMaxBodySize when the key is unset; 0 is no bound.
+	MaxBodySize int64
+	// StreamRequests sends request bodies to the app as they arrive
+	// (NGINX_PROXY_REQUEST_BUFFERING=off); by default a body is read
+	// whole before the app is called (spool.go).
+	StreamRequests bool
+	// StreamResponses writes the app's responses to the client only as
+	// fast as the client reads them (NGINX_PROXY_BUFFERING=off); by
+	// default a response is read from the app as fast as it sends it
+	// (spool.go).
+	StreamResponses bool
 }
+
+// DefaultMaxBodySize is the request body bound of an app that does not
+// set NGINX_CLIENT_MAX_BODY_SIZE: 100 MiB, where nginx has 1 MiB (docs/PROXY.md
+// says why).
+const DefaultMaxBodySize = 100 << 20
 
 // servesOn reports whether the route answers requests that arrived on the
 // local address local (nil: unknown, answered).
@@ -189,6 +207,19 @@ func RouteFromEnv(app, dir string, env map[string]string) (Route, error) {
 			return Route{}, fmt.Errorf("NGINX_CATCH_ALL: %q is not a URL path", c)
 		}
 		r.CatchAll = path.Clean("/" + c)
+	}
+	if r.MaxBodySize, err = parseSize(env, "NGINX_CLIENT_MAX_BODY_SIZE", DefaultMaxBodySize); err != nil {
+		return Route{}, err
+	}
+	for key, dst := range map[string]*bool{
+		"NGINX_PROXY_REQUEST_BUFFERING": &r.StreamRequests,
+		"NGINX_PROXY_BUFFERING":         &r.StreamResponses,
+	} {
+		on, err := parseBoolOn(env[key])
+		if err != nil {
+			return Route{}, fmt.Errorf("%s: %w", key, err)
+		}
+		*dst = !on
 	}
 	if r.Hold, err = holdFromEnv(env); err != nil {
 		return Route{}, err
@@ -314,6 +345,29 @@ func parseBoolOn(s string) (bool, error) {
 		return true, nil
 	}
 	return parseBool(s)
+}
+
+// parseSize reads a size in nginx's syntax: bytes, or a number with k or
+// m (KiB, MiB; any case), or g (GiB), as nginx's client_max_body_size.
+func parseSize(env map[string]string, key string, def int64) (int64, error) {
+	s := strings.TrimSpace(env[key])
+	if s == "" {
+		return def, nil
+	}
+	num, shift := s, 0
+	switch s[len(s)-1] {
+	case 'k', 'K':
+		num, shift = s[:len(s)-1], 10
+	case 'm', 'M':
+		num, shift = s[:len(s)-1], 20
+	case 'g', 'G':
+		num, shift = s[:len(s)-1], 30
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > 1<<(62-shift) || num != strings.TrimLeft(num, "+") {
+		return 0, fmt.Errorf("%s: %q is not a size (bytes, or a number with k, m or g, as 10m; 0 = no limit)", key, s)
+	}
+	return n << shift, nil
 }
 
 func parseInt(env map[string]string, key string, def int64) (int64, error) {

@@ -16,11 +16,11 @@ func TestRouteFromEnv(t *testing.T) {
 		want    Route
 		wantErr string // a key the error must name
 	}{
-		{name: "empty", env: nil, want: Route{App: "a", Compress: true}},
+		{name: "empty", env: nil, want: Route{App: "a", Compress: true, MaxBodySize: DefaultMaxBodySize}},
 		{
 			name: "compression and access log off",
 			env:  map[string]string{"NGINX_GZIP": "off", "NGINX_ACCESS_LOG": "0"},
-			want: Route{App: "a", NoAccessLog: true},
+			want: Route{App: "a", NoAccessLog: true, MaxBodySize: DefaultMaxBodySize},
 		},
 		{name: "bad gzip", env: map[string]string{"NGINX_GZIP": "maybe"}, wantErr: "NGINX_GZIP"},
 		{name: "bad access log", env: map[string]string{"NGINX_ACCESS_LOG": "some"}, wantErr: "NGINX_ACCESS_LOG"},
@@ -48,6 +48,7 @@ func TestRouteFromEnv(t *testing.T) {
 				CatchAll:      "/index.html",
 				Cache: &CacheConfig{Prefixes: []string{"/api", "/static/"}, Size: 2 << 20, Time: time.Minute,
 					Redirects: 30 * time.Second, Control: time.Hour, Expiry: 24 * time.Hour},
+				MaxBodySize: DefaultMaxBodySize,
 			},
 		},
 		{name: "bad host", env: map[string]string{"NGINX_SERVER_NAME": "exa mple.com foo..bar"}, wantErr: "NGINX_SERVER_NAME"},
@@ -57,6 +58,15 @@ func TestRouteFromEnv(t *testing.T) {
 		{name: "static without slash", env: map[string]string{"NGINX_STATIC_PATHS": "static:public"}, wantErr: "NGINX_STATIC_PATHS"},
 		{name: "cache size", env: map[string]string{"NGINX_CACHE_PREFIXES": "/a", "NGINX_CACHE_SIZE": "lots"}, wantErr: "NGINX_CACHE_SIZE"},
 		{name: "cache time", env: map[string]string{"NGINX_CACHE_PREFIXES": "/a", "NGINX_CACHE_TIME": "-1"}, wantErr: "NGINX_CACHE_TIME"},
+		{name: "body size", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "lots"}, wantErr: "NGINX_CLIENT_MAX_BODY_SIZE"},
+		{name: "negative body size", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "-1m"}, wantErr: "NGINX_CLIENT_MAX_BODY_SIZE"},
+		{name: "body size unit", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "10x"}, wantErr: "NGINX_CLIENT_MAX_BODY_SIZE"},
+		{name: "request buffering", env: map[string]string{"NGINX_PROXY_REQUEST_BUFFERING": "sometimes"}, wantErr: "NGINX_PROXY_REQUEST_BUFFERING"},
+		{name: "response buffering", env: map[string]string{"NGINX_PROXY_BUFFERING": "2"}, wantErr: "NGINX_PROXY_BUFFERING"},
+		{name: "buffering off, 10m", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "10m", "NGINX_PROXY_REQUEST_BUFFERING": "off", "NGINX_PROXY_BUFFERING": "off"},
+			want: Route{App: "a", Compress: true, MaxBodySize: 10 << 20, StreamRequests: true, StreamResponses: true}},
+		{name: "no body bound", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "0"}, want: Route{App: "a", Compress: true}},
+		{name: "body size in bytes and k", env: map[string]string{"NGINX_CLIENT_MAX_BODY_SIZE": "512K"}, want: Route{App: "a", Compress: true, MaxBodySize: 512 << 10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,10 +62,10 @@ func (s *Server) trackStreams(h http.Handler) http.Handler {
 	})
 }
 
-// markStream records that the answer to out, from backend addr, is a
+// markStream records that the answer to r, from backend addr, is a
 // long-lived stream.
-func (s *Server) markStream(out *outgoing, addr string) {
-	slot, ok := out.r.Context().Value(streamSlotKey{}).(*streamSlot)
+func (s *Server) markStream(r *http.Request, addr string) {
+	slot, ok := r.Context().Value(streamSlotKey{}).(*streamSlot)
 	if !ok {
 		return
 	}
@@ -110,7 +110,8 @@ func (st *streams) end(addrs []string) int {
 	return len(ending)
 }
 
-// isStream reports whether the answer x is a long-lived stream.
-func isStream(x *exchange) bool {
-	return x.status == http.StatusSwitchingProtocols || isEventStream(x.out.header)
+// isStream reports whether an answer of status with header h is a
+// long-lived stream.
+func isStream(status int, h http.Header) bool {
+	return status == http.StatusSwitchingProtocols || isEventStream(h)
 }

@@ -309,7 +309,7 @@ func (s *Server) rebuild() {
 	}
 	for _, b := range s.backends {
 		if !used[b] {
-			b.pool.closeIdle()
+			b.pool.CloseIdle()
 		}
 	}
 }

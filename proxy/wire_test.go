@@ -116,23 +116,65 @@ func TestUpstreamPostAfterIdleClose(t *testing.T) {
 	}
 }
 
-// TestUpstreamRetryUnanswered: a backend that ends a reused connection
-// without a byte of answer (it timed the connection out as the request
-// came) gets the request again on a new connection, a body too.
-func TestUpstreamRetryUnanswered(t *testing.T) {
-	for _, method := range []string{"POST", "GET"} {
-		t.Run(method, func(t *testing.T) {
+// TestUpstreamRetryRule holds the retry to http.Transport's rule: a
+// request that got no byte of answer on a reused connection is sent again
+// on a new one only when it is idempotent (GET, HEAD, OPTIONS, TRACE, or
+// an Idempotency-Key) and its body, if any, can go again whole. A POST
+// whose body the backend read before it closed unanswered is not sent
+// twice (a double charge): the client gets 502 and the backend saw it
+// once.
+func TestUpstreamRetryRule(t *testing.T) {
+	for _, tt := range []struct {
+		name, method, body string
+		hdr                []string
+		reset              bool // the backend resets instead of closing
+		quiet              bool // the backend announces no Keep-Alive timeout
+		want               int
+		seen               int // how often the backend read the request
+		pikuOnly           string
+	}{
+		{name: "GET closed", method: "GET", want: 200, seen: 2},
+		{name: "GET reset", method: "GET", reset: true, want: 200, seen: 2},
+		{name: "HEAD", method: "HEAD", want: 200, seen: 2},
+		{name: "POST closed", method: "POST", body: "charge=1", want: 502, seen: 1},
+		{name: "POST reset", method: "POST", body: "charge=1", reset: true, want: 502, seen: 1},
+		{name: "DELETE", method: "DELETE", want: 502, seen: 1},
+		{name: "POST with Idempotency-Key", method: "POST", hdr: []string{"Idempotency-Key", "k1"}, want: 200, seen: 2},
+		// A backend that has not shown it keeps connections gets a
+		// POST on a new one: the kept one is not risked.
+		{name: "POST to a backend not known to keep connections", method: "POST", body: "charge=1", quiet: true, want: 200, seen: 1},
+		{name: "POST with X-Idempotency-Key and a body", method: "POST", body: "charge=1", hdr: []string{"X-Idempotency-Key", "k1"}, want: 200, seen: 2,
+			pikuOnly: "a body is sent again only when it came whole with its head, which net/http's server does not tell"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.pikuOnly != "" {
+				pikuServerOnly(t, tt.pikuOnly)
+			}
+			var mu sync.Mutex
+			seen := 0
 			be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
 				for i := 0; ; i++ {
 					_, body, err := readRequest(br)
 					if err != nil {
 						return
 					}
+					if i > 0 || n > 0 {
+						mu.Lock()
+						seen++
+						mu.Unlock()
+					}
 					if n == 0 && i == 1 {
-						c.SetLinger(0) // a reset: the request was not taken
+						// The whole request read, and no answer.
+						if tt.reset {
+							c.SetLinger(0)
+						}
 						return
 					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nconn %d %s", 7+len(body), n, body)
+					ka := "Keep-Alive: timeout=60\r\n"
+					if tt.quiet {
+						ka = ""
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\nconn %d %s", ka, 7+len(body), n, body)
 				}
 			})
 			_, addr := startProxy(t, Options{}, appRoute(be))
@@ -140,13 +182,22 @@ func TestUpstreamRetryUnanswered(t *testing.T) {
 				t.Fatalf("first request: %d %q", r.code, r.body)
 			}
 			var body io.Reader
-			want := "conn 1 "
-			if method == "POST" {
-				pikuServerOnly(t, "a body is sent again only when it came whole with its head, which net/http's server does not tell")
-				body, want = strings.NewReader("form=1"), "conn 1 form=1"
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			} else if tt.method == "POST" {
+				body = strings.NewReader("")
 			}
-			if r := do(t, nil, addr, method, "app.test", "/", body); r.code != 200 || r.body != want {
-				t.Fatalf("%s: %d %q, want 200 %q", method, r.code, r.body, want)
+			r := do(t, nil, addr, tt.method, "app.test", "/", body, tt.hdr...)
+			if r.code != tt.want {
+				t.Errorf("%s: %d %q, want %d", tt.name, r.code, r.body, tt.want)
+			}
+			if tt.want == 200 && tt.method != "HEAD" && r.body != "conn 1 "+tt.body {
+				t.Errorf("%s: body %q, want it from a new connection", tt.name, r.body)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen != tt.seen {
+				t.Errorf("the backend read the request %d times, want %d", seen, tt.seen)
 			}
 		})
 	}
@@ -212,7 +263,7 @@ func TestUpstreamSlowUpload(t *testing.T) {
 		}
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
 	})
-	_, addr := startProxy(t, Options{ResponseHeaderTimeout: timeout}, appRoute(be))
+	_, addr := startProxy(t, Options{ResponseHeaderTimeout: timeout}, streamingRoute(be))
 	c := dialWrite(t, addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\nhello")
 	defer c.Close()
 	answer := make(chan string, 1)
@@ -344,7 +395,7 @@ func TestExpectContinueStress(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusForbidden) // before the body
 	})
-	_, addr := startProxy(t, Options{}, appRoute(be))
+	_, addr := startProxy(t, Options{}, streamingRoute(be))
 	const workers, rounds = 4, 150
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -521,32 +572,51 @@ func TestH1AnswerCutShort(t *testing.T) {
 	}
 }
 
-// TestUpstreamReuseAfterDeadline: a pooled connection whose read deadline
-// (the header timeout of its last answer) passed while it was idle is
-// still reused: the look before reuse does not take the passed deadline
-// for a dead connection.
-func TestUpstreamReuseAfterDeadline(t *testing.T) {
-	be, accepted := countingBackend(t, named("ok"))
-	s, addr := startProxy(t, Options{}, appRoute(be))
-	if r := do(t, nil, addr, "GET", "app.test", "/", nil); r.body != "ok" {
-		t.Fatalf("first: %d %q", r.code, r.body)
+// TestUpstreamEarlyAnswerClosesClient: a backend that answers before it
+// has read the whole request body, and then stops reading, leaves the
+// rest of the upload unread: the client's answer says "Connection:
+// close" and its connection is closed after it (as net/http's server does
+// when a handler did not consume the body), instead of the proxy waiting
+// for a body it will not read.
+func TestUpstreamEarlyAnswerClosesClient(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	be := rawBackend(t, func(n int, c *net.TCPConn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+		<-release // and reads no more
+	})
+	_, addr := startProxy(t, Options{}, streamingRoute(be))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The pooled connection's deadline, moved to the past as the header
-	// timeout would be after a quiet minute.
-	s.mu.Lock()
-	b := s.backends[be]
-	s.mu.Unlock()
-	c := b.pool.pop()
-	if c == nil {
-		t.Fatal("no pooled connection")
+	defer c.Close()
+	// A large upload of which a part is sent, the rest held back while
+	// the answer is read.
+	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n", 16<<20)
+	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
 	}
-	c.deadline = time.Now().Add(-time.Second)
-	_ = c.nc.SetReadDeadline(c.deadline)
-	b.pool.put(c)
-	if r := do(t, nil, addr, "GET", "app.test", "/", nil); r.body != "ok" {
-		t.Fatalf("second: %d %q", r.code, r.body)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("the backend accepted %d connections, want 1: the idle one was reused", n)
+	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "big!" || err != nil {
+		t.Fatalf("answer: %d %q %v, want the backend's 413", res.StatusCode, body, err)
+	}
+	if !res.Close {
+		t.Errorf("the answer does not say Connection: close (%q): the client would send its next request after a body nobody reads", res.Header)
+	}
+	// The proxy ends the connection after the answer; the client sends
+	// nothing more.
+	if n, err := br.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read %d bytes after the answer, want the connection closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("read after the answer: %v, want the connection closed", err)
 	}
 }

@@ -69,6 +69,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PATH", os.Getenv("PATH"))
 			env.Values[giveUpKey{}] = giveUp
 			env.Defer(func() { killLeftovers(root) })
+			newSlowClients(env)
 			return os.MkdirAll(filepath.Join(env.WorkDir, "home"), 0o755)
 		},
 		Condition: scriptCondition,
@@ -97,6 +98,8 @@ func TestScripts(t *testing.T) {
 			"holdconns":   cmdHoldConns,
 			"hammer":      cmdHammer,
 			"logcount":    cmdLogCount,
+			"slowstart":   cmdSlowStart,
+			"slowfinish":  cmdSlowFinish,
 		},
 	})
 }

@@ -47,6 +47,7 @@ func (d *Daemon) build() error {
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
 		NetHTTP1:  d.cfg.NetHTTP1,
+		TempDir:   d.root.ProxyTemp(),
 		// Requests in flight when the daemon stops may take as long as
 		// the whole stop.
 		ShutdownTimeout: d.cfg.ShutdownTimeout,

@@ -359,3 +359,28 @@ func TestRolloutAfterDestroy(t *testing.T) {
 		t.Errorf("calls %q, want none", w.calls)
 	}
 }
+
+// TestRolloutRefusesBadProxyKeys: a proxy key the proxy cannot read fails
+// the rollout (and so the push) before anything is started, naming the
+// key and what it accepts.
+func TestRolloutRefusesBadProxyKeys(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"NGINX_CLIENT_MAX_BODY_SIZE=lots", `app "app": NGINX_CLIENT_MAX_BODY_SIZE: "lots" is not a size (bytes, or a number with k, m or g, as 10m; 0 = no limit)`},
+		{"NGINX_PROXY_REQUEST_BUFFERING=sometimes", `app "app": NGINX_PROXY_REQUEST_BUFFERING: `},
+		{"NGINX_PROXY_BUFFERING=2", `app "app": NGINX_PROXY_BUFFERING: `},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			w := newWorld(t, map[string]string{
+				"Procfile": "web: python3 server.py\n",
+				"ENV":      "NGINX_SERVER_NAME=app.test\n" + tc.env + "\n",
+			})
+			_, err := w.deploy(control.DeployRequest{})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("deploy: %v, want %s...", err, tc.want)
+			}
+			if len(w.calls) != 0 {
+				t.Errorf("calls %q, want none: nothing is started or published", w.calls)
+			}
+		})
+	}
+}

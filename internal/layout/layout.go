@@ -194,6 +194,12 @@ func (r Root) Cache(app string) string { return filepath.Join(r.CacheDir(), app)
 // No app can be named .python, so it never meets an app's cache.
 func (r Root) VenvTemplate(key string) string { return filepath.Join(r.CacheDir(), ".python", key) }
 
+// ProxyTemp is cache/.proxy, where the proxy keeps the request and
+// response bodies too large to hold in memory while a slow client sends
+// or reads them (files unlinked as soon as they are made). No app can be
+// named .proxy, so it never meets an app's cache.
+func (r Root) ProxyTemp() string { return filepath.Join(r.CacheDir(), ".proxy") }
+
 // Releases is releases/APP.
 func (r Root) Releases(app string) string { return filepath.Join(r.ReleasesDir(), app) }
 

@@ -289,6 +289,26 @@ func (w *h1Response) FlushError() error {
 	return w.c.bw.Flush()
 }
 
+// SetReadDeadline sets the connection's read deadline, as
+// http.ResponseController does for net/http's server: a deadline in the
+// past wakes a reader of the request body blocked on the client. Once the
+// body was read whole and the connection is watched for the client's
+// going away (the client watch), the watch owns the deadline and this
+// does nothing: there is no body read left to bound.
+func (w *h1Response) SetReadDeadline(t time.Time) error {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.watching {
+		return nil
+	}
+	if err := c.nc.SetReadDeadline(t); err != nil {
+		return err
+	}
+	c.deadline = t
+	return nil
+}
+
 // EnableFullDuplex is a no-op: the body can always be read while the
 // response is written.
 func (w *h1Response) EnableFullDuplex() error { return nil }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 // The differential fuzzers hold piku's HTTP/1.1 parsers to net/http's on
 // the same bytes: the same accept or refuse, the same method, target,
 // fields and body bytes. Where piku differs on purpose, the difference is
-// named in allowedRequestDiff with the RFC text that allows it (and in
+// named in allowedResponseDiff with the RFC text that allows it (and in
 // docs/PROXY.md).
 
 // parsedResponse is what a parser made of a backend's response, as it is
@@ -71,7 +71,7 @@ func stdResponse(data, method string) (*parsedResponse, error) {
 		delete(h, "Content-Length")
 	}
 	for k, v := range res.Trailer {
-		if v == nil || hopByHop[k] {
+		if v == nil || HopByHop(k) {
 			delete(res.Trailer, k) // announced and never sent, or not forwarded
 		}
 	}
@@ -86,7 +86,7 @@ func pikuResponse(data, method string) (*parsedResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &exchange{out: &outgoing{r: &http.Request{Method: method}, header: http.Header{}}}
+	x := &Exchange{req: &Request{R: &http.Request{Method: method}, Header: http.Header{}}}
 	if err := x.parseHead(head); err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func pikuResponse(data, method string) (*parsedResponse, error) {
 	if x.status < 200 && x.status != http.StatusSwitchingProtocols {
 		return p, nil
 	}
-	h := x.out.header
+	h := x.req.Header
 	delete(h, "Trailer") // announced to the client: compared as values
 	var body io.Reader
 	var cb *chunkedBody
@@ -102,7 +102,7 @@ func pikuResponse(data, method string) (*parsedResponse, error) {
 	case x.status == http.StatusSwitchingProtocols, x.noBody:
 		body = strings.NewReader("")
 	case x.chunked:
-		cb = &chunkedBody{r: httputil.NewChunkedReader(br), br: br, x: x}
+		cb = &chunkedBody{r: httputil.NewChunkedReader(br), br: br}
 		body = cb
 	case x.clen >= 0:
 		body = &lengthBody{br: br, n: x.clen}
@@ -123,7 +123,7 @@ func pikuResponse(data, method string) (*parsedResponse, error) {
 		// announced or not.
 		p.Trailer = http.Header{}
 		for k, v := range cb.end {
-			if !hopByHop[k] {
+			if !HopByHop(k) {
 				p.Trailer[k] = v
 			}
 		}
@@ -201,6 +201,43 @@ func FuzzUpstreamResponseDiff(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("piku read\n%+v\nnet/http read\n%+v", got, want)
+		}
+	})
+}
+
+// FuzzUpstreamHead parses arbitrary response headers from a backend: it
+// never panics, and what reaches the client has no hop-by-hop field and
+// no Content-Length beside chunking.
+func FuzzUpstreamHead(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close, X-A\r\nX-A: 1\r\nX-B: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nTrailer: X-Sum\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\nKeep-Alive: 5\r\nConnection: keep-alive\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\n",
+	} {
+		f.Add(seed, false)
+	}
+	f.Fuzz(func(t *testing.T, head string, isHead bool) {
+		method := http.MethodGet
+		if isHead {
+			method = http.MethodHead
+		}
+		x := &Exchange{req: &Request{R: &http.Request{Method: method}, Header: http.Header{}}}
+		if err := x.parseHead(head); err != nil || x.status < 200 {
+			return
+		}
+		h := x.req.Header
+		for _, k := range []string{"Transfer-Encoding", "Keep-Alive", "Proxy-Connection", "Te"} {
+			if h[k] != nil {
+				t.Fatalf("hop-by-hop %s reaches the client: %q", k, h)
+			}
+		}
+		if x.status != http.StatusSwitchingProtocols && h["Connection"] != nil {
+			t.Fatalf("Connection reaches the client: %q", h)
+		}
+		if x.chunked && (x.clen != -1 || h["Content-Length"] != nil) {
+			t.Fatalf("chunked with a length: %d, %q", x.clen, h)
 		}
 	})
 }

@@ -1,11 +1,11 @@
 //go:build !unix
 
-package proxy
+package upstream
 
 // usable reports whether an idle backend connection may carry a request;
 // without a non-blocking peek it trusts the connection, and the request
 // is sent again when nothing of it reached the backend.
-func usable(*upConn) bool { return true }
+func usable(*conn) (ok, closed bool) { return true, false }
 
 // peeker is the unix one's stand-in.
 type peeker struct{}
