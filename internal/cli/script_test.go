@@ -97,6 +97,8 @@ func TestScripts(t *testing.T) {
 			"holdconns":   cmdHoldConns,
 			"hammer":      cmdHammer,
 			"logcount":    cmdLogCount,
+			"httpstart":   cmdHTTPStart,
+			"httpwait":    cmdHTTPWait,
 		},
 	})
 }
