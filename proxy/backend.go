@@ -160,7 +160,7 @@ func (s *Server) send(out *outgoing) (*exchange, error) {
 		x, err := s.roundTrip(b, out)
 		if err == nil {
 			if isStream(x) {
-				s.markStream(out, b.addr)
+				s.markStream(out, b.addr, x.c.nc, isEventStream(x.out.header))
 			}
 			return x, nil
 		}

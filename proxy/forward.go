@@ -62,6 +62,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 	}
 	w.WriteHeader(x.status)
 	if err := s.copyBody(w, x); err != nil {
+		if endedPolitely(r) {
+			// A drain ended the event stream (streams.go): its
+			// answer ends as a whole one, so the client reconnects.
+			x.keep = false
+			x.finish()
+			return
+		}
 		// The answer is cut short: all that can be done is to end the
 		// client's connection (or stream), as ReverseProxy does.
 		x.keep = false
@@ -287,15 +294,10 @@ func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *r
 	}
 	stop := context.AfterFunc(r.Context(), func() { backend.Close(); conn.Close() })
 	defer stop()
+	pipe := s.switchedPipe(r, conn, backend) // a drain closes a WebSocket politely (wsclose.go)
 	errc := make(chan error, 2)
-	go func() {
-		_, err := io.Copy(backend, fromClient)
-		errc <- err
-	}()
-	go func() {
-		_, err := io.Copy(conn, x.c.br) // what the backend sent after its header comes first
-		errc <- err
-	}()
+	go func() { errc <- pipe.toBackend(fromClient) }()
+	go func() { errc <- pipe.toClient(x.c.br) }() // what the backend sent after its header comes first
 	// One side done: a clean end (EOF) waits for the other, as
 	// ReverseProxy does; an error ends both.
 	if err := <-errc; err != nil {

@@ -99,6 +99,8 @@ func TestScripts(t *testing.T) {
 			"logcount":    cmdLogCount,
 			"httpstart":   cmdHTTPStart,
 			"httpwait":    cmdHTTPWait,
+			"wsopen":      cmdWSOpen,
+			"wsclosed":    cmdWSClosed,
 		},
 	})
 }
