@@ -56,7 +56,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	if rt.activity != nil && !strings.HasPrefix(r.URL.Path, acmePrefix) {
-		rt.activity.Store(start.UnixNano())
+		rt.activity.begin()
+		defer rt.activity.end()
 	}
 	peer := hostOf(r.RemoteAddr)
 	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
