@@ -100,7 +100,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	if rt.serveStatic(w, r) {
 		return
 	}
-	if rt.hold != nil && len(rt.backends) == 0 && !strings.HasPrefix(r.URL.Path, acmePrefix) {
+	if rt.hold != nil && (len(rt.backends) == 0 || rt.hold.paused.Load()) && !strings.HasPrefix(r.URL.Path, acmePrefix) {
 		held, done, ok := s.hold(w, r, rt)
 		if !ok {
 			return

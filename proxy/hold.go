@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -108,49 +109,88 @@ func ParseSeconds(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// holdState is one held app's queue. Invariant: wake is open while the
-// app is held and has no backend, closed otherwise.
+// holdState is one held app's queue. Requests wait while the app is held
+// (Hold) and has no backend, or while it is paused (Pause), backends or
+// not. Invariant: wake is open while they wait (waits), closed otherwise.
 type holdState struct {
 	mu      sync.Mutex
-	held    bool          // false once Release ran
+	held    bool          // Hold, until Release
+	paused  atomic.Bool   // Pause, until Resume; read without mu by the handler
 	up      bool          // the app's route has a backend
-	wake    chan struct{} // closed when up turns true or the hold ends
+	wake    chan struct{} // closed when the requests may go on
 	waiting int           // requests that took a place (Requests bounds it)
 	queued  int           // of those, the ones whose body is read and that wait for the app
 	bytes   int64         // body bytes buffered by the waiting requests
 }
 
 func newHoldState() *holdState {
-	return &holdState{held: true, wake: make(chan struct{})}
+	wake := make(chan struct{})
+	close(wake) // nothing waits yet
+	return &holdState{wake: wake}
 }
 
-// setUp records whether the app's route has backends, waking the waiters
-// when it gets some.
-func (h *holdState) setUp(up bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if up == h.up || !h.held {
-		return
-	}
-	h.up = up
-	if up {
+// waits reports whether requests wait. h.mu is held.
+func (h *holdState) waits() bool {
+	return h.paused.Load() || (h.held && !h.up)
+}
+
+// change applies f to h's state and opens or closes wake to match. h.mu
+// is held.
+func (h *holdState) change(f func()) {
+	before := h.waits()
+	f()
+	switch after := h.waits(); {
+	case before && !after:
 		close(h.wake)
-	} else {
+	case !before && after:
 		h.wake = make(chan struct{})
 	}
 }
 
-// release ends the hold and wakes the waiters.
+// setUp records whether the app's route has backends, waking the waiters
+// when it gets some (unless the app is paused).
+func (h *holdState) setUp(up bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.up = up })
+}
+
+// hold starts a hold; false when the app was held already.
+func (h *holdState) hold() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		return false
+	}
+	h.change(func() { h.held = true })
+	return true
+}
+
+// release ends the hold and wakes the waiters (unless the app is paused).
 func (h *holdState) release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.held {
-		return
-	}
-	h.held = false
-	if !h.up {
-		close(h.wake)
-	}
+	h.change(func() { h.held = false })
+}
+
+// isHeld reports whether a hold is on.
+func (h *holdState) isHeld() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
+}
+
+// pause and resume start and end a pause.
+func (h *holdState) pause() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.paused.Store(true) })
+}
+
+func (h *holdState) resume() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.paused.Store(false) })
 }
 
 // enter takes a place in the queue; nil when the request need not wait
@@ -158,7 +198,7 @@ func (h *holdState) release() {
 func (h *holdState) enter(limit int) (<-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.up || !h.held {
+	if !h.waits() {
 		return nil, nil
 	}
 	if h.waiting >= limit {
@@ -214,15 +254,18 @@ var (
 func (s *Server) Hold(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.holds[app] != nil {
-		return
+	h := s.holds[app]
+	if h == nil {
+		h = newHoldState()
+		s.holds[app] = h
 	}
-	s.holds[app] = newHoldState()
-	s.rebuild()
+	if h.hold() {
+		s.rebuild()
+	}
 }
 
 // Release ends app's hold: the waiting requests go on to the backends
-// the route has, or get a 503 when it has none.
+// the route has, or get a 503 when it has none. A pause (Pause) goes on.
 func (s *Server) Release(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,9 +273,45 @@ func (s *Server) Release(app string) {
 	if h == nil {
 		return
 	}
-	delete(s.holds, app)
-	s.rebuild()
+	// The table the waiters will look up is rebuilt before they wake.
+	if !h.paused.Load() {
+		delete(s.holds, app)
+		s.rebuild()
+	}
 	h.release()
+}
+
+// Pause makes app's requests wait, within the bounds of its HoldConfig,
+// even while it has backends, until Resume: what kamal-proxy's pause
+// does, for a release command that migrates the app's database. A hold
+// (Hold, Release) and a pause are independent: requests wait while
+// either says so.
+func (s *Server) Pause(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[app]
+	if h == nil {
+		h = newHoldState()
+		s.holds[app] = h
+		s.rebuild()
+	}
+	h.pause()
+}
+
+// Resume ends app's pause: the waiting requests go on to the backends the
+// route has (or wait on while the app is held and has none).
+func (s *Server) Resume(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[app]
+	if h == nil {
+		return
+	}
+	if !h.isHeld() {
+		delete(s.holds, app)
+		s.rebuild()
+	}
+	h.resume()
 }
 
 // Held reports whether app is held and how many of its requests wait for
