@@ -42,6 +42,21 @@ const (
 // runs out.
 const holdRetryAfter = 5 * time.Second
 
+// Held requests that go on together would each open a connection to an
+// instance that has just started, and a burst of them overflows a small
+// listen backlog: Python's http.server listens with a backlog of 5, and
+// the connections the kernel could not queue waited a minute for an
+// answer that never came (in a stop-then-start rollout at 150 requests
+// per second, 12 to 83 of about 450 requests, docs/PERFORMANCE.md). So the
+// waiters of an app go on at most holdBurst at a time: each keeps its
+// place until its request ends or holdPace has passed, whichever comes
+// first (a held WebSocket keeps it no longer than that). The connections
+// they open go back to the pool and serve the next ones.
+const (
+	holdBurst = 4
+	holdPace  = 20 * time.Millisecond
+)
+
 // HoldConfig bounds the requests the proxy holds for one app
 // (PIKU_HOLD_TIMEOUT, PIKU_HOLD_REQUESTS, PIKU_HOLD_BODY_BYTES). A field
 // left 0 takes its default.
@@ -121,12 +136,14 @@ type holdState struct {
 	waiting int           // requests that took a place (Requests bounds it)
 	queued  int           // of those, the ones whose body is read and that wait for the app
 	bytes   int64         // body bytes buffered by the waiting requests
+	gate    chan struct{} // the waiters going on: holdBurst at most
+	pace    time.Duration // holdPace; tests change it
 }
 
 func newHoldState() *holdState {
 	wake := make(chan struct{})
 	close(wake) // nothing waits yet
-	return &holdState{wake: wake}
+	return &holdState{wake: wake, gate: make(chan struct{}, holdBurst), pace: holdPace}
 }
 
 // waits reports whether requests wait. h.mu is held.
@@ -383,6 +400,31 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route
 		done()
 		s.holdFailed(w, rt, errHoldShutdown)
 		return nil, nil, false
+	}
+	// The waiters go on a few at a time (holdBurst).
+	select {
+	case h.gate <- struct{}{}:
+	case <-t.C:
+		done()
+		s.holdFailed(w, rt, errHoldTimeout)
+		return nil, nil, false
+	case <-r.Context().Done():
+		done()
+		w.WriteHeader(StatusClientClosed)
+		return nil, nil, false
+	case <-s.closing:
+		done()
+		s.holdFailed(w, rt, errHoldShutdown)
+		return nil, nil, false
+	}
+	var once sync.Once
+	free := func() { once.Do(func() { <-h.gate }) }
+	pace := time.AfterFunc(h.pace, free)
+	unreserve := done
+	done = func() {
+		pace.Stop()
+		free()
+		unreserve()
 	}
 	return s.afterHold(w, rt, done)
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,4 +59,55 @@ func TestPauseBounds(t *testing.T) {
 		t.Fatalf("got %d %q %v", r.code, r.body, r.err)
 	}
 	s2.Release("app")
+}
+
+// TestHoldReleaseInBursts: held requests go on holdBurst at a time (each
+// keeps its place until it ends, or the pace passes), not all at once
+// into an instance that has just started.
+func TestHoldReleaseInBursts(t *testing.T) {
+	arrived := make(chan struct{}, 16)
+	release := make(chan struct{})
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Write([]byte("web"))
+	})
+	s, addr := startProxy(t, Options{}, Route{App: "app", Hosts: []string{"app.test"}})
+	var releaseAll sync.Once
+	t.Cleanup(func() { releaseAll.Do(func() { close(release) }) }) // before the proxy's and the backend's
+	s.Hold("app")
+	s.mu.Lock()
+	s.holds["app"].pace = time.Hour // a place is kept until the request ends
+	s.mu.Unlock()
+	const n = holdBurst + 2
+	var results []<-chan heldResult
+	for range n {
+		results = append(results, sendHeld(context.Background(), addr, "GET", "app.test", "", false))
+	}
+	waitHeld(t, s, "app", n)
+	s.SetBackends("app", []string{be})
+	for range holdBurst {
+		<-arrived
+	}
+	// The others wait for a place (a request beyond the burst reaching
+	// the backend fails the test at once).
+	for {
+		if got := len(arrived); got != 0 {
+			t.Fatalf("%d more requests reached the backend than the burst of %d", got, holdBurst)
+		}
+		if _, w := s.Held("app"); w == n-holdBurst {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release <- struct{}{} // one ends: one more goes on
+	<-arrived
+	waitHeld(t, s, "app", n-holdBurst-1)
+	releaseAll.Do(func() { close(release) })
+	for _, res := range results {
+		if r := <-res; r.code != 200 {
+			t.Fatalf("got %d %v", r.code, r.err)
+		}
+	}
+	s.Release("app")
 }
