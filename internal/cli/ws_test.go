@@ -138,23 +138,9 @@ func cmdWSEcho(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 3 || neg {
 		ts.Fatalf("usage: wsecho URL HOST MSG...")
 	}
-	u, err := url.Parse(args[0])
-	ts.Check(err)
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	ts.Check(err)
+	conn, br := openWS(ts, args[0], args[1])
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	key := make([]byte, 16)
-	_, _ = rand.Read(key)
-	k := base64.StdEncoding.EncodeToString(key)
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		u.RequestURI(), args[1], k)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	ts.Check(err)
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != wsAccept(k) {
-		ts.Fatalf("wsecho: no upgrade: %s %v", resp.Status, resp.Header)
-	}
 	for _, msg := range args[2:] {
 		mask := make([]byte, 4)
 		_, _ = rand.Read(mask)
