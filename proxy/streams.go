@@ -161,13 +161,17 @@ func (st *streams) end(addrs []string) int {
 		}
 	}
 	st.mu.Unlock()
+	// A polite end may wait for a slow client (a close frame to write),
+	// within the grace: the streams end side by side.
+	var wg sync.WaitGroup
 	for _, e := range ends {
 		if e.polite != nil {
-			e.polite()
+			wg.Go(e.polite)
 		} else {
 			e.slot.cancel()
 		}
 	}
+	wg.Wait()
 	return len(ends)
 }
 
