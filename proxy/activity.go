@@ -20,6 +20,9 @@ func newActivity(now time.Time) *activity {
 	return a
 }
 
+// touch records now as the last activity.
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
 // begin counts a request that starts.
 func (a *activity) begin() { a.inflight.Add(1) }
 

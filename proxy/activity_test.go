@@ -44,3 +44,24 @@ func TestActivityUntilTheEnd(t *testing.T) {
 		t.Errorf("after the request, the last request is %v, before its end (after %v)", last, beforeEnd)
 	}
 }
+
+// TestMarkActive: an app's idle time counts from when its instances
+// started (MarkActive), not from when its route was made.
+func TestMarkActive(t *testing.T) {
+	s, _ := startProxy(t, Options{},
+		Route{App: "app", Hosts: []string{"app.test"}, TrackActivity: true},
+		Route{App: "plain", Hosts: []string{"plain.test"}})
+	made, _ := s.LastRequest("app")
+	started := time.Now()
+	if !started.After(made) {
+		t.Skip("the clock did not move between the route and now") // the comparison below would say nothing
+	}
+	s.MarkActive("app")
+	if last, _ := s.LastRequest("app"); last.Before(started) {
+		t.Errorf("last activity %v, before the instances started (%v)", last, started)
+	}
+	s.MarkActive("plain") // does not track its activity: nothing to do
+	if _, ok := s.LastRequest("plain"); ok {
+		t.Error("MarkActive made a route track its activity")
+	}
+}

@@ -91,6 +91,20 @@ func (s *Server) LastRequest(app string) (time.Time, bool) {
 	return a.lastRequest(), true
 }
 
+// MarkActive records now as app's last activity, as if a request had
+// just ended: its web instances have just started (a rollout, a wake), so
+// its idle time counts from now, not from when its route was made (the
+// daemon makes the routes of the apps it knows before they boot). It
+// does nothing for a route that does not track its activity.
+func (s *Server) MarkActive(app string) {
+	s.mu.Lock()
+	a := s.activity[app]
+	s.mu.Unlock()
+	if a != nil {
+		a.touch()
+	}
+}
+
 // HostTakenError is returned by SetRouteConfig for a host name another
 // app's route already has.
 type HostTakenError struct {

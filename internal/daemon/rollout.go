@@ -94,8 +94,13 @@ func (d *Daemon) publishers() []publisher {
 }
 
 // publishIdle gives the sleeper the app's idle timeout. The app's web
-// instances run: a hold left from its sleep ends.
+// instances run: a hold left from its sleep ends, and its idle time
+// counts from now (its route may be older than its instances: a daemon
+// that starts makes it before they boot, known.go).
 func (d *Daemon) publishIdle(r *rollout) error {
+	if r.idle > 0 {
+		d.table.MarkActive(r.app)
+	}
 	if wasAsleep := d.sleeper.set(r.app, r.idle); wasAsleep {
 		d.table.Release(r.app)
 	}

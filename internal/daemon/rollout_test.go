@@ -128,6 +128,7 @@ func (f fakeTable) Release(app string)                            { f.w.note("re
 func (f fakeTable) Pause(app string)                              { f.w.note("pause") }
 func (f fakeTable) Resume(app string)                             { f.w.note("resume") }
 func (f fakeTable) Held(app string) (bool, int)                   { return false, 0 }
+func (f fakeTable) MarkActive(app string)                         { f.w.note("active") }
 
 type fakeCerts struct{ w *world }
 

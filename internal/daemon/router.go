@@ -43,6 +43,8 @@ type routeTable interface {
 	// Held reports whether app is held or paused and how many of its
 	// requests wait.
 	Held(app string) (held bool, waiting int)
+	// MarkActive makes now app's last activity, for its idle timer.
+	MarkActive(app string)
 }
 
 // router implements supervisor.Router over the proxy's route table: the
