@@ -11,7 +11,10 @@ import (
 
 // accessLog writes one line per request in the combined log format
 // followed by the request's duration in seconds, like nginx's
-// `$request_time`, to a file rotated at 50 MB with 5 old files kept.
+// `$request_time`, to a file rotated at 50 MB with 5 old files kept. A
+// request that waited in the hold queue (its app waking from its sleep,
+// starting, or paused) ends with `held=1.234s`: how long it waited, the
+// cold start it saw.
 //
 // Lines are buffered, as nginx's `access_log ... buffer=64k flush=1s`:
 // the buffer is written out when it holds accessLogBuffer bytes, at most
@@ -109,6 +112,11 @@ func (l *accessLog) write(r *http.Request, lw *logWriter, info *reqInfo, d time.
 	b = appendQuotedOrDash(b, r.UserAgent())
 	b = append(b, "\" "...)
 	b = strconv.AppendFloat(b, d.Seconds(), 'f', 3, 64)
+	if info.heldFor > 0 {
+		b = append(b, " held="...)
+		b = strconv.AppendFloat(b, info.heldFor.Seconds(), 'f', 3, 64)
+		b = append(b, 's')
+	}
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -124,3 +124,39 @@ func TestAccessLogBuffered(t *testing.T) {
 		}
 	})
 }
+
+// TestAccessLogHeld: a request that waited in the hold queue (its app
+// waking) says how long, `held=...s`, on its line; the others do not.
+func TestAccessLogHeld(t *testing.T) {
+	be := backendServer(t, named("web"))
+	path := filepath.Join(t.TempDir(), "access.log")
+	s, addr := startProxy(t, Options{}, Route{App: "app", Hosts: []string{"app.test"}, AccessLog: path})
+	s.Hold("app")
+	res := sendHeld(t.Context(), addr, "GET", "app.test", "", false)
+	waitHeld(t, s, "app", 1)
+	s.SetBackends("app", []string{be})
+	if r := <-res; r.code != 200 {
+		t.Fatalf("held: %d %v", r.code, r.err)
+	}
+	s.Release("app")
+	if r := <-sendHeld(t.Context(), addr, "GET", "app.test", "", false); r.code != 200 {
+		t.Fatalf("after: %d %v", r.code, r.err)
+	}
+	s.RemoveRoute("app") // closes the file
+	lines := readLines(t, path)
+	if len(lines) != 2 {
+		t.Fatalf("log: %q", lines)
+	}
+	m := regexp.MustCompile(` (\d+\.\d{3}) held=(\d+\.\d{3})s$`).FindStringSubmatch(lines[0])
+	if m == nil {
+		t.Fatalf("held request's line %q: no held=", lines[0])
+	}
+	total, _ := strconv.ParseFloat(m[1], 64)
+	held, _ := strconv.ParseFloat(m[2], 64)
+	if held > total {
+		t.Errorf("held %vs longer than the request's %vs", held, total)
+	}
+	if strings.Contains(lines[1], "held=") {
+		t.Errorf("a request that did not wait: %q", lines[1])
+	}
+}

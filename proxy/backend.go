@@ -158,7 +158,8 @@ func (s *Server) send(out *upstream.Request, info *reqInfo) (*upstream.Exchange,
 		x, err := s.up.RoundTrip(&b.pool, b.addr, out)
 		if err == nil {
 			if isStream(x.Status(), out.Header) {
-				s.markStream(out.R, b.addr)
+				nc, _ := x.Conn()
+				s.markStream(out.R, b.addr, nc, isEventStream(out.Header))
 			}
 			return x, b, nil
 		}

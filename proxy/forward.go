@@ -93,6 +93,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 		abandonBody(w)
 	}
 	if err != nil {
+		if endedPolitely(r) {
+			// A drain ended the event stream (streams.go): its
+			// answer ends as a whole one, so the client reconnects.
+			x.Abort()
+			return
+		}
 		// The answer is cut short: all that can be done is to end the
 		// client's connection (or stream), as ReverseProxy does.
 		x.Abort()
@@ -276,15 +282,10 @@ func (s *Server) switchProtocols(w http.ResponseWriter, r *http.Request, info *r
 	}
 	stop := context.AfterFunc(r.Context(), func() { backend.Close(); conn.Close() })
 	defer stop()
+	pipe := s.switchedPipe(r, conn, backend) // a drain closes a WebSocket politely (wsclose.go)
 	errc := make(chan error, 2)
-	go func() {
-		_, err := io.Copy(backend, fromClient)
-		errc <- err
-	}()
-	go func() {
-		_, err := io.Copy(conn, fromBackend) // what the backend sent after its header comes first
-		errc <- err
-	}()
+	go func() { errc <- pipe.toBackend(fromClient) }()
+	go func() { errc <- pipe.toClient(fromBackend) }() // what the backend sent after its header comes first
 	// One side done: a clean end (EOF) waits for the other, as
 	// ReverseProxy does; an error ends both.
 	if err := <-errc; err != nil {

@@ -21,6 +21,9 @@ type reqInfo struct {
 	err    error       // the last dial error, for the error page
 	obs    AppObserver // nil without an Observer
 	held   bool        // the request waited in the hold queue (hold.go)
+	// heldFor is how long the request waited in the hold queue, for the
+	// access log (its app starting, waking, or paused).
+	heldFor time.Duration
 }
 
 // deployedBy is the X-Deployed-By header's value, shared by every
@@ -56,7 +59,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 		return
 	}
 	if rt.activity != nil && !strings.HasPrefix(r.URL.Path, acmePrefix) {
-		rt.activity.Store(start.UnixNano())
+		rt.activity.begin()
+		defer rt.activity.end()
 	}
 	peer := hostOf(r.RemoteAddr)
 	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
@@ -99,8 +103,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	if rt.serveStatic(w, r) {
 		return
 	}
-	if rt.hold != nil && len(rt.backends) == 0 && !strings.HasPrefix(r.URL.Path, acmePrefix) {
+	if rt.hold != nil && (len(rt.backends) == 0 || rt.hold.paused.Load()) && !strings.HasPrefix(r.URL.Path, acmePrefix) {
 		held, done, ok := s.hold(w, r, rt)
+		info.heldFor = time.Since(start)
 		if !ok {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,21 @@ const (
 // holdRetryAfter is the Retry-After of a 503 answered when a hold bound
 // runs out.
 const holdRetryAfter = 5 * time.Second
+
+// Held requests that go on together would each open a connection to an
+// instance that has just started, and a burst of them overflows a small
+// listen backlog: Python's http.server listens with a backlog of 5, and
+// the connections the kernel could not queue waited a minute for an
+// answer that never came (in a stop-then-start rollout at 150 requests
+// per second, 12 to 83 of about 450 requests, docs/PERFORMANCE.md). So the
+// waiters of an app go on at most holdBurst at a time: each keeps its
+// place until its request ends or holdPace has passed, whichever comes
+// first (a held WebSocket keeps it no longer than that). The connections
+// they open go back to the pool and serve the next ones.
+const (
+	holdBurst = 4
+	holdPace  = 20 * time.Millisecond
+)
 
 // HoldConfig bounds the requests the proxy holds for one app
 // (PIKU_HOLD_TIMEOUT, PIKU_HOLD_REQUESTS, PIKU_HOLD_BODY_BYTES). A field
@@ -108,49 +124,90 @@ func ParseSeconds(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// holdState is one held app's queue. Invariant: wake is open while the
-// app is held and has no backend, closed otherwise.
+// holdState is one held app's queue. Requests wait while the app is held
+// (Hold) and has no backend, or while it is paused (Pause), backends or
+// not. Invariant: wake is open while they wait (waits), closed otherwise.
 type holdState struct {
 	mu      sync.Mutex
-	held    bool          // false once Release ran
+	held    bool          // Hold, until Release
+	paused  atomic.Bool   // Pause, until Resume; read without mu by the handler
 	up      bool          // the app's route has a backend
-	wake    chan struct{} // closed when up turns true or the hold ends
+	wake    chan struct{} // closed when the requests may go on
 	waiting int           // requests that took a place (Requests bounds it)
 	queued  int           // of those, the ones whose body is read and that wait for the app
 	bytes   int64         // body bytes buffered by the waiting requests
+	gate    chan struct{} // the waiters going on: holdBurst at most
+	pace    time.Duration // holdPace; tests change it
 }
 
 func newHoldState() *holdState {
-	return &holdState{held: true, wake: make(chan struct{})}
+	wake := make(chan struct{})
+	close(wake) // nothing waits yet
+	return &holdState{wake: wake, gate: make(chan struct{}, holdBurst), pace: holdPace}
 }
 
-// setUp records whether the app's route has backends, waking the waiters
-// when it gets some.
-func (h *holdState) setUp(up bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if up == h.up || !h.held {
-		return
-	}
-	h.up = up
-	if up {
+// waits reports whether requests wait. h.mu is held.
+func (h *holdState) waits() bool {
+	return h.paused.Load() || (h.held && !h.up)
+}
+
+// change applies f to h's state and opens or closes wake to match. h.mu
+// is held.
+func (h *holdState) change(f func()) {
+	before := h.waits()
+	f()
+	switch after := h.waits(); {
+	case before && !after:
 		close(h.wake)
-	} else {
+	case !before && after:
 		h.wake = make(chan struct{})
 	}
 }
 
-// release ends the hold and wakes the waiters.
+// setUp records whether the app's route has backends, waking the waiters
+// when it gets some (unless the app is paused).
+func (h *holdState) setUp(up bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.up = up })
+}
+
+// hold starts a hold; false when the app was held already.
+func (h *holdState) hold() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held {
+		return false
+	}
+	h.change(func() { h.held = true })
+	return true
+}
+
+// release ends the hold and wakes the waiters (unless the app is paused).
 func (h *holdState) release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.held {
-		return
-	}
-	h.held = false
-	if !h.up {
-		close(h.wake)
-	}
+	h.change(func() { h.held = false })
+}
+
+// isHeld reports whether a hold is on.
+func (h *holdState) isHeld() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
+}
+
+// pause and resume start and end a pause.
+func (h *holdState) pause() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.paused.Store(true) })
+}
+
+func (h *holdState) resume() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.change(func() { h.paused.Store(false) })
 }
 
 // enter takes a place in the queue; nil when the request need not wait
@@ -158,7 +215,7 @@ func (h *holdState) release() {
 func (h *holdState) enter(limit int) (<-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.up || !h.held {
+	if !h.waits() {
 		return nil, nil
 	}
 	if h.waiting >= limit {
@@ -214,15 +271,18 @@ var (
 func (s *Server) Hold(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.holds[app] != nil {
-		return
+	h := s.holds[app]
+	if h == nil {
+		h = newHoldState()
+		s.holds[app] = h
 	}
-	s.holds[app] = newHoldState()
-	s.rebuild()
+	if h.hold() {
+		s.rebuild()
+	}
 }
 
 // Release ends app's hold: the waiting requests go on to the backends
-// the route has, or get a 503 when it has none.
+// the route has, or get a 503 when it has none. A pause (Pause) goes on.
 func (s *Server) Release(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,9 +290,45 @@ func (s *Server) Release(app string) {
 	if h == nil {
 		return
 	}
-	delete(s.holds, app)
-	s.rebuild()
+	// The table the waiters will look up is rebuilt before they wake.
+	if !h.paused.Load() {
+		delete(s.holds, app)
+		s.rebuild()
+	}
 	h.release()
+}
+
+// Pause makes app's requests wait, within the bounds of its HoldConfig,
+// even while it has backends, until Resume: what kamal-proxy's pause
+// does, for a release command that migrates the app's database. A hold
+// (Hold, Release) and a pause are independent: requests wait while
+// either says so.
+func (s *Server) Pause(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[app]
+	if h == nil {
+		h = newHoldState()
+		s.holds[app] = h
+		s.rebuild()
+	}
+	h.pause()
+}
+
+// Resume ends app's pause: the waiting requests go on to the backends the
+// route has (or wait on while the app is held and has none).
+func (s *Server) Resume(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[app]
+	if h == nil {
+		return
+	}
+	if !h.isHeld() {
+		delete(s.holds, app)
+		s.rebuild()
+	}
+	h.resume()
 }
 
 // Held reports whether app is held and how many of its requests wait for
@@ -304,6 +400,31 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, rt *route) (*route
 		done()
 		s.holdFailed(w, rt, errHoldShutdown)
 		return nil, nil, false
+	}
+	// The waiters go on a few at a time (holdBurst).
+	select {
+	case h.gate <- struct{}{}:
+	case <-t.C:
+		done()
+		s.holdFailed(w, rt, errHoldTimeout)
+		return nil, nil, false
+	case <-r.Context().Done():
+		done()
+		w.WriteHeader(StatusClientClosed)
+		return nil, nil, false
+	case <-s.closing:
+		done()
+		s.holdFailed(w, rt, errHoldShutdown)
+		return nil, nil, false
+	}
+	var once sync.Once
+	free := func() { once.Do(func() { <-h.gate }) }
+	pace := time.AfterFunc(h.pace, free)
+	unreserve := done
+	done = func() {
+		pace.Stop()
+		free()
+		unreserve()
 	}
 	return s.afterHold(w, rt, done)
 }

@@ -103,8 +103,8 @@ type Server struct {
 	backends   map[string]*backend // by address; kept so Drain sees old ones
 	caches     map[string]*cache   // by app
 	logs       map[string]*accessLog
-	holds      map[string]*holdState    // the held apps (hold.go)
-	activity   map[string]*atomic.Int64 // last request (UnixNano), by app with Route.TrackActivity
+	holds      map[string]*holdState // the held apps (hold.go)
+	activity   map[string]*activity  // last request, by app with Route.TrackActivity (activity.go)
 
 	streams streams // long-lived answers Drain ends (streams.go)
 
@@ -162,7 +162,7 @@ func New(o Options) *Server {
 		caches:     map[string]*cache{},
 		logs:       map[string]*accessLog{},
 		holds:      map[string]*holdState{},
-		activity:   map[string]*atomic.Int64{},
+		activity:   map[string]*activity{},
 		idle:       make(chan struct{}),
 		ready:      make(chan struct{}),
 		accept:     newAcceptGate(),

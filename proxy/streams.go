@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Long-lived streams (an event stream, a connection switched to another
@@ -14,11 +16,24 @@ import (
 // addresses it drains as soon as it starts, and waits its bound only for
 // ordinary requests.
 //
-// A stream is ended through its request's context, which the forwarding
-// code already obeys (a cancelled request cuts the backend connection; a
-// switched connection is closed both ways): each request served gets a
-// cancellable context carrying a streamSlot, and send marks the slot with
-// its backend once the answer turns out to be a stream.
+// A stream is ended politely where the protocol has a way (its slot's
+// polite function), and cut through its request's context otherwise,
+// which the forwarding code already obeys (a cancelled request cuts the
+// backend connection; a switched connection is closed both ways): each
+// request served gets a cancellable context carrying a streamSlot, and
+// send marks the slot with its backend once the answer turns out to be a
+// stream.
+//
+//   - An event stream ends with the end of a chunked answer, the
+//     terminating chunk, so that the browser's EventSource reconnects (to
+//     the new instances) rather than report an error: its backend
+//     connection is closed, and the forwarder, seeing the slot ended
+//     politely, ends the answer as it ends any other (an event cut in
+//     the middle is one an EventSource drops, as the HTML standard says
+//     of an incomplete event at the end of a stream).
+//   - A WebSocket gets close frames both ways (wsclose.go).
+//
+// A stream ended politely is cut after streamCloseGrace all the same.
 
 // streamSlot is one request as the stream registry sees it. It is also the
 // request's context (one allocation for both), which answers
@@ -30,6 +45,15 @@ type streamSlot struct {
 	// marked is set with addr, so that forget takes the registry's lock
 	// only for the few requests whose answer was a stream.
 	marked atomic.Bool
+	// polite ends the stream politely (nil: it is cut); guarded by
+	// streams.mu.
+	polite func()
+	// grace cuts a stream ended politely that did not end in time;
+	// guarded by streams.mu.
+	grace *time.Timer
+	// endedPolitely is set when a drain ended the stream politely: the
+	// forwarder ends the answer as a whole one.
+	endedPolitely atomic.Bool
 }
 
 // Value returns the slot itself for streamSlotKey, else the parent's value.
@@ -63,8 +87,9 @@ func (s *Server) trackStreams(h http.Handler) http.Handler {
 }
 
 // markStream records that the answer to r, from backend addr, is a
-// long-lived stream.
-func (s *Server) markStream(r *http.Request, addr string) {
+// long-lived stream. backend is the backend connection, which ends an
+// event stream politely (the forwarder's read of it ends).
+func (s *Server) markStream(r *http.Request, addr string, backend io.Closer, eventStream bool) {
 	slot, ok := r.Context().Value(streamSlotKey{}).(*streamSlot)
 	if !ok {
 		return
@@ -75,8 +100,28 @@ func (s *Server) markStream(r *http.Request, addr string) {
 		s.streams.set = map[*streamSlot]struct{}{}
 	}
 	slot.addr = addr
+	if eventStream {
+		slot.polite = func() {
+			slot.endedPolitely.Store(true)
+			backend.Close()
+		}
+	}
 	slot.marked.Store(true)
 	s.streams.set[slot] = struct{}{}
+}
+
+// setPolite makes end the way slot's stream is ended by a drain.
+func (st *streams) setPolite(slot *streamSlot, end func()) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	slot.polite = end
+}
+
+// endedPolitely reports whether a drain ended r's answer politely: the
+// forwarder ends it as a whole answer.
+func endedPolitely(r *http.Request) bool {
+	slot, ok := r.Context().Value(streamSlotKey{}).(*streamSlot)
+	return ok && slot.endedPolitely.Load()
 }
 
 // forget removes slot, when its request has ended. An ordinary request
@@ -91,23 +136,43 @@ func (st *streams) forget(slot *streamSlot) {
 	if slot.addr != "" {
 		delete(st.set, slot)
 	}
+	if slot.grace != nil {
+		slot.grace.Stop()
+	}
 }
 
-// end ends every stream to one of addrs and returns how many it ended.
+// end ends every stream to one of addrs, politely where it can (cut after
+// streamCloseGrace if it does not end by then), and returns how many it
+// ended.
 func (st *streams) end(addrs []string) int {
+	type ending struct {
+		slot   *streamSlot
+		polite func()
+	}
+	var ends []ending
 	st.mu.Lock()
-	var ending []*streamSlot
 	for slot := range st.set {
 		if slices.Contains(addrs, slot.addr) {
-			ending = append(ending, slot)
+			ends = append(ends, ending{slot, slot.polite})
+			if slot.polite != nil {
+				slot.grace = time.AfterFunc(streamCloseGrace, slot.cancel)
+			}
 			delete(st.set, slot)
 		}
 	}
 	st.mu.Unlock()
-	for _, slot := range ending {
-		slot.cancel()
+	// A polite end may wait for a slow client (a close frame to write),
+	// within the grace: the streams end side by side.
+	var wg sync.WaitGroup
+	for _, e := range ends {
+		if e.polite != nil {
+			wg.Go(e.polite)
+		} else {
+			e.slot.cancel()
+		}
 	}
-	return len(ending)
+	wg.Wait()
+	return len(ends)
 }
 
 // isStream reports whether an answer of status with header h is a

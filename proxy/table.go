@@ -35,9 +35,9 @@ type route struct {
 	statics  []StaticPath  // longest prefix first
 	cache    *cache
 	log      *accessLog
-	allow    []net.IPNet   // AllowIPs
-	hold     *holdState    // non-nil while the app is held (hold.go)
-	activity *atomic.Int64 // last request, with TrackActivity
+	allow    []net.IPNet // AllowIPs
+	hold     *holdState  // non-nil while the app is held (hold.go)
+	activity *activity   // last request, with TrackActivity
 }
 
 // lookup finds the route of the Host header host: exact names first, then
@@ -77,9 +77,10 @@ func (s *Server) SetRoute(r Route) {
 	s.rebuild()
 }
 
-// LastRequest returns when app's route last got a request (other than an
-// ACME challenge), or when its activity started being tracked; false when
-// the route does not track it (Route.TrackActivity).
+// LastRequest returns when app's route last ended a request (other than
+// an ACME challenge), now while one is in flight, or when its activity
+// started being tracked; false when the route does not track it
+// (Route.TrackActivity).
 func (s *Server) LastRequest(app string) (time.Time, bool) {
 	s.mu.Lock()
 	a := s.activity[app]
@@ -87,7 +88,21 @@ func (s *Server) LastRequest(app string) (time.Time, bool) {
 	if a == nil {
 		return time.Time{}, false
 	}
-	return time.Unix(0, a.Load()), true
+	return a.lastRequest(), true
+}
+
+// MarkActive records now as app's last activity, as if a request had
+// just ended: its web instances have just started (a rollout, a wake), so
+// its idle time counts from now, not from when its route was made (the
+// daemon makes the routes of the apps it knows before they boot). It
+// does nothing for a route that does not track its activity.
+func (s *Server) MarkActive(app string) {
+	s.mu.Lock()
+	a := s.activity[app]
+	s.mu.Unlock()
+	if a != nil {
+		a.touch()
+	}
 }
 
 // HostTakenError is returned by SetRouteConfig for a host name another
@@ -216,8 +231,7 @@ func (s *Server) rebuild() {
 		if cfg.TrackActivity {
 			a := s.activity[app]
 			if a == nil {
-				a = new(atomic.Int64)
-				a.Store(time.Now().UnixNano())
+				a = newActivity(time.Now())
 				s.activity[app] = a
 			}
 			rt.activity = a

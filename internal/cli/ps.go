@@ -108,6 +108,9 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 		}
 		fmt.Fprintf(c.stdout, "last rollout: %s\n", strings.Join(parts, ", "))
 	}
+	if st.Held > 0 {
+		fmt.Fprintf(c.stdout, "held: %d requests wait for the app (it is starting, waking or running its release)\n", st.Held)
+	}
 	if len(st.Cron) > 0 {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CRON\tSCHEDULE\tNEXT RUN\tLAST RUN\tLAST EXIT")

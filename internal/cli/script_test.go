@@ -100,6 +100,10 @@ func TestScripts(t *testing.T) {
 			"logcount":    cmdLogCount,
 			"slowstart":   cmdSlowStart,
 			"slowfinish":  cmdSlowFinish,
+			"httpstart":   cmdHTTPStart,
+			"httpwait":    cmdHTTPWait,
+			"wsopen":      cmdWSOpen,
+			"wsclosed":    cmdWSClosed,
 		},
 	})
 }

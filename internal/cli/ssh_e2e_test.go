@@ -595,6 +595,66 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			t.Errorf("%d of %d requests failed during the redeploy; first: %q", len(failures), total, failures[0])
 		}
 	})
+	t.Run("release holds requests", func(t *testing.T) {
+		// PIKU_RELEASE_HOLD: the app's requests wait while its release
+		// command runs (a migration the running version must not see
+		// half done), and are answered by the new release once it is
+		// live. The release here waits for the test.
+		c := e.newCheckout("paused")
+		env := "NGINX_SERVER_NAME=paused.test\nPIKU_RELEASE_HOLD=1\n"
+		c.commit(staticApp("A", map[string]string{"ENV": env}))
+		c.mustPush("main")
+		url := fmt.Sprintf("http://127.0.0.1:%d/", e.httpPort)
+		waitFor(t, "paused.test through the proxy", func() (bool, string) {
+			code, body, err := httpGet(url, "paused.test")
+			return err == nil && code == 200 && strings.Contains(body, "version A"), fmt.Sprint(code, body, err)
+		})
+		data := e.root.Data("paused")
+		c.commit(staticApp("B", map[string]string{"ENV": env,
+			"Procfile": "web: python3 -m http.server --bind 127.0.0.1 $PORT\n" +
+				"release: touch $DATA_ROOT/migrating; while [ ! -e $DATA_ROOT/migrated ]; do sleep 0.05; done\n"}))
+		type result struct {
+			out string
+			err error
+		}
+		pushed := make(chan result, 1)
+		go func() {
+			out, err := c.push("main")
+			pushed <- result{out, err}
+		}()
+		waitFor(t, "the release command running", func() (bool, string) {
+			_, err := os.Stat(filepath.Join(data, "migrating"))
+			return err == nil, fmt.Sprint(err)
+		})
+		answer := make(chan string, 1)
+		go func() {
+			code, body, err := httpGet(url, "paused.test")
+			answer <- fmt.Sprint(code, " ", strings.TrimSpace(body), " ", err)
+		}()
+		client := control.NewClient(e.root.Socket())
+		waitFor(t, "the request held", func() (bool, string) {
+			select {
+			case a := <-answer:
+				t.Fatalf("answered while the release runs: %s", a)
+			default:
+			}
+			st, err := client.Status(context.Background(), "paused")
+			return err == nil && st.Held == 1, fmt.Sprint(st.Held, err)
+		})
+		if out := e.piku(t).run("ps", "paused"); !strings.Contains(out, "held: 1 requests wait") {
+			t.Errorf("ps while a request is held:\n%s", out)
+		}
+		if err := os.WriteFile(filepath.Join(data, "migrated"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if a := <-answer; a != "200 version B <nil>" {
+			t.Errorf("the request held during the release got %q, want version B", a)
+		}
+		r := <-pushed
+		if r.err != nil || !strings.Contains(r.out, "Holding the requests to 'paused'") {
+			t.Errorf("push: %v\n%s", r.err, r.out)
+		}
+	})
 	t.Run("two apps at once", func(t *testing.T) {
 		apps := []*checkout{e.newCheckout("one"), e.newCheckout("two")}
 		var wg sync.WaitGroup

@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,8 +18,15 @@ import (
 // script and name; each one's channel is closed when its response ends.
 var (
 	streamsMu sync.Mutex
-	streams   = map[*testscript.TestScript]map[string]chan struct{}{}
+	streams   = map[*testscript.TestScript]map[string]*openStream{}
 )
+
+// openStream is a stream a script opened: ended is closed when its
+// response ends, and err then says how (io.EOF: the whole answer came).
+type openStream struct {
+	ended chan struct{}
+	err   error
+}
 
 // streamopen NAME URL HOST: open a long-lived GET URL with Host HOST (an
 // event stream) and return once its first line has arrived. The request
@@ -44,10 +53,12 @@ func cmdStreamOpen(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Logf("stream %s: first line %q", args[0], strings.TrimSpace(first))
 	ended := make(chan struct{})
+	st := &openStream{ended: ended}
 	go func() {
 		defer close(ended)
 		for {
 			if _, err := r.ReadString('\n'); err != nil {
+				st.err = err
 				return
 			}
 		}
@@ -58,25 +69,32 @@ func cmdStreamOpen(ts *testscript.TestScript, neg bool, args []string) {
 	})
 	streamsMu.Lock()
 	if streams[ts] == nil {
-		streams[ts] = map[string]chan struct{}{}
+		streams[ts] = map[string]*openStream{}
 	}
-	streams[ts][args[0]] = ended
+	streams[ts][args[0]] = st
 	streamsMu.Unlock()
 }
 
 // streamended NAME: wait until the server has ended the stream NAME (the
-// script's timeout is the bound).
+// script's timeout is the bound), and print "clean end" when the answer
+// ended as a whole one (a chunked answer's terminating chunk), else "cut"
+// and the error.
 func cmdStreamEnded(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: streamended NAME")
 	}
 	streamsMu.Lock()
-	ended := streams[ts][args[0]]
+	st := streams[ts][args[0]]
 	streamsMu.Unlock()
-	if ended == nil {
+	if st == nil {
 		ts.Fatalf("streamended: no stream %q", args[0])
 	}
-	<-ended
+	<-st.ended
+	if st.err == io.EOF {
+		fmt.Fprintln(ts.Stdout(), "clean end")
+	} else {
+		fmt.Fprintf(ts.Stdout(), "cut: %v\n", st.err)
+	}
 }
 
 // locks are the deploy locks scripts hold, by script and app.

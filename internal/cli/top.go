@@ -222,20 +222,24 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 	}
 	b.WriteString("\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  APP\tREQ/S\tP50\tP95\tERR%\tUP\tRESTARTS/1H\tMEM")
+	fmt.Fprintln(tw, "  APP\tREQ/S\tP50\tP95\tERR%\tUP\tRESTARTS/1H\tMEM\tCOLD START")
 	var selected *metrics.AppTop
 	for i, a := range apps {
 		mark := " "
 		if a.App == t.sel {
 			mark, selected = ">", &apps[i]
 		}
-		fmt.Fprintf(tw, "%s %s\t%.1f\t%s\t%s\t%.1f\t%d/%d\t%d\t%s\n", mark, a.App, a.RequestsPerSec,
+		fmt.Fprintf(tw, "%s %s\t%.1f\t%s\t%s\t%.1f\t%d/%d\t%d\t%s\t%s\n", mark, a.App, a.RequestsPerSec,
 			ms(a.P50Ms, a.LatencySince), ms(a.P95Ms, a.LatencySince), a.ErrorRate*100,
-			a.InstancesUp, a.InstancesTotal, a.RestartsLastHour, rss(a.MemoryBytes))
+			a.InstancesUp, a.InstancesTotal, a.RestartsLastHour, rss(a.MemoryBytes), coldStart(a))
 	}
 	tw.Flush()
 	if selected != nil {
-		fmt.Fprintf(&b, "\n%s: %d requests since the daemon started (%d errors)\n", selected.App, selected.Requests, selected.Errors)
+		fmt.Fprintf(&b, "\n%s: %d requests since the daemon started (%d errors)", selected.App, selected.Requests, selected.Errors)
+		if selected.Wakes > 0 {
+			fmt.Fprintf(&b, "; woke %d times from its sleep, the last in %s", selected.Wakes, coldStart(*selected))
+		}
+		b.WriteString("\n")
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROCESS\tSTATE\tUPTIME\tRESTARTS\tRESTARTS/1H\tLAST EXIT\tMEM\tCPU")
 		for _, in := range selected.Instances {
@@ -253,6 +257,15 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 		tw.Flush()
 	}
 	return b.String()
+}
+
+// coldStart renders how long the app's last wake from its sleep took;
+// "-" when it never woke.
+func coldStart(a metrics.AppTop) string {
+	if a.Wakes == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3fs", a.LastColdStartMs/1000)
 }
 
 // ms renders a latency in milliseconds; "-" without requests.

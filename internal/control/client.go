@@ -105,6 +105,45 @@ func (c *Client) Forget(ctx context.Context, app string) error {
 	return checkResponse(resp)
 }
 
+// Pause asks the daemon to hold app's requests until resume is called;
+// should the client die first, its connection's end resumes them.
+func (c *Client) Pause(ctx context.Context, app string) (resume func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://piku/v1/apps/"+url.PathEscape(app)+"/pause", nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resume = func() {
+		cancel()
+		resp.Body.Close()
+	}
+	if err := checkResponse(resp); err != nil {
+		resume()
+		return nil, err
+	}
+	// The first event says the pause is on.
+	line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+	var ev Event
+	if err == nil {
+		err = json.Unmarshal(line, &ev)
+	}
+	if err != nil {
+		resume()
+		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	if ev.Done {
+		resume()
+		return nil, eventError(ev)
+	}
+	return resume, nil
+}
+
 // Metrics returns the daemon's metrics in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://piku/metrics", nil)

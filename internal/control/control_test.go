@@ -19,6 +19,7 @@ type memBackend struct {
 	mu      sync.Mutex
 	apps    map[string]AppStatus
 	deploys []DeployRequest
+	paused  chan string // what Pause and its resume saw
 }
 
 func (b *memBackend) Apps(ctx context.Context) ([]AppStatus, error) {
@@ -62,6 +63,17 @@ func (b *memBackend) Stop(ctx context.Context, app string, out io.Writer) error 
 }
 
 func (b *memBackend) Forget(ctx context.Context, app string) error { return nil }
+
+func (b *memBackend) Pause(ctx context.Context, app string) (func(), error) {
+	b.mu.Lock()
+	_, ok := b.apps[app]
+	b.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("app %q: %w", app, ErrUnknownApp)
+	}
+	b.paused <- app
+	return func() { b.paused <- "resumed " + app }, nil
+}
 
 func startServer(t *testing.T, b Backend) *Client {
 	t.Helper()
@@ -172,4 +184,37 @@ func TestListenRefusesLiveAndReplacesStaleSocket(t *testing.T) {
 		t.Fatalf("Listen over stale socket: %v", err)
 	}
 	l2.Close()
+}
+
+// TestPause: a pause is on once Pause returns and ends when the client
+// resumes, or when its connection ends; an unknown app is refused.
+func TestPause(t *testing.T) {
+	b := &memBackend{apps: map[string]AppStatus{"app": {App: "app"}}, paused: make(chan string, 4)}
+	c := startServer(t, b)
+	ctx := context.Background()
+	if _, err := c.Pause(ctx, "nothere"); !errors.Is(err, ErrUnknownApp) {
+		t.Fatalf("unknown app: %v", err)
+	}
+	resume, err := c.Pause(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-b.paused; got != "app" {
+		t.Fatalf("paused %q", got)
+	}
+	resume()
+	if got := <-b.paused; got != "resumed app" {
+		t.Fatalf("after resume: %q", got)
+	}
+
+	// A client that goes away (its context ends) resumes too.
+	cctx, cancel := context.WithCancel(ctx)
+	if _, err := c.Pause(cctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	<-b.paused
+	cancel()
+	if got := <-b.paused; got != "resumed app" {
+		t.Fatalf("after the client went away: %q", got)
+	}
 }

@@ -36,18 +36,20 @@ type Server struct {
 	info    Info
 	log     *slog.Logger
 	mux     *http.ServeMux
-	check   CallerCheck // see RefuseCallers
+	check   CallerCheck   // see RefuseCallers
+	closing chan struct{} // closed when Serve's context ends: pauses end
 }
 
 // NewServer returns a server for backend. info is what /v1/ping reports.
 func NewServer(backend Backend, info Info, log *slog.Logger) *Server {
-	s := &Server{backend: backend, info: info, log: log, mux: http.NewServeMux()}
+	s := &Server{backend: backend, info: info, log: log, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.mux.HandleFunc("GET /v1/ping", s.ping)
 	s.mux.HandleFunc("GET /v1/apps", s.apps)
 	s.mux.HandleFunc("GET /v1/apps/{app}", s.status)
 	s.mux.HandleFunc("POST /v1/apps/{app}/deploy", s.deploy)
 	s.mux.HandleFunc("POST /v1/apps/{app}/stop", s.stop)
 	s.mux.HandleFunc("DELETE /v1/apps/{app}", s.forget)
+	s.mux.HandleFunc("POST /v1/apps/{app}/pause", s.pause)
 	return s
 }
 
@@ -69,6 +71,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 		return fmt.Errorf("control API: %w", err)
 	case <-ctx.Done():
 	}
+	close(s.closing)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -172,6 +175,29 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, Event{Done: true})
+}
+
+// pause holds the app's requests for as long as the client keeps the
+// request open (or until the server stops): a client that dies cannot
+// leave an app paused. The first event says the pause is on.
+func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
+	app, ok := appName(w, r)
+	if !ok {
+		return
+	}
+	resume, err := s.backend.Pause(r.Context(), app)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer resume()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	newEventWriter(w).send(Event{Msg: "paused"})
+	select {
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
 }
 
 // stream runs op, sending what it writes as Msg events and its result as

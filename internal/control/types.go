@@ -67,6 +67,9 @@ type AppStatus struct {
 	Instances []Instance        `json:"instances"`
 	Cron      []CronJob         `json:"cron,omitempty"`
 	Error     string            `json:"error,omitempty"` // why the app could not be started, if it could not
+	// Held is the number of the app's requests the proxy holds now, while
+	// the app starts, wakes or runs its release (proxy/hold.go).
+	Held int `json:"held,omitempty"`
 }
 
 // MaintenanceStatus is an app's maintenance as `piku ps` shows it.
@@ -138,4 +141,8 @@ type Backend interface {
 	// Forget stops the app and drops every trace of it from the daemon
 	// (routes, cron jobs); the CLI removes its files afterwards.
 	Forget(ctx context.Context, app string) error
+	// Pause makes the proxy hold the app's requests (within its hold
+	// bounds) until resume is called: a deploy's release command with
+	// PIKU_RELEASE_HOLD.
+	Pause(ctx context.Context, app string) (resume func(), err error)
 }

@@ -82,6 +82,7 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if len(asleep) > 0 && !st.Stopped {
 		st.Running = true // it wakes on the next request
 	}
+	_, st.Held = d.table.Held(app)
 	jobs, _ := d.cron.Status(app)
 	for _, j := range jobs {
 		cj := control.CronJob{Name: j.Name, Schedule: j.Schedule, NextRun: j.NextRun, LastRun: j.LastRun, Running: j.Running}

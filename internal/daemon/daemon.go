@@ -118,6 +118,9 @@ type Daemon struct {
 	mu    sync.Mutex
 	apps  map[string]*appState
 	locks map[string]*sync.Mutex
+	// startHolds are the apps held until their start-up rollout ends
+	// (known.go).
+	startHolds map[string]bool
 }
 
 // appState is what the daemon remembers of an app between operations.
@@ -194,6 +197,9 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("orphan reaper", func(ctx context.Context) error { return reapOrphans(ctx, d.log) })
 	// The proxy stops first when the daemon stops (below), so that it has
 	// stopped accepting before the apps behind it stop.
+	// The known apps' routes are there, held, before the proxy accepts:
+	// a booting app is waited for, never a 404 (known.go).
+	d.holdKnownApps()
 	proxyCtx, stopProxy := context.WithCancel(runCtx)
 	defer stopProxy()
 	goRun("proxy", func(context.Context) error { return d.proxy.Run(proxyCtx) })
@@ -320,6 +326,7 @@ func (d *Daemon) startAll(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			w := &logWriter{log: d.log, app: app}
+			defer d.releaseStartHold(app)
 			if err := d.rollout(ctx, app, control.DeployRequest{}, reporter{w: w, log: d.log, app: app}); err != nil {
 				d.log.Error("starting app", "app", app, "err", err)
 			}

@@ -100,3 +100,25 @@ func TestSleepAndWake(t *testing.T) {
 		t.Errorf("calls %q, want %q", calls, wantCalls)
 	}
 }
+
+// TestIdleCountsFromStart: a rollout of an app with PIKU_IDLE_TIMEOUT
+// makes its idle time count from now, once its route is published: a
+// route made before the app booted (a daemon that starts holds its known
+// apps' routes) must not put it to sleep the moment it is ready.
+func TestIdleCountsFromStart(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want []string
+	}{
+		{"NGINX_SERVER_NAME=app.test\nPIKU_IDLE_TIMEOUT=1\n", []string{"apply", "route app.test", "certificates app.test", "cron (LIVE_ENV written)", "active (LIVE_ENV written)"}},
+		{"NGINX_SERVER_NAME=app.test\n", []string{"apply", "route app.test", "certificates app.test", "cron (LIVE_ENV written)"}},
+	} {
+		w := newWorld(t, map[string]string{"Procfile": "web: serve\n", "ENV": tc.env})
+		if _, err := w.deploy(control.DeployRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(w.calls, tc.want) {
+			t.Errorf("%q: calls\n%q\nwant\n%q", tc.env, w.calls, tc.want)
+		}
+	}
+}

@@ -94,8 +94,13 @@ func (d *Daemon) publishers() []publisher {
 }
 
 // publishIdle gives the sleeper the app's idle timeout. The app's web
-// instances run: a hold left from its sleep ends.
+// instances run: a hold left from its sleep ends, and its idle time
+// counts from now (its route may be older than its instances: a daemon
+// that starts makes it before they boot, known.go).
 func (d *Daemon) publishIdle(r *rollout) error {
+	if r.idle > 0 {
+		d.table.MarkActive(r.app)
+	}
 	if wasAsleep := d.sleeper.set(r.app, r.idle); wasAsleep {
 		d.table.Release(r.app)
 	}
@@ -183,38 +188,46 @@ func (d *Daemon) planRollout(r *rollout) error {
 	}
 	p.spec.KeepRunning = r.req.KeepRunning
 	r.plan = p
-	route, err := proxy.RouteFromEnv(r.app, a.Dir, a.Env.Map())
+	if r.route, r.idle, r.maint, err = d.appRoute(a); err != nil {
+		return err
+	}
+	r.route.StaticSite = p.static
+	return nil
+}
+
+// appRoute reads the route settings of the app a from its files, with
+// its idle timeout and maintenance mode.
+func (d *Daemon) appRoute(a *appconfig.App) (route proxy.Route, idle time.Duration, maint *appconfig.Maintenance, err error) {
+	route, err = proxy.RouteFromEnv(a.Name, a.Dir, a.Env.Map())
 	if err != nil {
-		return fmt.Errorf("app %q: %w", r.app, err)
+		return route, 0, nil, fmt.Errorf("app %q: %w", a.Name, err)
 	}
 	if !route.NoAccessLog {
-		route.AccessLog = d.root.AccessLog(r.app)
+		route.AccessLog = d.root.AccessLog(a.Name)
 	}
-	if b, err := os.ReadFile(d.root.DeployedFromFile(r.app)); err == nil {
+	if b, err := os.ReadFile(d.root.DeployedFromFile(a.Name)); err == nil {
 		if ip := net.ParseIP(strings.TrimSpace(string(b))); ip != nil {
 			route.AllowIPs = []string{ip.String()}
 		}
 	}
 	if route.Cache != nil && route.Cache.Path == "" {
-		route.Cache.Path = d.root.Cache(r.app)
+		route.Cache.Path = d.root.Cache(a.Name)
 	}
-	route.StaticSite = p.static
-	if r.idle, err = idleTimeout(a); err != nil {
-		return err
+	if idle, err = idleTimeout(a); err != nil {
+		return route, 0, nil, err
 	}
-	route.TrackActivity = r.idle > 0
-	if r.maint, err = appconfig.ReadMaintenance(d.root, r.app); err != nil {
-		return err
+	route.TrackActivity = idle > 0
+	if maint, err = appconfig.ReadMaintenance(d.root, a.Name); err != nil {
+		return route, 0, nil, err
 	}
-	if r.maint != nil {
+	if maint != nil {
 		page, err := readMaintenancePage(a.Dir)
 		if err != nil {
-			return fmt.Errorf("app %q: %w", r.app, err)
+			return route, 0, nil, fmt.Errorf("app %q: %w", a.Name, err)
 		}
-		route.Maintenance = &proxy.Maintenance{Message: r.maint.Message, Page: page}
+		route.Maintenance = &proxy.Maintenance{Message: maint.Message, Page: page}
 	}
-	r.route = route
-	return nil
+	return route, idle, maint, nil
 }
 
 // maxMaintenancePage bounds the maintenance.html an app may ship.

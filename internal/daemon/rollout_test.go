@@ -125,6 +125,10 @@ func (f fakeTable) HostOwner(string, []string) (string, string)   { return "", "
 func (f fakeTable) Drain(ctx context.Context, addrs []string) int { return 0 }
 func (f fakeTable) Hold(app string)                               { f.w.note("hold") }
 func (f fakeTable) Release(app string)                            { f.w.note("release") }
+func (f fakeTable) Pause(app string)                              { f.w.note("pause") }
+func (f fakeTable) Resume(app string)                             { f.w.note("resume") }
+func (f fakeTable) Held(app string) (bool, int)                   { return false, 0 }
+func (f fakeTable) MarkActive(app string)                         { f.w.note("active") }
 
 type fakeCerts struct{ w *world }
 

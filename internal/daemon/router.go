@@ -35,6 +35,16 @@ type routeTable interface {
 	Hold(app string)
 	// Release ends app's hold.
 	Release(app string)
+	// Pause makes app's requests wait even while it has backends, until
+	// Resume (proxy/hold.go).
+	Pause(app string)
+	// Resume ends app's pause.
+	Resume(app string)
+	// Held reports whether app is held or paused and how many of its
+	// requests wait.
+	Held(app string) (held bool, waiting int)
+	// MarkActive makes now app's last activity, for its idle timer.
+	MarkActive(app string)
 }
 
 // router implements supervisor.Router over the proxy's route table: the

@@ -23,10 +23,12 @@ import (
 const DefaultKeepReleases = 5
 
 // Daemon is the part of the control client a deploy uses: roll the app's
-// files out, or drop an app that never went live.
+// files out, drop an app that never went live, hold the app's requests
+// while its release command runs (PIKU_RELEASE_HOLD).
 type Daemon interface {
 	Deploy(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error
 	Forget(ctx context.Context, app string) error
+	Pause(ctx context.Context, app string) (resume func(), err error)
 }
 
 var _ Daemon = (*control.Client)(nil)
@@ -132,6 +134,10 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	if err != nil {
 		return fmt.Errorf("app %q: %w", app, err)
 	}
+	hold, err := releaseHold(b.env)
+	if err != nil {
+		return fmt.Errorf("app %q: %w", app, err)
+	}
 	if e, ok := pf.Entry(procfile.KindPreflight); ok {
 		d.step("Running preflight: %s", e.Command)
 		if err := b.shell(e.Command, timeout); err != nil {
@@ -149,6 +155,10 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 		return err
 	}
 	if e, ok := pf.Entry(procfile.KindRelease); ok {
+		if hold {
+			resume := d.pause(ctx, app)
+			defer resume()
+		}
 		d.step("Running release: %s", e.Command)
 		if err := b.shell(e.Command, timeout); err != nil {
 			return fmt.Errorf("app %q: release failed (%v); nothing was deployed", app, err)
@@ -349,6 +359,38 @@ func releaseTimeout(env *procfile.Env) (time.Duration, error) {
 		return d, nil
 	}
 	return 0, fmt.Errorf("PIKU_RELEASE_TIMEOUT=%q: want seconds (600) or a duration (10m)", v)
+}
+
+// pause has the daemon hold app's requests from now until the release
+// is live (or the deploy failed), for PIKU_RELEASE_HOLD; resume ends it.
+// An app that does not run yet (a first deploy) and a daemon that is not
+// running have nothing to hold.
+func (d *Deployer) pause(ctx context.Context, app string) (resume func()) {
+	end, err := d.Daemon.Pause(ctx, app)
+	switch {
+	case err == nil:
+		d.step("Holding the requests to '%s' until the release is live (PIKU_RELEASE_HOLD)", app)
+		return func() {
+			end()
+			d.step("Requests to '%s' are served again", app)
+		}
+	case !control.IsNotRunning(err) && !errors.Is(err, control.ErrUnknownApp):
+		d.step("Warning: the requests to '%s' are not held during the release: %v", app, err)
+	}
+	return func() {}
+}
+
+// releaseHold reads PIKU_RELEASE_HOLD: whether the app's requests are held
+// while its release command runs and until the release is live.
+func releaseHold(env *procfile.Env) (bool, error) {
+	v, _ := env.Get("PIKU_RELEASE_HOLD")
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("PIKU_RELEASE_HOLD=%q: want 1 (hold the app's requests while release runs) or 0", v)
 }
 
 // autoRestart is piku's PIKU_AUTO_RESTART: on unless set to a false value.

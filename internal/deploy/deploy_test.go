@@ -562,3 +562,41 @@ func TestReleasesInOneSecondSortByTime(t *testing.T) {
 		t.Fatalf("releases, newest first: %+v", rels)
 	}
 }
+
+// TestDeployReleaseHold: with PIKU_RELEASE_HOLD the daemon holds the app's
+// requests from before the release command until the new release is live
+// (or the deploy failed); without it, or with no release command, it does
+// not; a value it does not know refuses the push before anything runs.
+func TestDeployReleaseHold(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		want    []string
+		wantErr string
+	}{
+		{"hold", map[string]string{"Procfile": "web: ./run\nrelease: echo migrating\n", "ENV": "PIKU_RELEASE_HOLD=1\n"},
+			[]string{"pause", "deploy", "resume"}, ""},
+		{"failing release", map[string]string{"Procfile": "web: ./run\nrelease: exit 3\n", "ENV": "PIKU_RELEASE_HOLD=yes\n"},
+			[]string{"pause", "resume"}, "release failed"},
+		{"off", map[string]string{"Procfile": "web: ./run\nrelease: echo migrating\n", "ENV": "PIKU_RELEASE_HOLD=0\n"},
+			[]string{"deploy"}, ""},
+		{"no release command", map[string]string{"Procfile": "web: ./run\n", "ENV": "PIKU_RELEASE_HOLD=1\n"},
+			[]string{"deploy"}, ""},
+		{"bad value", map[string]string{"Procfile": "web: ./run\nrelease: touch ran\n", "ENV": "PIKU_RELEASE_HOLD=maybe\n"},
+			nil, `app "app": PIKU_RELEASE_HOLD="maybe": want 1 (hold the app's requests while release runs) or 0`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			g := newGitRepo(t, root, "app")
+			fd := &fakeDaemon{root: root}
+			d, out := newDeployer(root, fd)
+			err := d.Deploy(context.Background(), g.push(g.commit(tc.files)))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want %q\n%s", err, tc.wantErr, out)
+			}
+			if !slices.Equal(fd.events, tc.want) {
+				t.Errorf("daemon calls %q, want %q\n%s", fd.events, tc.want, out)
+			}
+		})
+	}
+}

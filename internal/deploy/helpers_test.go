@@ -81,6 +81,7 @@ type fakeDaemon struct {
 	root    layout.Root
 	fail    func(n int) error // error for the nth call (0-based)
 	forgets int
+	events  []string // pause, deploy and resume, in order
 }
 
 func (f *fakeDaemon) Deploy(ctx context.Context, app string, req control.DeployRequest, out io.Writer) error {
@@ -88,12 +89,24 @@ func (f *fakeDaemon) Deploy(ctx context.Context, app string, req control.DeployR
 	defer f.mu.Unlock()
 	n := len(f.calls)
 	f.calls = append(f.calls, req)
+	f.events = append(f.events, "deploy")
 	f.seen = append(f.seen, LiveID(f.root, app))
 	io.WriteString(out, "rolling out\n")
 	if f.fail != nil {
 		return f.fail(n)
 	}
 	return nil
+}
+
+func (f *fakeDaemon) Pause(ctx context.Context, app string) (func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, "pause")
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.events = append(f.events, "resume")
+	}, nil
 }
 
 func (f *fakeDaemon) Forget(ctx context.Context, app string) error {

@@ -89,6 +89,7 @@ type Registry struct {
 	sleeps     *prometheus.CounterVec
 	wakes      *prometheus.CounterVec
 	coldStart  *prometheus.HistogramVec
+	lastCold   *prometheus.GaugeVec
 
 	apps sync.Map // app name -> *appObserver; read on every request
 }
@@ -149,8 +150,11 @@ func New(src Sources) *Registry {
 		Name: "piku_app_cold_start_seconds", Help: "How long the app took to wake: from the wake's start until its web instances were ready.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, app)
+	r.lastCold = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "piku_app_last_cold_start_seconds", Help: "How long the app's last wake took (piku top shows it).",
+	}, app)
 	for _, c := range []prometheus.Collector{r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream,
-		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart} {
+		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart, r.lastCold} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -195,6 +199,7 @@ func (r *Registry) Wake(app string, d time.Duration, err error) {
 	r.wakes.WithLabelValues(app, outcome).Inc()
 	if err == nil {
 		r.coldStart.WithLabelValues(app).Observe(d.Seconds())
+		r.lastCold.WithLabelValues(app).Set(d.Seconds())
 	}
 }
 
@@ -204,7 +209,7 @@ func (r *Registry) Forget(app string) {
 	l := prometheus.Labels{"app": app}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream, r.inFlight, r.cache, r.acl, r.rollouts, r.rolloutDur, r.kinds,
-		r.sleeps, r.wakes, r.coldStart,
+		r.sleeps, r.wakes, r.coldStart, r.lastCold,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -159,6 +159,9 @@ func TestTop(t *testing.T) {
 	first := sample(t0)
 	send(6, 200, 40*time.Millisecond) // bucket 0.025-0.05
 	send(2, 502, 40*time.Millisecond)
+	r.Wake("a", 2*time.Second, nil)
+	r.Wake("a", 1500*time.Millisecond, nil)
+	r.Wake("a", time.Second, errors.New("crashed")) // failed: no cold start
 	second := sample(t0.Add(2 * time.Second))
 
 	got := Top(first, second)
@@ -182,6 +185,9 @@ func TestTop(t *testing.T) {
 	check("p95", g.P95Ms, 25+25*0.95)
 	if g.LatencySince != "interval" {
 		t.Errorf("latency since %q", g.LatencySince)
+	}
+	if g.Wakes != 2 || g.LastColdStartMs != 1500 {
+		t.Errorf("wakes %d, last cold start %vms; want 2, 1500ms", g.Wakes, g.LastColdStartMs)
 	}
 	if g.InstancesUp != 1 || g.InstancesTotal != 2 || g.Restarts != 2 || g.RestartsLastHour != 1 || g.MemoryBytes != 100 {
 		t.Errorf("instances: %+v", g)

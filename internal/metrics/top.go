@@ -24,6 +24,8 @@ type appSample struct {
 	buckets   []bucket           // the duration histogram, cumulative
 	count     float64            // requests in the histogram
 	instances map[string]*InstanceTop
+	wakes     float64 // wakes that succeeded
+	lastCold  float64 // the last wake's cold start, in seconds
 }
 
 type bucket struct {
@@ -72,6 +74,14 @@ func ParseSample(r io.Reader, at time.Time) (Sample, error) {
 		for _, b := range h.Bucket {
 			a.buckets = append(a.buckets, bucket{b.GetUpperBound(), float64(b.GetCumulativeCount())})
 		}
+	})
+	each("piku_app_wakes_total", func(l map[string]string, m *dto.Metric) {
+		if l["outcome"] == "ok" {
+			app(l["app"]).wakes = m.GetCounter().GetValue()
+		}
+	})
+	each("piku_app_last_cold_start_seconds", func(l map[string]string, m *dto.Metric) {
+		app(l["app"]).lastCold = m.GetGauge().GetValue()
 	})
 	inst := func(l map[string]string) *InstanceTop {
 		a := app(l["app"])
@@ -139,6 +149,11 @@ type AppTop struct {
 	Restarts         int   `json:"restarts"`
 	RestartsLastHour int   `json:"restarts_last_hour"`
 	MemoryBytes      int64 `json:"memory_bytes"`
+	// Wakes counts the app's wakes from PIKU_IDLE_TIMEOUT's sleep since
+	// the daemon started; LastColdStartMs is how long the last one took
+	// (0 before the first).
+	Wakes           int64   `json:"wakes"`
+	LastColdStartMs float64 `json:"last_cold_start_ms"`
 	// Instances are the app's processes, by name.
 	Instances []InstanceTop `json:"instances"`
 }
@@ -167,6 +182,7 @@ func Top(prev, cur Sample) []AppTop {
 			t.Requests += int64(v)
 		}
 		t.Errors = t.RequestsByClass["5xx"]
+		t.Wakes, t.LastColdStartMs = int64(a.wakes), a.lastCold*1000
 		for k, v := range a.upstream {
 			t.UpstreamErrors[k] = int64(v)
 		}

@@ -9,13 +9,20 @@
 //   - hup, term+start, kill+start: under a steady load (one client, about
 //     100 requests per second), the failed requests and the longest gap
 //     between two answered ones, for SIGHUP, and for SIGTERM or SIGKILL
-//     followed at once by a new daemon.
+//     followed at once by a new daemon;
+//   - recreate: under an open-loop load of -rate requests per second (150;
+//     each request sent on time, whatever the others wait), `piku restart`
+//     of a second app that pins its PORT and sets PIKU_ROLLOUT=recreate, so
+//     the proxy holds its requests while the old instance stops and the new
+//     one starts: the failed requests, the longest request (the longest
+//     hold) and the p99 latency of the requests sent during the run.
 //
-// Usage: go run ./internal/bench/restart -piku ./bin/piku [-runs 5] [-port 41000]
+// Usage: go run ./internal/bench/restart -piku ./bin/piku [-runs 5] [-port 41000] [-only recreate] [-rate 150] [-hold-requests N]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -64,9 +71,12 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 func main() {
 	bin := flag.String("piku", "./bin/piku", "the piku binary")
 	runs := flag.Int("runs", 5, "runs of each measure")
-	port := flag.Int("port", 41000, "the proxy's HTTP port; apps get the 100 ports above it")
+	port := flag.Int("port", 41000, "the proxy's HTTP port; apps get the 100 ports above it, the pinned app the 150th")
+	only := flag.String("only", "", "run only this measure (recreate); all by default")
+	rate := flag.Int("rate", 150, "requests per second of the recreate measure's load")
+	holdRequests := flag.Int("hold-requests", 0, "PIKU_HOLD_REQUESTS of the pinned app (0: unset, the default 256)")
 	flag.Parse()
-	if err := run(*bin, *runs, *port); err != nil {
+	if err := run(*bin, *runs, *port, *only, *rate, *holdRequests); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -79,7 +89,7 @@ type bench struct {
 	exited         chan error
 }
 
-func run(bin string, runs, port int) error {
+func run(bin string, runs, port int, only string, rate, holdRequests int) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -96,12 +106,19 @@ func run(bin string, runs, port int) error {
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		return err
 	}
-	for name, text := range map[string]string{
-		"Procfile":  "web: python3 server.py\n",
-		"ENV":       "NGINX_SERVER_NAME=app.test\nGREETING=v0\n",
-		"server.py": server,
+	pinned := filepath.Join(b.root, "apps", "pinned")
+	if err := os.MkdirAll(pinned, 0o755); err != nil {
+		return err
+	}
+	for path, text := range map[string]string{
+		filepath.Join(app, "Procfile"):     "web: python3 server.py\n",
+		filepath.Join(app, "ENV"):          "NGINX_SERVER_NAME=app.test\nGREETING=v0\n",
+		filepath.Join(app, "server.py"):    server,
+		filepath.Join(pinned, "Procfile"):  "web: python3 server.py\n",
+		filepath.Join(pinned, "ENV"):       pinnedEnv(port+150, holdRequests),
+		filepath.Join(pinned, "server.py"): server,
 	} {
-		if err := os.WriteFile(filepath.Join(app, name), []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			return err
 		}
 	}
@@ -109,6 +126,13 @@ func run(bin string, runs, port int) error {
 		return err
 	}
 	defer b.signal(syscall.SIGTERM)
+
+	if only == "recreate" {
+		return b.recreates(runs, rate)
+	}
+	if only != "" {
+		return fmt.Errorf("-only %q: the only measure that runs alone is recreate", only)
+	}
 
 	var push []time.Duration
 	for i := range runs {
@@ -150,7 +174,125 @@ func run(bin string, runs, port int) error {
 		slices.Sort(failed)
 		fmt.Printf("%s: failed requests median %d of %v; longest gap median %v of %v\n", sc.name, failed[len(failed)/2], failed, median(gaps), gaps)
 	}
+	return b.recreates(runs, rate)
+}
+
+// recreates runs the recreate measure runs times and prints it.
+func (b *bench) recreates(runs, rate int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for !b.answers("pinned.test") {
+		if time.Now().After(deadline) {
+			return errors.New("the pinned app did not answer within 60 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var (
+		failed           []int
+		sent             []int
+		longest, p99, ro []time.Duration
+	)
+	for range runs {
+		r, err := b.recreate(rate)
+		if err != nil {
+			return err
+		}
+		failed, sent = append(failed, r.failed), append(sent, r.sent)
+		if r.failed > 0 {
+			fmt.Printf("recreate: failed requests by status: %v\n", r.fails)
+		}
+		longest, p99, ro = append(longest, r.longest), append(p99, r.p99), append(ro, r.rollout)
+	}
+	fmt.Printf("recreate at %d req/s: requests sent %v; failed %v; longest request (hold) median %v of %v; p99 median %v of %v; rollout median %v of %v\n",
+		rate, sent, failed, median(longest), longest, median(p99), p99, median(ro), ro)
 	return nil
+}
+
+// recreateRun is what one recreate rollout under load saw.
+type recreateRun struct {
+	sent, failed int
+	fails        map[string]int // the failed requests by status, or "error"
+	longest, p99 time.Duration
+	rollout      time.Duration // how long `piku restart` took
+}
+
+// recreate sends rate requests per second to the pinned app, each on
+// time in a goroutine of its own, for a second before `piku restart
+// pinned`, during it and a second after.
+func (b *bench) recreate(rate int) (recreateRun, error) {
+	var (
+		mu     sync.Mutex
+		lat    []time.Duration
+		failed int
+		fails  = map[string]int{} // by status, or "error"
+	)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, b.url+"/", nil)
+				req.Host = "pinned.test"
+				t0 := time.Now()
+				resp, err := c.Do(req)
+				how := "error"
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					how = strconv.Itoa(resp.StatusCode)
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				if how != "200" {
+					failed++
+					fails[how]++
+				}
+				mu.Unlock()
+			})
+		}
+	})
+	time.Sleep(time.Second)
+	cmd := exec.Command(b.bin, "restart", "pinned")
+	cmd.Env = b.env
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	rollout := time.Since(t0)
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return recreateRun{}, fmt.Errorf("piku restart pinned: %v: %s", err, out)
+	}
+	if !bytes.Contains(out, []byte("recreate")) {
+		return recreateRun{}, fmt.Errorf("piku restart pinned did not replace the app stop-then-start: %s", out)
+	}
+	slices.Sort(lat)
+	r := recreateRun{sent: len(lat), failed: failed, fails: fails, rollout: rollout.Round(time.Millisecond)}
+	if len(lat) > 0 {
+		r.longest = lat[len(lat)-1].Round(time.Millisecond)
+		r.p99 = lat[len(lat)*99/100].Round(time.Millisecond)
+	}
+	return r, nil
+}
+
+// pinnedEnv is the ENV of the app that pins PORT and is replaced
+// stop-then-start.
+func pinnedEnv(port, holdRequests int) string {
+	env := fmt.Sprintf("NGINX_SERVER_NAME=pinned.test\nGREETING=v0\nPORT=%d\nPIKU_ROLLOUT=recreate\n", port)
+	if holdRequests > 0 {
+		env += fmt.Sprintf("PIKU_HOLD_REQUESTS=%d\n", holdRequests)
+	}
+	return env
 }
 
 // start starts a daemon and waits until the app answers through it.
@@ -187,6 +329,19 @@ func (b *bench) get(path string) (bool, int) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode == http.StatusOK, resp.StatusCode
+}
+
+// answers reports whether the app of host answers / with a 200.
+func (b *bench) answers(host string) bool {
+	req, _ := http.NewRequest(http.MethodGet, b.url+"/", nil)
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
 }
 
 // ssePush times a config:set while one event stream is open.
