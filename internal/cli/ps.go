@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 )
 
 func (c *cli) psCommand() *cobra.Command {
@@ -101,6 +103,11 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 			}
 		}
 	}
+	if st.Limits != nil {
+		for _, line := range limitsText(*st.Limits) {
+			fmt.Fprintln(c.stdout, line)
+		}
+	}
 	if len(st.Rollouts) > 0 {
 		var parts []string
 		for _, kind := range slices.Sorted(maps.Keys(st.Rollouts)) {
@@ -129,6 +136,57 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Maintenance == nil && st.Error == "" {
 		fmt.Fprintf(c.stdout, "app '%s' has no processes running\n", st.App)
 	}
+}
+
+// limitsText says what the app may use and uses, as the server enforces
+// it, in a line, and a second one when the OOM killer ended some of the
+// app's processes. It never calls a limit enforced that is not.
+func limitsText(l control.Limits) []string {
+	if l.Mode == "best effort" {
+		nofile := ""
+		if l.OpenFiles > 0 {
+			nofile = fmt.Sprintf(" (%d per process)", l.OpenFiles)
+		}
+		return []string{fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile)}
+	}
+	of := func(use, limit string) string {
+		if limit == "" {
+			return use + " (no limit)"
+		}
+		return use + " of " + limit
+	}
+	mem := ""
+	if l.MemoryMax > 0 {
+		mem = isolation.FormatSize(l.MemoryMax)
+	}
+	m := "memory " + of(rss(l.MemoryBytes), mem)
+	if l.MemoryHigh > 0 {
+		m += " (soft " + isolation.FormatSize(l.MemoryHigh) + ")"
+	}
+	pids := ""
+	if l.PidsMax > 0 {
+		pids = fmt.Sprint(l.PidsMax)
+	}
+	cpu := fmt.Sprintf("CPU weight %d", l.CPUWeight)
+	if l.CPUMax > 0 {
+		cpu += fmt.Sprintf(", at most %s CPUs", strconv.FormatFloat(l.CPUMax, 'f', -1, 64))
+	}
+	if l.CPUSeconds > 0 {
+		cpu += fmt.Sprintf(", %.2fs used", l.CPUSeconds)
+	}
+	parts := []string{m, "processes " + of(fmt.Sprint(l.Pids), pids), cpu}
+	if l.OpenFiles > 0 {
+		parts = append(parts, fmt.Sprintf("open files %d per process", l.OpenFiles))
+	}
+	out := []string{fmt.Sprintf("limits (%s): %s", l.Mode, strings.Join(parts, ", "))}
+	if l.OOMKills > 0 {
+		at := ""
+		if l.MemoryMax > 0 {
+			at = " at the " + isolation.FormatSize(l.MemoryMax) + " memory limit"
+		}
+		out = append(out, fmt.Sprintf("out of memory: the kernel killed %d of the app's processes%s", l.OOMKills, at))
+	}
+	return out
 }
 
 func dash(n int) string {

@@ -61,7 +61,9 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if rt, ok := d.table.Route(app); ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
 		st.Running = true
 	}
-	for _, in := range d.sup.Status(app) {
+	insts := d.sup.Status(app)
+	st.Limits = d.appLimits(app, insts)
+	for _, in := range insts {
 		st.Instances = append(st.Instances, control.Instance{
 			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
@@ -245,6 +247,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.apps, app)
 	d.mu.Unlock()
 	d.metrics.Forget(app)
+	d.asked.Delete(app)
 	d.cgroups.Kill(app)
 	d.cgroups.Remove(app)
 	return nil

@@ -57,6 +57,7 @@ func (d *Daemon) build() error {
 		Router:    router{table: d.table},
 		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
 		StateFile: d.root.ProcessStateFile(),
+		OOM:       d.cgroups,
 	})
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)

@@ -103,8 +103,10 @@ type Daemon struct {
 	jobs      cronJobs
 	certs     *certs.Manager
 	cron      *cron.Runner
-	// cgroups holds the apps' cgroups and limits.
+	// cgroups holds the apps' cgroups and limits; asked holds, by app,
+	// the isolation.Limits its ENV set at its last plan.
 	cgroups *isolation.Cgroups
+	asked   sync.Map
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
 	// sleeper puts apps with PIKU_IDLE_TIMEOUT to sleep and wakes them

@@ -20,6 +20,8 @@ func (d *Daemon) newMetrics() *metrics.Registry {
 		Instances:    d.metricInstances,
 		Cron:         d.metricCron,
 		Certificates: d.certExpiries,
+		Limits:       d.metricLimits,
+		Isolation:    func() string { return string(d.cgroups.Mode()) },
 	})
 }
 

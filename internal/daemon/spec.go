@@ -110,6 +110,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.noteLimits(a.Name, limits)
 	if len(procs) > 0 {
 		base.Set(procgroup.CgroupProcsVar, strings.Join(procs, ":"))
 	}

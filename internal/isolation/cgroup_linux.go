@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,11 @@ const (
 
 // v1Controllers are the cgroup v1 controllers piku uses.
 var v1Controllers = []string{"memory", "cpu", "pids"}
+
+// v1Accounting are the cgroup v1 controllers piku only reads from (the
+// CPU time an app used), where the daemon may write them; without them
+// the limits hold all the same.
+var v1Accounting = []string{"cpuacct"}
 
 // Cgroups places apps' processes in cgroups of their own and sets their
 // limits there. The zero value, and a machine without a cgroup the
@@ -105,6 +111,14 @@ func DetectCgroups(fsRoot, root string) *Cgroups {
 		c.v1[ctrl] = dir
 	}
 	if len(c.v1) > 0 {
+		for _, ctrl := range v1Accounting {
+			if p, ok := own[ctrl]; ok {
+				dir := filepath.Join(fsRoot, ctrl, p, name)
+				if os.MkdirAll(dir, 0o755) == nil {
+					c.v1[ctrl] = dir
+				}
+			}
+		}
 		c.mode = ModeCgroupV1
 		c.Why = strings.Join(why, "; ")
 		return c
@@ -189,7 +203,7 @@ func (c *Cgroups) Apply(app string, l Limits) ([]string, error) {
 		return []string{filepath.Join(dir, "cgroup.procs")}, nil
 	case ModeCgroupV1:
 		var procs []string
-		for _, ctrl := range v1Controllers {
+		for _, ctrl := range slices.Concat(v1Controllers, v1Accounting) {
 			base, ok := c.v1[ctrl]
 			if !ok {
 				continue

@@ -176,6 +176,10 @@ func parseSize(v string) (int64, error) {
 	return int64(n * float64(mult)), nil
 }
 
+// FormatSize renders a size in bytes as the ENV keys take it: 512M, 2G,
+// or bytes.
+func FormatSize(n int64) string { return formatSize(n) }
+
 func formatSize(n int64) string {
 	switch {
 	case n%(1<<30) == 0:

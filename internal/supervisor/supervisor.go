@@ -19,6 +19,9 @@ type Options struct {
 	Router    Router       // told about every change of an app's web addresses; required
 	Ports     PortRange    // where web instances listen
 	StateFile string       // the live processes are recorded here; "" records nothing
+	// OOM, when set, tells exits by the kernel's OOM killer from other
+	// SIGKILLs (see OOMCounter).
+	OOM OOMCounter
 }
 
 // Supervisor runs the processes of every app.
@@ -29,6 +32,7 @@ type Supervisor struct {
 	state      *stateFile
 	logs       *logFiles
 	healthyRun time.Duration
+	oom        OOMCounter
 
 	wg sync.WaitGroup // every instance owner
 
@@ -98,6 +102,7 @@ func New(o Options) (*Supervisor, error) {
 		state:      &stateFile{path: o.StateFile, log: o.Logger, procs: map[int]liveProc{}},
 		logs:       &logFiles{files: map[string]*logFile{}},
 		healthyRun: healthyRun,
+		oom:        o.OOM,
 		apps:       map[string]*app{},
 		live:       map[*instance]struct{}{},
 	}
