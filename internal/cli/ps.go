@@ -98,6 +98,10 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 				fmt.Fprintf(c.stdout, "%s.%d: %s of output were dropped while its log could not be written\n",
 					in.Kind, in.N, rss(in.LogDropped))
 			}
+			if in.LogRateDropped > 0 {
+				fmt.Fprintf(c.stdout, "%s.%d: %s of output dropped: more than the app's rate (PIKU_LOG_RATE)\n",
+					in.Kind, in.N, rss(in.LogRateDropped))
+			}
 			if in.LastHealthError != "" {
 				fmt.Fprintf(c.stdout, "%s.%d: restarted when its %s\n", in.Kind, in.N, in.LastHealthError)
 			}
@@ -142,13 +146,26 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 // it, in a line, and a second one when the OOM killer ended some of the
 // app's processes. It never calls a limit enforced that is not.
 func limitsText(l control.Limits) []string {
+	var out []string
 	if l.Mode == "best effort" {
 		nofile := ""
 		if l.OpenFiles > 0 {
 			nofile = fmt.Sprintf(" (%d per process)", l.OpenFiles)
 		}
-		return []string{fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile)}
+		out = append(out, fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile))
+	} else {
+		out = append(out, cgroupLimitsText(l)...)
 	}
+	if l.OutputDropped > 0 {
+		out = append(out, fmt.Sprintf("output: %d bytes dropped since the daemon started, over the app's rate of %s/s (PIKU_LOG_RATE)",
+			l.OutputDropped, isolation.FormatSize(l.OutputRate)))
+	}
+	return out
+}
+
+// cgroupLimitsText is limitsText's lines for the limits an app's cgroup
+// enforces.
+func cgroupLimitsText(l control.Limits) []string {
 	of := func(use, limit string) string {
 		if limit == "" {
 			return use + " (no limit)"

@@ -33,6 +33,9 @@ type Instance struct {
 	// be written; LogError the error while that lasts.
 	LogDropped int64  `json:"log_dropped_bytes,omitempty"`
 	LogError   string `json:"log_error,omitempty"`
+	// LogRateDropped is the bytes of output dropped because the app
+	// wrote more than its rate (PIKU_LOG_RATE).
+	LogRateDropped int64 `json:"log_rate_dropped_bytes,omitempty"`
 	// HealthFailures is the number of health checks the running process
 	// failed in a row; LastHealthError why the health check last
 	// restarted the instance.
@@ -97,6 +100,11 @@ type Limits struct {
 	// OOMKills counts the app's processes the kernel's OOM killer ended
 	// at its memory limit.
 	OOMKills int64 `json:"oom_kills,omitempty"`
+	// OutputDropped counts the bytes of the app's output dropped since
+	// the daemon started because it wrote more than OutputRate bytes per
+	// second (PIKU_LOG_RATE; 0 for no limit).
+	OutputDropped int64 `json:"output_dropped_bytes,omitempty"`
+	OutputRate    int64 `json:"output_rate,omitempty"`
 }
 
 // MaintenanceStatus is an app's maintenance as `piku ps` shows it.

@@ -68,7 +68,7 @@ func (d *Daemon) status(app string) control.AppStatus {
 			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
-			LogDropped: in.LogDropped, LogError: in.LogError,
+			LogDropped: in.LogDropped, LogError: in.LogError, LogRateDropped: in.LogRateDropped,
 			HealthFailures: in.HealthFailures, LastHealthError: in.LastHealthError,
 		})
 		if in.State == supervisor.StateRunning {

@@ -14,7 +14,22 @@ import (
 
 // noteLimits remembers the limits app's ENV asked for, as its cgroups now
 // hold them.
-func (d *Daemon) noteLimits(app string, l isolation.Limits) { d.asked.Store(app, l) }
+func (d *Daemon) noteLimits(app string, l isolation.Limits, logRate int64) {
+	switch {
+	case logRate == 0:
+		logRate = supervisor.DefaultLogRate
+	case logRate < 0:
+		logRate = 0
+	}
+	d.asked.Store(app, asked{limits: l, logRate: logRate})
+}
+
+// asked is what an app's ENV set at its last plan: its limits, and the
+// rate of its output copied to its logs (0: none).
+type asked struct {
+	limits  isolation.Limits
+	logRate int64
+}
 
 // appLimits is what `piku ps` shows of app's limits: those asked for and
 // what the kernel enforces and counts; nil before the app was planned.
@@ -23,14 +38,15 @@ func (d *Daemon) appLimits(app string, insts []supervisor.InstanceStatus) *contr
 	if !ok {
 		return nil
 	}
-	asked := v.(isolation.Limits)
+	a := v.(asked)
 	u := d.cgroups.Usage(app)
 	return &control.Limits{
-		Mode: string(u.Mode), Asked: asked.String(),
+		Mode: string(u.Mode), Asked: a.limits.String(),
 		MemoryBytes: u.MemoryBytes, MemoryMax: u.MemoryMax, MemoryHigh: u.MemoryHigh,
 		Pids: u.Pids, PidsMax: u.PidsMax,
 		CPUSeconds: u.CPUSeconds, CPUWeight: u.CPUWeight, CPUMax: u.CPUMax,
 		OpenFiles: openFilesOf(insts), OOMKills: u.OOMKills,
+		OutputDropped: d.sup.OutputDropped(app), OutputRate: a.logRate,
 	}
 }
 
@@ -49,7 +65,7 @@ func (d *Daemon) metricLimits() []metrics.AppLimits {
 		out = append(out, metrics.AppLimits{
 			App: app, MemoryBytes: l.MemoryBytes, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			Pids: l.Pids, PidsMax: l.PidsMax, CPUSeconds: l.CPUSeconds, CPUWeight: l.CPUWeight, CPUMax: l.CPUMax,
-			OpenFiles: l.OpenFiles, OOMKills: l.OOMKills,
+			OpenFiles: l.OpenFiles, OOMKills: l.OOMKills, OutputDropped: l.OutputDropped,
 		})
 	}
 	return out

@@ -48,6 +48,9 @@ type AppLimits struct {
 	CPUMax                             float64 // CPUs
 	OpenFiles                          int64   // per process
 	OOMKills                           int64
+	// OutputDropped is the bytes of the app's output dropped because it
+	// wrote more than its rate (PIKU_LOG_RATE).
+	OutputDropped int64
 }
 
 // Instance is one process of an app, as the metrics show it.

@@ -252,7 +252,7 @@ func TestLimits(t *testing.T) {
 		Limits: func() []AppLimits {
 			return []AppLimits{
 				{App: "blog", MemoryBytes: 100 << 20, MemoryMax: 512 << 20, Pids: 7, PidsMax: 1024,
-					CPUSeconds: 2.5, CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2},
+					CPUSeconds: 2.5, CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2, OutputDropped: 5000},
 				{App: "shop", Pids: 1, PidsMax: 1024, CPUWeight: 100},
 			}
 		},
@@ -270,6 +270,8 @@ func TestLimits(t *testing.T) {
 		`piku_app_open_files_limit{app="blog"} 4096`,
 		`piku_app_oom_kills_total{app="blog"} 2`,
 		`piku_app_oom_kills_total{app="shop"} 0`,
+		`piku_app_output_dropped_bytes_total{app="blog"} 5000`,
+		`piku_app_output_dropped_bytes_total{app="shop"} 0`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %s", want)

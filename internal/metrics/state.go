@@ -62,6 +62,9 @@ var (
 	descAppOOM = prometheus.NewDesc("piku_app_oom_kills_total",
 		"The app's processes the kernel's OOM killer ended at its memory limit.", []string{"app"}, nil)
 
+	descAppOutputDropped = prometheus.NewDesc("piku_app_output_dropped_bytes_total",
+		"Bytes of the app's output not written to its logs because it wrote more than its rate (PIKU_LOG_RATE).", []string{"app"}, nil)
+
 	descCertExpiry = prometheus.NewDesc("piku_certificate_expiry_timestamp_seconds",
 		"When the certificate the proxy serves for the host expires (Unix time).", []string{"host"}, nil)
 )
@@ -73,7 +76,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descRecent, descExit, descUptime, descRSS,
 		descCPU, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry,
 		descMode, descAppMem, descAppMemMax, descAppMemHigh, descAppPids, descAppPidsMax, descAppCPU, descAppCPUWeight,
-		descAppCPUMax, descAppNoFile, descAppOOM} {
+		descAppCPUMax, descAppNoFile, descAppOOM, descAppOutputDropped} {
 		ch <- d
 	}
 }
@@ -152,9 +155,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 					ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v, l.App)
 				}
 			}
-			// The OOM kill counter is there from the start, at 0, so
-			// that its first increase shows.
+			// The counters are there from the start, at 0, so that
+			// their first increase shows.
 			ch <- prometheus.MustNewConstMetric(descAppOOM, prometheus.CounterValue, float64(l.OOMKills), l.App)
+			ch <- prometheus.MustNewConstMetric(descAppOutputDropped, prometheus.CounterValue, float64(l.OutputDropped), l.App)
 		}
 	}
 	if src.Certificates != nil {

@@ -49,7 +49,8 @@ type instance struct {
 	status InstanceStatus
 	probed string // what the last failed readiness check saw
 
-	oomSeen int64 // the app's OOM kill count when the process started; owner only
+	oomSeen int64        // the app's OOM kill count when the process started; owner only
+	output  *outputLimit // the app's output rate
 }
 
 // lastProbe says what the last failed readiness check of a web instance

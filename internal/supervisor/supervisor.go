@@ -33,6 +33,7 @@ type Supervisor struct {
 	logs       *logFiles
 	healthyRun time.Duration
 	oom        OOMCounter
+	outputs    sync.Map // app name -> *outputLimit
 
 	wg sync.WaitGroup // every instance owner
 
@@ -251,6 +252,7 @@ func (s *Supervisor) spawn(spec *AppSpec, ps ProcessSpec, n, gen, fixed int) (*i
 		boot: make(chan error, 1), quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}),
 	}
 	in.log = s.log.With("app", spec.App, "process", in.name(), "generation", gen)
+	in.output = s.outputLimit(spec.App, spec.Logs.withDefaults().Rate)
 	if ps.Web {
 		port, err := s.ports.take(fixed)
 		if err != nil {
