@@ -152,7 +152,16 @@ func limitsText(l control.Limits) []string {
 		if l.OpenFiles > 0 {
 			nofile = fmt.Sprintf(" (%d per process)", l.OpenFiles)
 		}
-		out = append(out, fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile))
+		line := fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile)
+		if l.MemoryMax > 0 {
+			line += fmt.Sprintf("; memory %s in all, watched: over %s the biggest instance is killed and restarted",
+				rss(l.MemoryBytes), isolation.FormatSize(l.MemoryMax))
+		}
+		out = append(out, line)
+		if l.OOMKills > 0 {
+			out = append(out, fmt.Sprintf("out of memory: the memory watchdog killed %d of the app's instances over the %s memory limit",
+				l.OOMKills, isolation.FormatSize(l.MemoryMax)))
+		}
 	} else {
 		out = append(out, cgroupLimitsText(l)...)
 	}

@@ -248,6 +248,7 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	d.mu.Unlock()
 	d.metrics.Forget(app)
 	d.asked.Delete(app)
+	d.watchdog.Forget(app)
 	d.cgroups.Kill(app)
 	d.cgroups.Remove(app)
 	return nil

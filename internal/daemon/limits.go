@@ -40,6 +40,11 @@ func (d *Daemon) appLimits(app string, insts []supervisor.InstanceStatus) *contr
 	}
 	a := v.(asked)
 	u := d.cgroups.Usage(app)
+	if u.Mode == isolation.ModeBestEffort && a.limits.MemoryMax > 0 {
+		// The watchdog's limit, and what it saw at its last check.
+		u.MemoryMax = a.limits.MemoryMax
+		u.OOMKills, u.MemoryBytes = d.watchdog.Kills(app)
+	}
 	return &control.Limits{
 		Mode: string(u.Mode), Asked: a.limits.String(),
 		MemoryBytes: u.MemoryBytes, MemoryMax: u.MemoryMax, MemoryHigh: u.MemoryHigh,
@@ -104,4 +109,20 @@ func openFilesLimit(pid int) int64 {
 	return 0
 }
 
-var _ supervisor.OOMCounter = (*isolation.Cgroups)(nil)
+// oomCounter tells the supervisor of the kills at an app's memory limit:
+// the kernel's in its memory cgroup, or the watchdog's in best-effort
+// mode.
+type oomCounter struct{ d *Daemon }
+
+func (o oomCounter) OOMKills(app string) (kills, limit int64) {
+	if o.d.cgroups.Mode() != isolation.ModeBestEffort {
+		return o.d.cgroups.OOMKills(app)
+	}
+	if v, ok := o.d.asked.Load(app); ok {
+		limit = v.(asked).limits.MemoryMax
+	}
+	kills, _ = o.d.watchdog.Kills(app)
+	return kills, limit
+}
+
+var _ supervisor.OOMCounter = oomCounter{}
