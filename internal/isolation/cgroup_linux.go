@@ -83,8 +83,7 @@ func (c *Cgroups) Controllers() []string {
 // root, so two daemons of different roots never share one, and a daemon
 // that restarts finds its apps' cgroups again.
 func DetectCgroups(fsRoot, root string) *Cgroups {
-	sum := sha256.Sum256([]byte(root))
-	name := "piku-" + hex.EncodeToString(sum[:4])
+	name := cgroupName(root)
 	own, err := ownCgroups()
 	if err != nil {
 		return &Cgroups{Why: err.Error()}
@@ -126,6 +125,49 @@ func DetectCgroups(fsRoot, root string) *Cgroups {
 	return &Cgroups{Why: strings.Join(why, "; ")}
 }
 
+// cgroupName is the directory of the apps' cgroups of the PIKU_ROOT root.
+func cgroupName(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return "piku-" + hex.EncodeToString(sum[:4])
+}
+
+// JoinAppCgroups moves the calling process into the cgroups the daemon
+// (pid daemonPID) keeps for app, below its own cgroups under fsRoot
+// (/sys/fs/cgroup), so that it and all it starts count against the
+// app's limits, as `piku run` does. Cgroups the daemon has not made
+// (best-effort mode, an app not started yet) are left out; it returns
+// the cgroups joined.
+func JoinAppCgroups(fsRoot, root, app string, daemonPID int) ([]string, error) {
+	own, err := procCgroups("/proc/" + strconv.Itoa(daemonPID) + "/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	name := cgroupName(root)
+	var dirs []string
+	if p, ok := own[""]; ok {
+		// The daemon moved itself to the leaf "daemon" of its
+		// delegated cgroup; the apps' cgroups are beside it.
+		dirs = append(dirs, filepath.Join(fsRoot, filepath.Dir(p), name, app))
+	}
+	for _, ctrl := range slices.Concat(v1Controllers, v1Accounting) {
+		if p, ok := own[ctrl]; ok {
+			dirs = append(dirs, filepath.Join(fsRoot, ctrl, p, name, app))
+		}
+	}
+	var joined []string
+	for _, dir := range dirs {
+		procs := filepath.Join(dir, "cgroup.procs")
+		if _, err := os.Stat(procs); err != nil {
+			continue
+		}
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			return joined, fmt.Errorf("app %q: joining its cgroup %s: %w", app, dir, err)
+		}
+		joined = append(joined, dir)
+	}
+	return joined, nil
+}
+
 // detectV2 uses the delegated cgroup v2 directory base when it offers the
 // memory, cpu and pids controllers and the daemon may write it: the
 // daemon moves itself to a leaf of its own (base/daemon), since a cgroup
@@ -163,8 +205,11 @@ func detectV2(base, name string) (*Cgroups, error) {
 
 // ownCgroups returns the calling process's cgroup path in each v1
 // controller, and in cgroup v2 under the key "".
-func ownCgroups() (map[string]string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+func ownCgroups() (map[string]string, error) { return procCgroups("/proc/self/cgroup") }
+
+// procCgroups reads a /proc/PID/cgroup file as ownCgroups does.
+func procCgroups(file string) (map[string]string, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
