@@ -175,13 +175,13 @@ func (d *Daemon) planRollout(r *rollout) error {
 	}
 	p, err := d.makePlan(a, r.req.Restart)
 	if err != nil {
-		return err
+		return placeEnvError(d.root, r.app, err)
 	}
 	p.spec.KeepRunning = r.req.KeepRunning
 	r.plan = p
 	route, err := proxy.RouteFromEnv(r.app, a.Dir, a.Env.Map())
 	if err != nil {
-		return fmt.Errorf("app %q: %w", r.app, err)
+		return placeEnvError(d.root, r.app, fmt.Errorf("app %q: %w", r.app, err))
 	}
 	if !route.NoAccessLog {
 		route.AccessLog = d.root.AccessLog(r.app)
@@ -196,7 +196,7 @@ func (d *Daemon) planRollout(r *rollout) error {
 	}
 	route.StaticSite = p.static
 	if r.idle, err = idleTimeout(a); err != nil {
-		return err
+		return placeEnvError(d.root, r.app, err)
 	}
 	route.TrackActivity = r.idle > 0
 	if r.maint, err = appconfig.ReadMaintenance(d.root, r.app); err != nil {
@@ -284,9 +284,9 @@ func (d *Daemon) setStrategy(app, kind, strategy string) {
 // the app's own, host names another app serves.
 func (d *Daemon) guardRollout(r *rollout) error {
 	if err := d.checkStaticDirs(r.app, r.route, r.plan.static); err != nil {
-		return err
+		return placeEnvError(d.root, r.app, err)
 	}
-	return d.checkHosts(r.app, r.route.Hosts)
+	return placeEnvError(d.root, r.app, d.checkHosts(r.app, r.route.Hosts))
 }
 
 // stageRollout writes what new instances read when they start: the app's
