@@ -60,6 +60,7 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
 	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
+	f.String("cgroups", "auto", "auto: apps' limits in cgroups where the daemon may write them; off: best effort (open files, and memory by a watchdog) [$PIKU_CGROUPS]")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
 }
@@ -110,6 +111,14 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	default:
 		return daemon.Config{}, nil, fmt.Errorf("http1-server: %q is neither \"piku\" nor \"net/http\"", s)
 	}
+	var noCgroups bool
+	switch s := v.GetString("cgroups"); s {
+	case "auto", "":
+	case "off":
+		noCgroups = true
+	default:
+		return daemon.Config{}, nil, fmt.Errorf("cgroups: %q is neither \"auto\" nor \"off\"", s)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
@@ -133,6 +142,7 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
 		MetricsAddr:     v.GetString("metrics"),
 		NetHTTP1:        netHTTP1,
+		NoCgroups:       noCgroups,
 		Version:         Version,
 		Logger:          logger,
 	}

@@ -50,7 +50,10 @@ func (c *cli) doctorCommand() *cobra.Command {
 		Long: `Say what this server enforces between apps (the isolation mode, the cgroups
 and their controllers, the kernel's Landlock ABI, the daemon's own limits and
 OOM score) and check what piku needs: the proxy's listeners bound
-(PIKU_HTTP, PIKU_HTTPS; default :80 and :443), git and uwsgi installed.
+(PIKU_HTTP, PIKU_HTTPS; default :80 and :443), git and uwsgi installed, the
+service unit current; and for each app: its host names (NGINX_SERVER_NAME)
+resolve to this machine, the programs its runtime is built with are
+installed, and the ACME directory answers when apps have host names.
 It exits 1 when a check fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -110,6 +113,8 @@ func doctor(root layout.Root) DoctorReport {
 		}
 		r.Checks = append(r.Checks, ch)
 	}
+	r.Checks = append(r.Checks, unitCheck(systemdUnit, root.Dir()))
+	r.Checks = append(r.Checks, appChecks(root, net.DefaultResolver, localAddrs())...)
 	return r
 }
 

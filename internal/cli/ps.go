@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/piku/piku/internal/appconfig"
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 )
 
 func (c *cli) psCommand() *cobra.Command {
@@ -96,9 +98,18 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 				fmt.Fprintf(c.stdout, "%s.%d: %s of output were dropped while its log could not be written\n",
 					in.Kind, in.N, rss(in.LogDropped))
 			}
+			if in.LogRateDropped > 0 {
+				fmt.Fprintf(c.stdout, "%s.%d: %s of output dropped: more than the app's rate (PIKU_LOG_RATE)\n",
+					in.Kind, in.N, rss(in.LogRateDropped))
+			}
 			if in.LastHealthError != "" {
 				fmt.Fprintf(c.stdout, "%s.%d: restarted when its %s\n", in.Kind, in.N, in.LastHealthError)
 			}
+		}
+	}
+	if st.Limits != nil {
+		for _, line := range limitsText(*st.Limits) {
+			fmt.Fprintln(c.stdout, line)
 		}
 	}
 	if len(st.Rollouts) > 0 {
@@ -132,6 +143,79 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 	if len(st.Instances) == 0 && len(st.Cron) == 0 && !st.Stopped && st.Maintenance == nil && st.Error == "" {
 		fmt.Fprintf(c.stdout, "app '%s' has no processes running\n", st.App)
 	}
+}
+
+// limitsText says what the app may use and uses, as the server enforces
+// it, in a line, and a second one when the OOM killer ended some of the
+// app's processes. It never calls a limit enforced that is not.
+func limitsText(l control.Limits) []string {
+	var out []string
+	if l.Mode == "best effort" {
+		nofile := ""
+		if l.OpenFiles > 0 {
+			nofile = fmt.Sprintf(" (%d per process)", l.OpenFiles)
+		}
+		line := fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile)
+		if l.MemoryMax > 0 {
+			line += fmt.Sprintf("; memory %s in all, watched: over %s the biggest instance is killed and restarted",
+				rss(l.MemoryBytes), isolation.FormatSize(l.MemoryMax))
+		}
+		out = append(out, line)
+		if l.OOMKills > 0 {
+			out = append(out, fmt.Sprintf("out of memory: the memory watchdog killed %d of the app's instances over the %s memory limit",
+				l.OOMKills, isolation.FormatSize(l.MemoryMax)))
+		}
+	} else {
+		out = append(out, cgroupLimitsText(l)...)
+	}
+	if l.OutputDropped > 0 {
+		out = append(out, fmt.Sprintf("output: %d bytes dropped since the daemon started, over the app's rate of %s/s (PIKU_LOG_RATE)",
+			l.OutputDropped, isolation.FormatSize(l.OutputRate)))
+	}
+	return out
+}
+
+// cgroupLimitsText is limitsText's lines for the limits an app's cgroup
+// enforces.
+func cgroupLimitsText(l control.Limits) []string {
+	of := func(use, limit string) string {
+		if limit == "" {
+			return use + " (no limit)"
+		}
+		return use + " of " + limit
+	}
+	mem := ""
+	if l.MemoryMax > 0 {
+		mem = isolation.FormatSize(l.MemoryMax)
+	}
+	m := "memory " + of(rss(l.MemoryBytes), mem)
+	if l.MemoryHigh > 0 {
+		m += " (soft " + isolation.FormatSize(l.MemoryHigh) + ")"
+	}
+	pids := ""
+	if l.PidsMax > 0 {
+		pids = fmt.Sprint(l.PidsMax)
+	}
+	cpu := fmt.Sprintf("CPU weight %d", l.CPUWeight)
+	if l.CPUMax > 0 {
+		cpu += fmt.Sprintf(", at most %s CPUs", strconv.FormatFloat(l.CPUMax, 'f', -1, 64))
+	}
+	if l.CPUSeconds > 0 {
+		cpu += fmt.Sprintf(", %.2fs used", l.CPUSeconds)
+	}
+	parts := []string{m, "processes " + of(fmt.Sprint(l.Pids), pids), cpu}
+	if l.OpenFiles > 0 {
+		parts = append(parts, fmt.Sprintf("open files %d per process", l.OpenFiles))
+	}
+	out := []string{fmt.Sprintf("limits (%s): %s", l.Mode, strings.Join(parts, ", "))}
+	if l.OOMKills > 0 {
+		at := ""
+		if l.MemoryMax > 0 {
+			at = " at the " + isolation.FormatSize(l.MemoryMax) + " memory limit"
+		}
+		out = append(out, fmt.Sprintf("out of memory: the kernel killed %d of the app's processes%s", l.OOMKills, at))
+	}
+	return out
 }
 
 func dash(n int) string {

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os/exec"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/piku/piku/internal/appconfig"
+	"github.com/piku/piku/internal/isolation"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/procgroup"
 )
 
@@ -52,6 +57,16 @@ heroku run does: piku run APP 'ls | wc -l'.`,
 			// command refuse it, and kept below this process (as
 			// subreaper) when it daemonises, while piku run lasts.
 			sh.Env = append(a.Env.Environ(), procgroup.TagVar+"=run")
+			// It counts against the app's limits (this process joins
+			// the app's cgroups, so all it starts is in them) and is
+			// confined to the app's files as its processes are.
+			c.joinAppCgroups(root, app)
+			if confine := isolation.ConfineEnv(root, app, a.Env.Get); len(confine) > 0 {
+				sh.Env = append(sh.Env, confine...)
+				bin := strings.TrimPrefix(confine[0], procgroup.ConfineVar+"=")
+				sh.Args = append([]string{bin, isolation.ConfineSubcommand, "--", sh.Path}, sh.Args[1:]...)
+				sh.Path = bin
+			}
 			_ = procgroup.BecomeSubreaper()
 			sh.Stdin, sh.Stdout, sh.Stderr = c.stdin, c.stdout, c.stderr
 			err = sh.Run()
@@ -61,6 +76,19 @@ heroku run does: piku run APP 'ls | wc -l'.`,
 			}
 			return err
 		},
+	}
+}
+
+// joinAppCgroups moves this process into app's cgroups, where the running
+// daemon keeps them; without them (no daemon, best-effort mode) the
+// command runs outside any, and a failure to join is said, not fatal.
+func (c *cli) joinAppCgroups(root layout.Root, app string) {
+	info, err := c.client(root).Ping(context.Background())
+	if err != nil {
+		return
+	}
+	if _, err := isolation.JoinAppCgroups("/sys/fs/cgroup", root.Dir(), app, info.PID); err != nil {
+		fmt.Fprintf(c.stderr, "piku run: %v: the command runs outside the app's limits\n", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -496,13 +497,17 @@ func cmdWaitFiles(ts *testscript.TestScript, neg bool, args []string) {
 
 // scriptCondition answers the scripts' own conditions: [cgroupv1] holds
 // where the tests may create cgroups in the cgroup v1 pids hierarchy, as
-// the daemon does for its apps' limits; [landlock] where the kernel
+// the daemon does for its apps' limits; [cgroupv1memory] where a daemon
+// would enforce memory limits with the cgroup v1 memory controller; [landlock] where the kernel
 // offers Landlock, with which the daemon confines its apps.
 func scriptCondition(cond string) (bool, error) {
 	switch cond {
 	case "landlock":
 		abi, _ := isolation.LandlockABI()
 		return abi > 0, nil
+	case "cgroupv1memory":
+		r := isolation.Probe("/sys/fs/cgroup")
+		return r.Mode == isolation.ModeCgroupV1 && slices.Contains(r.Controllers, "memory"), nil
 	case "cgroupv1":
 		dir := "/sys/fs/cgroup/pids/piku-probe-" + strconv.Itoa(os.Getpid())
 		if err := os.Mkdir(dir, 0o755); err != nil {

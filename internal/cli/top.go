@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/metrics"
 )
 
@@ -220,18 +221,38 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 	if help {
 		b.WriteString("  (up/down: select an app, q: quit)")
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+	if len(apps) > 0 && apps[0].Isolation != "" {
+		mode := apps[0].Isolation
+		if mode == "best effort" {
+			mode += ": limits not enforced"
+		}
+		b.WriteString("isolation: " + mode + "\n")
+	}
+	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  APP\tREQ/S\tP50\tP95\tERR%\tUP\tRESTARTS/1H\tMEM\tCOLD START")
+	fmt.Fprintln(tw, "  APP\tREQ/S\tP50\tP95\tERR%\tUP\tRESTARTS/1H\tMEM\tMEM LIMIT\tPROCS\tCOLD START")
 	var selected *metrics.AppTop
 	for i, a := range apps {
 		mark := " "
 		if a.App == t.sel {
 			mark, selected = ">", &apps[i]
 		}
-		fmt.Fprintf(tw, "%s %s\t%.1f\t%s\t%s\t%.1f\t%d/%d\t%d\t%s\t%s\n", mark, a.App, a.RequestsPerSec,
+		memLimit, procs := "-", "-"
+		if l := a.Limits; l != nil && a.Isolation != "best effort" {
+			if l.MemoryMax > 0 {
+				memLimit = isolation.FormatSize(l.MemoryMax)
+			}
+			if l.Pids > 0 {
+				procs = strconv.FormatInt(l.Pids, 10)
+				if l.PidsMax > 0 {
+					procs += "/" + strconv.FormatInt(l.PidsMax, 10)
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s %s\t%.1f\t%s\t%s\t%.1f\t%d/%d\t%d\t%s\t%s\t%s\t%s\n", mark, a.App, a.RequestsPerSec,
 			ms(a.P50Ms, a.LatencySince), ms(a.P95Ms, a.LatencySince), a.ErrorRate*100,
-			a.InstancesUp, a.InstancesTotal, a.RestartsLastHour, rss(a.MemoryBytes), coldStart(a))
+			a.InstancesUp, a.InstancesTotal, a.RestartsLastHour, rss(a.MemoryBytes), memLimit, procs, coldStart(a))
 	}
 	tw.Flush()
 	if selected != nil {
@@ -240,6 +261,13 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 			fmt.Fprintf(&b, "; woke %d times from its sleep, the last in %s", selected.Wakes, coldStart(*selected))
 		}
 		b.WriteString("\n")
+		if l := selected.Limits; l != nil && selected.Isolation != "" {
+			for _, line := range limitsText(control.Limits{Mode: selected.Isolation, Asked: "its ENV's limits",
+				MemoryBytes: l.MemoryBytes, MemoryMax: l.MemoryMax, Pids: l.Pids, PidsMax: l.PidsMax,
+				CPUSeconds: l.CPUSeconds, CPUWeight: l.CPUWeight, CPUMax: l.CPUMax, OpenFiles: l.OpenFiles, OOMKills: l.OOMKills}) {
+				b.WriteString(line + "\n")
+			}
+		}
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROCESS\tSTATE\tUPTIME\tRESTARTS\tRESTARTS/1H\tLAST EXIT\tMEM\tCPU")
 		for _, in := range selected.Instances {

@@ -33,6 +33,9 @@ type Instance struct {
 	// be written; LogError the error while that lasts.
 	LogDropped int64  `json:"log_dropped_bytes,omitempty"`
 	LogError   string `json:"log_error,omitempty"`
+	// LogRateDropped is the bytes of output dropped because the app
+	// wrote more than its rate (PIKU_LOG_RATE).
+	LogRateDropped int64 `json:"log_rate_dropped_bytes,omitempty"`
 	// HealthFailures is the number of health checks the running process
 	// failed in a row; LastHealthError why the health check last
 	// restarted the instance.
@@ -70,6 +73,41 @@ type AppStatus struct {
 	// Held is the number of the app's requests the proxy holds now, while
 	// the app starts, wakes or runs its release (proxy/hold.go).
 	Held int `json:"held,omitempty"`
+	// Limits is what the app may use and uses, as this server enforces
+	// it; nil when the daemon has not planned the app yet.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are an app's limits and its use against them. The enforced
+// figures are read back from the kernel (the app's cgroup files, the
+// rlimits of its running process), never from the app's settings; a
+// limit of 0 is none.
+type Limits struct {
+	// Mode is how the limits are enforced: "cgroup v2", "cgroup v1" or
+	// "best effort" (then no memory, CPU or process limit holds).
+	Mode string `json:"mode"`
+	// Asked are the limits the app's ENV sets ("memory 512M, pids
+	// 1024"), which in best-effort mode are not enforced.
+	Asked       string  `json:"asked"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	MemoryMax   int64   `json:"memory_max,omitempty"`
+	MemoryHigh  int64   `json:"memory_high,omitempty"`
+	Pids        int64   `json:"pids,omitempty"`
+	PidsMax     int64   `json:"pids_max,omitempty"`
+	CPUSeconds  float64 `json:"cpu_seconds,omitempty"`
+	CPUWeight   int     `json:"cpu_weight,omitempty"`
+	CPUMax      float64 `json:"cpu_max,omitempty"`
+	// OpenFiles is the open files limit of each of the app's processes
+	// (RLIMIT_NOFILE, enforced in every mode), read from a running one.
+	OpenFiles int64 `json:"open_files,omitempty"`
+	// OOMKills counts the app's processes the kernel's OOM killer ended
+	// at its memory limit.
+	OOMKills int64 `json:"oom_kills,omitempty"`
+	// OutputDropped counts the bytes of the app's output dropped since
+	// the daemon started because it wrote more than OutputRate bytes per
+	// second (PIKU_LOG_RATE; 0 for no limit).
+	OutputDropped int64 `json:"output_dropped_bytes,omitempty"`
+	OutputRate    int64 `json:"output_rate,omitempty"`
 }
 
 // MaintenanceStatus is an app's maintenance as `piku ps` shows it.

@@ -61,12 +61,14 @@ func (d *Daemon) status(app string) control.AppStatus {
 	if rt, ok := d.table.Route(app); ok && rt.StaticSite != "" && len(rt.Hosts) > 0 && !st.Stopped {
 		st.Running = true
 	}
-	for _, in := range d.sup.Status(app) {
+	insts := d.sup.Status(app)
+	st.Limits = d.appLimits(app, insts)
+	for _, in := range insts {
 		st.Instances = append(st.Instances, control.Instance{
 			Kind: in.Kind, N: in.N, State: string(in.State), PID: in.PID, Port: in.Port,
 			Addr: in.Addr, StartedAt: in.StartedAt, Restarts: in.Restarts, LastExit: in.LastExit,
 			NextRetry: in.NextRetry, RSS: in.RSS, Revision: in.Revision, Generation: in.Generation,
-			LogDropped: in.LogDropped, LogError: in.LogError,
+			LogDropped: in.LogDropped, LogError: in.LogError, LogRateDropped: in.LogRateDropped,
 			HealthFailures: in.HealthFailures, LastHealthError: in.LastHealthError,
 		})
 		if in.State == supervisor.StateRunning {
@@ -250,6 +252,8 @@ func (d *Daemon) Forget(ctx context.Context, app string) error {
 	delete(d.apps, app)
 	d.mu.Unlock()
 	d.metrics.Forget(app)
+	d.asked.Delete(app)
+	d.watchdog.Forget(app)
 	d.cgroups.Kill(app)
 	d.cgroups.Remove(app)
 	return nil

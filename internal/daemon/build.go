@@ -25,9 +25,14 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	d.metrics = d.newMetrics()
-	d.cgroups = isolation.DetectCgroups("/sys/fs/cgroup", d.root.Dir())
+	if d.cfg.NoCgroups {
+		d.cgroups = &isolation.Cgroups{Why: "cgroups turned off (--cgroups=off, PIKU_CGROUPS=off)"}
+	} else {
+		d.cgroups = isolation.DetectCgroups("/sys/fs/cgroup", d.root.Dir())
+	}
+	d.watchdog = &isolation.MemoryWatchdog{Procs: isolation.SystemProcs{}}
 	if d.cgroups.Mode() == isolation.ModeBestEffort {
-		d.log.Warn("app limits: best effort: no cgroup this daemon may write, so memory, CPU and process limits are NOT enforced; only open files (PIKU_NOFILE) are", "why", d.cgroups.Why)
+		d.log.Warn("app limits: best effort: no cgroup this daemon may write, so CPU and process limits are NOT enforced; only open files (PIKU_NOFILE) are, and PIKU_MEMORY_MAX by a watchdog every "+memoryCheckEvery.String(), "why", d.cgroups.Why)
 	} else {
 		d.log.Info("app limits: "+string(d.cgroups.Mode()), "controllers", d.cgroups.Controllers(), "default_pids_max", isolation.DefaultPidsMax)
 	}
@@ -58,6 +63,7 @@ func (d *Daemon) build() error {
 		Router:    router{table: d.table},
 		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
 		StateFile: d.root.ProcessStateFile(),
+		OOM:       oomCounter{d},
 	})
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)

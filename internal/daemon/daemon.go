@@ -67,6 +67,10 @@ type Config struct {
 	// NetHTTP1 serves plain HTTP with net/http's server instead of the
 	// proxy's own (proxy.Options.NetHTTP1): an escape hatch.
 	NetHTTP1 bool
+	// NoCgroups keeps apps out of cgroups even where the daemon could
+	// use them (--cgroups=off): limits are then best effort, the memory
+	// watchdog and rlimits only.
+	NoCgroups bool
 	// Ready, when set, is called once the daemon listens and has started
 	// bringing apps up.
 	Ready func()
@@ -103,8 +107,12 @@ type Daemon struct {
 	jobs      cronJobs
 	certs     *certs.Manager
 	cron      *cron.Runner
-	// cgroups holds the apps' cgroups and limits.
-	cgroups *isolation.Cgroups
+	// cgroups holds the apps' cgroups and limits; asked holds, by app,
+	// what its ENV set at its last plan; watchdog stands in for the
+	// memory cgroup in best-effort mode.
+	cgroups  *isolation.Cgroups
+	asked    sync.Map
+	watchdog *isolation.MemoryWatchdog
 	// metrics is what GET /metrics shows.
 	metrics *metrics.Registry
 	// sleeper puts apps with PIKU_IDLE_TIMEOUT to sleep and wakes them
@@ -206,6 +214,7 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("cron", d.cron.Run)
 	goRun("idle apps", func(ctx context.Context) error { return d.sleeper.Run(ctx, d.activity) })
 	goRun("certificates", d.certs.Run)
+	goRun("memory watchdog", d.watchMemory)
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})
 	})
@@ -226,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 		landlock = "none: apps are not confined (" + why + ")"
 	}
 	d.log.Info("piku daemon started", "root", root.Dir(), "pid", os.Getpid(),
-		"http", cfg.HTTPAddr, "https", cfg.HTTPSAddr, "version", cfg.Version, "landlock", landlock)
+		"http", cfg.HTTPAddr, "https", cfg.HTTPSAddr, "version", cfg.Version, "landlock", landlock, "isolation", d.isolationMode())
 	// Start-up has a context of its own, ended first when the daemon
 	// stops: a signal during start-up must not wait for every app's boot.
 	startCtx, cancelStart := context.WithCancel(runCtx)

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/metrics"
 	"github.com/piku/piku/internal/supervisor"
 )
@@ -20,6 +22,8 @@ func (d *Daemon) newMetrics() *metrics.Registry {
 		Instances:    d.metricInstances,
 		Cron:         d.metricCron,
 		Certificates: d.certExpiries,
+		Limits:       d.metricLimits,
+		Isolation:    func() string { return string(d.cgroups.Mode()) },
 	})
 }
 
@@ -138,7 +142,7 @@ func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 		return fmt.Errorf("metrics listener: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", d.metrics.Handler())
+	mux.Handle("GET /metrics", refuseAppPeers(d.metrics.Handler()))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.Info("serving metrics", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
@@ -157,6 +161,29 @@ func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 		return fmt.Errorf("metrics listener: %w", err)
 	}
 	return nil
+}
+
+// refuseAppPeers answers 403 to a client that is one of the apps'
+// processes, as the control socket refuses them: every app's metrics
+// are there. The peer is found from its TCP port (isolation.TCPPeer);
+// a client on another machine (Prometheus), which no process here
+// holds, is served.
+func refuseAppPeers(h http.Handler) http.Handler {
+	daemon := os.Getpid()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		peer, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+		if la, ok := local.(*net.TCPAddr); ok && err == nil {
+			if pid := isolation.TCPPeer(peer.Port, la.Port); pid > 0 {
+				if a, ok := isolation.Owner(pid, daemon); ok {
+					msg := fmt.Sprintf("refused: process %d belongs to app %q (%s); apps may not read the metrics, which show every app's", a.PID, a.App, a.Reason)
+					http.Error(w, msg, http.StatusForbidden)
+					return
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // metricsAddr puts a bare port on loopback.

@@ -184,7 +184,7 @@ func (d *Daemon) planRollout(r *rollout) error {
 	}
 	p, err := d.makePlan(a, r.req.Restart)
 	if err != nil {
-		return err
+		return placeEnvError(d.root, r.app, err)
 	}
 	p.spec.KeepRunning = r.req.KeepRunning
 	r.plan = p
@@ -200,7 +200,7 @@ func (d *Daemon) planRollout(r *rollout) error {
 func (d *Daemon) appRoute(a *appconfig.App) (route proxy.Route, idle time.Duration, maint *appconfig.Maintenance, err error) {
 	route, err = proxy.RouteFromEnv(a.Name, a.Dir, a.Env.Map())
 	if err != nil {
-		return route, 0, nil, fmt.Errorf("app %q: %w", a.Name, err)
+		return route, 0, nil, placeEnvError(d.root, a.Name, fmt.Errorf("app %q: %w", a.Name, err))
 	}
 	if !route.NoAccessLog {
 		route.AccessLog = d.root.AccessLog(a.Name)
@@ -214,7 +214,7 @@ func (d *Daemon) appRoute(a *appconfig.App) (route proxy.Route, idle time.Durati
 		route.Cache.Path = d.root.Cache(a.Name)
 	}
 	if idle, err = idleTimeout(a); err != nil {
-		return route, 0, nil, err
+		return route, 0, nil, placeEnvError(d.root, a.Name, err)
 	}
 	route.TrackActivity = idle > 0
 	if maint, err = appconfig.ReadMaintenance(d.root, a.Name); err != nil {
@@ -301,9 +301,9 @@ func (d *Daemon) setStrategy(app, kind, strategy string) {
 // the app's own, host names another app serves.
 func (d *Daemon) guardRollout(r *rollout) error {
 	if err := d.checkStaticDirs(r.app, r.route, r.plan.static); err != nil {
-		return err
+		return placeEnvError(d.root, r.app, err)
 	}
-	return d.checkHosts(r.app, r.route.Hosts)
+	return placeEnvError(d.root, r.app, d.checkHosts(r.app, r.route.Hosts))
 }
 
 // stageRollout writes what new instances read when they start: the app's

@@ -261,7 +261,7 @@ func TestRolloutGuard(t *testing.T) {
 	w := newWorld(t, appFiles)
 	w.d.table = takenTable{fakeTable{w}}
 	_, err := w.deploy(control.DeployRequest{})
-	want := `app "app": NGINX_SERVER_NAME: app.test is already served by app "other"; remove it there first`
+	want := `app "app": ENV line 1: NGINX_SERVER_NAME: app.test is already served by app "other"; remove it there first`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %q", err, want)
 	}

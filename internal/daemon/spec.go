@@ -40,6 +40,7 @@ const (
 	keyLogMaxSize   = "PIKU_LOG_MAX_SIZE"         // MB per log file before rotation; default 10
 	keyLogBackups   = "PIKU_LOG_BACKUPS"          // rotated files kept; default 5
 	keyLogMaxAge    = "PIKU_LOG_MAX_AGE"          // days rotated files are kept; default 0 (no limit)
+	keyLogRate      = "PIKU_LOG_RATE"             // output copied to the logs per second, per app; default 1M, max = none
 	keyServerName   = "NGINX_SERVER_NAME"
 	keyPinnedPort   = "PORT"
 	keyRollout      = "PIKU_ROLLOUT" // rolling (default) or recreate: stop-then-start
@@ -110,6 +111,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.noteLimits(a.Name, limits, logs.Rate)
 	if len(procs) > 0 {
 		base.Set(procgroup.CgroupProcsVar, strings.Join(procs, ":"))
 	}
@@ -231,6 +233,14 @@ func logPolicyFromEnv(env *procfile.Env) (supervisor.LogPolicy, error) {
 	}
 	if l.MaxAgeDays, err = intKey(env, keyLogMaxAge); err != nil {
 		return l, err
+	}
+	if v, ok := env.Get(keyLogRate); ok && strings.TrimSpace(v) != "" {
+		v = strings.TrimSpace(v)
+		if v == "max" {
+			l.Rate = -1
+		} else if l.Rate, err = isolation.ParseSize(v); err != nil || l.Rate < 1<<10 {
+			return l, fmt.Errorf("%s=%q: accepted is a size per second of at least 1K, in bytes or with a K, M or G suffix (512K, 2M), or max for no limit", keyLogRate, v)
+		}
 	}
 	return l, nil
 }

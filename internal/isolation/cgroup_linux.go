@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,11 @@ const (
 
 // v1Controllers are the cgroup v1 controllers piku uses.
 var v1Controllers = []string{"memory", "cpu", "pids"}
+
+// v1Accounting are the cgroup v1 controllers piku only reads from (the
+// CPU time an app used), where the daemon may write them; without them
+// the limits hold all the same.
+var v1Accounting = []string{"cpuacct"}
 
 // Cgroups places apps' processes in cgroups of their own and sets their
 // limits there. The zero value, and a machine without a cgroup the
@@ -77,8 +83,7 @@ func (c *Cgroups) Controllers() []string {
 // root, so two daemons of different roots never share one, and a daemon
 // that restarts finds its apps' cgroups again.
 func DetectCgroups(fsRoot, root string) *Cgroups {
-	sum := sha256.Sum256([]byte(root))
-	name := "piku-" + hex.EncodeToString(sum[:4])
+	name := cgroupName(root)
 	own, err := ownCgroups()
 	if err != nil {
 		return &Cgroups{Why: err.Error()}
@@ -105,11 +110,62 @@ func DetectCgroups(fsRoot, root string) *Cgroups {
 		c.v1[ctrl] = dir
 	}
 	if len(c.v1) > 0 {
+		for _, ctrl := range v1Accounting {
+			if p, ok := own[ctrl]; ok {
+				dir := filepath.Join(fsRoot, ctrl, p, name)
+				if os.MkdirAll(dir, 0o755) == nil {
+					c.v1[ctrl] = dir
+				}
+			}
+		}
 		c.mode = ModeCgroupV1
 		c.Why = strings.Join(why, "; ")
 		return c
 	}
 	return &Cgroups{Why: strings.Join(why, "; ")}
+}
+
+// cgroupName is the directory of the apps' cgroups of the PIKU_ROOT root.
+func cgroupName(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return "piku-" + hex.EncodeToString(sum[:4])
+}
+
+// JoinAppCgroups moves the calling process into the cgroups the daemon
+// (pid daemonPID) keeps for app, below its own cgroups under fsRoot
+// (/sys/fs/cgroup), so that it and all it starts count against the
+// app's limits, as `piku run` does. Cgroups the daemon has not made
+// (best-effort mode, an app not started yet) are left out; it returns
+// the cgroups joined.
+func JoinAppCgroups(fsRoot, root, app string, daemonPID int) ([]string, error) {
+	own, err := procCgroups("/proc/" + strconv.Itoa(daemonPID) + "/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	name := cgroupName(root)
+	var dirs []string
+	if p, ok := own[""]; ok {
+		// The daemon moved itself to the leaf "daemon" of its
+		// delegated cgroup; the apps' cgroups are beside it.
+		dirs = append(dirs, filepath.Join(fsRoot, filepath.Dir(p), name, app))
+	}
+	for _, ctrl := range slices.Concat(v1Controllers, v1Accounting) {
+		if p, ok := own[ctrl]; ok {
+			dirs = append(dirs, filepath.Join(fsRoot, ctrl, p, name, app))
+		}
+	}
+	var joined []string
+	for _, dir := range dirs {
+		procs := filepath.Join(dir, "cgroup.procs")
+		if _, err := os.Stat(procs); err != nil {
+			continue
+		}
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			return joined, fmt.Errorf("app %q: joining its cgroup %s: %w", app, dir, err)
+		}
+		joined = append(joined, dir)
+	}
+	return joined, nil
 }
 
 // detectV2 uses the delegated cgroup v2 directory base when it offers the
@@ -149,8 +205,11 @@ func detectV2(base, name string) (*Cgroups, error) {
 
 // ownCgroups returns the calling process's cgroup path in each v1
 // controller, and in cgroup v2 under the key "".
-func ownCgroups() (map[string]string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+func ownCgroups() (map[string]string, error) { return procCgroups("/proc/self/cgroup") }
+
+// procCgroups reads a /proc/PID/cgroup file as ownCgroups does.
+func procCgroups(file string) (map[string]string, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +248,7 @@ func (c *Cgroups) Apply(app string, l Limits) ([]string, error) {
 		return []string{filepath.Join(dir, "cgroup.procs")}, nil
 	case ModeCgroupV1:
 		var procs []string
-		for _, ctrl := range v1Controllers {
+		for _, ctrl := range slices.Concat(v1Controllers, v1Accounting) {
 			base, ok := c.v1[ctrl]
 			if !ok {
 				continue

@@ -150,6 +150,10 @@ func sizeKey(get func(string) (string, bool), key string) (int64, error) {
 	return n, nil
 }
 
+// ParseSize reads a size as the ENV keys take it: bytes, or a number with
+// a K, M, G or T suffix (powers of 1024, an optional B or iB after it).
+func ParseSize(v string) (int64, error) { return parseSize(v) }
+
 func parseSize(v string) (int64, error) {
 	s := strings.ToUpper(v)
 	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
@@ -175,6 +179,10 @@ func parseSize(v string) (int64, error) {
 	}
 	return int64(n * float64(mult)), nil
 }
+
+// FormatSize renders a size in bytes as the ENV keys take it: 512M, 2G,
+// or bytes.
+func FormatSize(n int64) string { return formatSize(n) }
 
 func formatSize(n int64) string {
 	switch {

@@ -29,6 +29,28 @@ type Sources struct {
 	Cron func() []CronRun
 	// Certificates returns the expiry of the certificate of every host.
 	Certificates func() map[string]time.Time
+	// Limits returns every app's limits and its use against them.
+	Limits func() []AppLimits
+	// Isolation returns how apps' limits are enforced: "cgroup v2",
+	// "cgroup v1" or "best effort".
+	Isolation func() string
+}
+
+// AppLimits are one app's limits, as the kernel enforces them, and its
+// use against them. A limit of 0 is none; a figure the isolation mode
+// cannot tell is 0 and not reported.
+type AppLimits struct {
+	App                                string
+	MemoryBytes, MemoryMax, MemoryHigh int64
+	Pids, PidsMax                      int64
+	CPUSeconds                         float64
+	CPUWeight                          int
+	CPUMax                             float64 // CPUs
+	OpenFiles                          int64   // per process
+	OOMKills                           int64
+	// OutputDropped is the bytes of the app's output dropped because it
+	// wrote more than its rate (PIKU_LOG_RATE).
+	OutputDropped int64
 }
 
 // Instance is one process of an app, as the metrics show it.

@@ -249,3 +249,55 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 }
+
+// TestLimits: each app's limits and use, its OOM kills and the isolation
+// mode are exposed, and piku top reads them back.
+func TestLimits(t *testing.T) {
+	r := New(Sources{
+		Isolation: func() string { return "cgroup v1" },
+		Limits: func() []AppLimits {
+			return []AppLimits{
+				{App: "blog", MemoryBytes: 100 << 20, MemoryMax: 512 << 20, Pids: 7, PidsMax: 1024,
+					CPUSeconds: 2.5, CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2, OutputDropped: 5000},
+				{App: "shop", Pids: 1, PidsMax: 1024, CPUWeight: 100},
+			}
+		},
+	})
+	out := scrape(t, r)
+	for _, want := range []string{
+		`piku_isolation_mode{mode="cgroup v1"} 1`,
+		`piku_isolation_mode{mode="best effort"} 0`,
+		`piku_app_memory_bytes{app="blog"} 1.048576e+08`,
+		`piku_app_memory_limit_bytes{app="blog"} 5.36870912e+08`,
+		`piku_app_processes{app="blog"} 7`,
+		`piku_app_processes_limit{app="blog"} 1024`,
+		`piku_app_cpu_seconds_total{app="blog"} 2.5`,
+		`piku_app_cpu_limit_cpus{app="blog"} 1.5`,
+		`piku_app_open_files_limit{app="blog"} 4096`,
+		`piku_app_oom_kills_total{app="blog"} 2`,
+		`piku_app_oom_kills_total{app="shop"} 0`,
+		`piku_app_output_dropped_bytes_total{app="blog"} 5000`,
+		`piku_app_output_dropped_bytes_total{app="shop"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// No limit is no series: nothing says a limit holds that does not.
+	if strings.Contains(out, `piku_app_memory_limit_bytes{app="shop"}`) || strings.Contains(out, `piku_app_cpu_limit_cpus{app="shop"}`) {
+		t.Errorf("a limit series for an app without that limit:\n%s", out)
+	}
+	s, err := ParseSample(strings.NewReader(out), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := Top(Sample{}, s)
+	if len(apps) != 2 || apps[0].Isolation != "cgroup v1" || apps[0].Limits == nil {
+		t.Fatalf("Top = %+v", apps)
+	}
+	want := LimitsTop{MemoryBytes: 100 << 20, MemoryMax: 512 << 20, Pids: 7, PidsMax: 1024, CPUSeconds: 2.5,
+		CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2}
+	if *apps[0].Limits != want {
+		t.Errorf("blog's limits in top = %+v, want %+v", *apps[0].Limits, want)
+	}
+}

@@ -39,6 +39,32 @@ var (
 	descCronExit = prometheus.NewDesc("piku_cron_last_exit_code",
 		"Exit code of the entry's last finished run; -1 when a signal ended it.", cronLabels, nil)
 
+	descMode = prometheus.NewDesc("piku_isolation_mode",
+		"1 for how apps' limits are enforced: cgroup v2, cgroup v1, or best effort (memory, CPU and process limits not enforced).", []string{"mode"}, nil)
+	descAppMem = prometheus.NewDesc("piku_app_memory_bytes",
+		"Memory the app's processes use, as its cgroup counts it against the limit.", []string{"app"}, nil)
+	descAppMemMax = prometheus.NewDesc("piku_app_memory_limit_bytes",
+		"The app's hard memory limit (PIKU_MEMORY_MAX) as its cgroup enforces it. Absent when none is enforced.", []string{"app"}, nil)
+	descAppMemHigh = prometheus.NewDesc("piku_app_memory_high_bytes",
+		"The app's soft memory limit (PIKU_MEMORY_HIGH) as its cgroup holds it. Absent when none is.", []string{"app"}, nil)
+	descAppPids = prometheus.NewDesc("piku_app_processes",
+		"Processes and threads of the app, as its cgroup counts them.", []string{"app"}, nil)
+	descAppPidsMax = prometheus.NewDesc("piku_app_processes_limit",
+		"The app's process limit (PIKU_PIDS_MAX) as its cgroup enforces it. Absent when none is enforced.", []string{"app"}, nil)
+	descAppCPU = prometheus.NewDesc("piku_app_cpu_seconds_total",
+		"CPU time the app's processes used, as its cgroup counts it.", []string{"app"}, nil)
+	descAppCPUWeight = prometheus.NewDesc("piku_app_cpu_weight",
+		"The app's CPU weight against other apps (PIKU_CPU_WEIGHT; 100 is the default).", []string{"app"}, nil)
+	descAppCPUMax = prometheus.NewDesc("piku_app_cpu_limit_cpus",
+		"CPUs the app may use at most (PIKU_CPU_MAX). Absent when unlimited.", []string{"app"}, nil)
+	descAppNoFile = prometheus.NewDesc("piku_app_open_files_limit",
+		"Open files each of the app's processes may have (RLIMIT_NOFILE of a running one).", []string{"app"}, nil)
+	descAppOOM = prometheus.NewDesc("piku_app_oom_kills_total",
+		"The app's processes the kernel's OOM killer ended at its memory limit.", []string{"app"}, nil)
+
+	descAppOutputDropped = prometheus.NewDesc("piku_app_output_dropped_bytes_total",
+		"Bytes of the app's output not written to its logs because it wrote more than its rate (PIKU_LOG_RATE).", []string{"app"}, nil)
+
 	descCertExpiry = prometheus.NewDesc("piku_certificate_expiry_timestamp_seconds",
 		"When the certificate the proxy serves for the host expires (Unix time).", []string{"host"}, nil)
 )
@@ -48,7 +74,9 @@ type stateCollector struct{ r *Registry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descRecent, descExit, descUptime, descRSS,
-		descCPU, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry} {
+		descCPU, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry,
+		descMode, descAppMem, descAppMemMax, descAppMemHigh, descAppPids, descAppPidsMax, descAppCPU, descAppCPUWeight,
+		descAppCPUMax, descAppNoFile, descAppOOM, descAppOutputDropped} {
 		ch <- d
 	}
 }
@@ -94,6 +122,43 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descCronDur, prometheus.GaugeValue, j.Duration.Seconds(), j.App, j.Entry)
 				ch <- prometheus.MustNewConstMetric(descCronExit, prometheus.GaugeValue, float64(j.ExitCode), j.App, j.Entry)
 			}
+		}
+	}
+	if src.Isolation != nil {
+		mode := src.Isolation()
+		for _, m := range []string{"cgroup v2", "cgroup v1", "best effort"} {
+			v := 0.0
+			if m == mode {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descMode, prometheus.GaugeValue, v, m)
+		}
+	}
+	if src.Limits != nil {
+		for _, l := range src.Limits() {
+			for _, m := range []struct {
+				d *prometheus.Desc
+				t prometheus.ValueType
+				v float64
+			}{
+				{descAppMem, prometheus.GaugeValue, float64(l.MemoryBytes)},
+				{descAppMemMax, prometheus.GaugeValue, float64(l.MemoryMax)},
+				{descAppMemHigh, prometheus.GaugeValue, float64(l.MemoryHigh)},
+				{descAppPids, prometheus.GaugeValue, float64(l.Pids)},
+				{descAppPidsMax, prometheus.GaugeValue, float64(l.PidsMax)},
+				{descAppCPU, prometheus.CounterValue, l.CPUSeconds},
+				{descAppCPUWeight, prometheus.GaugeValue, float64(l.CPUWeight)},
+				{descAppCPUMax, prometheus.GaugeValue, l.CPUMax},
+				{descAppNoFile, prometheus.GaugeValue, float64(l.OpenFiles)},
+			} {
+				if m.v > 0 {
+					ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v, l.App)
+				}
+			}
+			// The counters are there from the start, at 0, so that
+			// their first increase shows.
+			ch <- prometheus.MustNewConstMetric(descAppOOM, prometheus.CounterValue, float64(l.OOMKills), l.App)
+			ch <- prometheus.MustNewConstMetric(descAppOutputDropped, prometheus.CounterValue, float64(l.OutputDropped), l.App)
 		}
 	}
 	if src.Certificates != nil {

@@ -16,6 +16,9 @@ import (
 type Sample struct {
 	At   time.Time
 	apps map[string]*appSample
+	// isolation is how apps' limits are enforced ("" when the daemon
+	// does not say).
+	isolation string
 }
 
 type appSample struct {
@@ -26,6 +29,7 @@ type appSample struct {
 	instances map[string]*InstanceTop
 	wakes     float64 // wakes that succeeded
 	lastCold  float64 // the last wake's cold start, in seconds
+	limits    *LimitsTop
 }
 
 type bucket struct {
@@ -118,6 +122,37 @@ func ParseSample(r io.Reader, at time.Time) (Sample, error) {
 	each("piku_instance_cpu_seconds_total", func(l map[string]string, m *dto.Metric) {
 		inst(l).CPUSeconds = m.GetCounter().GetValue()
 	})
+	each("piku_isolation_mode", func(l map[string]string, m *dto.Metric) {
+		if m.GetGauge().GetValue() == 1 {
+			s.isolation = l["mode"]
+		}
+	})
+	lim := func(l map[string]string) *LimitsTop {
+		a := app(l["app"])
+		if a.limits == nil {
+			a.limits = &LimitsTop{}
+		}
+		return a.limits
+	}
+	for name, set := range map[string]func(*LimitsTop, float64){
+		"piku_app_memory_bytes":       func(t *LimitsTop, v float64) { t.MemoryBytes = int64(v) },
+		"piku_app_memory_limit_bytes": func(t *LimitsTop, v float64) { t.MemoryMax = int64(v) },
+		"piku_app_processes":          func(t *LimitsTop, v float64) { t.Pids = int64(v) },
+		"piku_app_processes_limit":    func(t *LimitsTop, v float64) { t.PidsMax = int64(v) },
+		"piku_app_cpu_seconds_total":  func(t *LimitsTop, v float64) { t.CPUSeconds = v },
+		"piku_app_cpu_weight":         func(t *LimitsTop, v float64) { t.CPUWeight = int(v) },
+		"piku_app_cpu_limit_cpus":     func(t *LimitsTop, v float64) { t.CPUMax = v },
+		"piku_app_open_files_limit":   func(t *LimitsTop, v float64) { t.OpenFiles = int64(v) },
+		"piku_app_oom_kills_total":    func(t *LimitsTop, v float64) { t.OOMKills = int64(v) },
+	} {
+		each(name, func(l map[string]string, m *dto.Metric) {
+			v := m.GetGauge().GetValue()
+			if m.Counter != nil {
+				v = m.GetCounter().GetValue()
+			}
+			set(lim(l), v)
+		})
+	}
 	return s, nil
 }
 
@@ -156,6 +191,26 @@ type AppTop struct {
 	LastColdStartMs float64 `json:"last_cold_start_ms"`
 	// Instances are the app's processes, by name.
 	Instances []InstanceTop `json:"instances"`
+	// Isolation is how the app's limits are enforced: "cgroup v2",
+	// "cgroup v1" or "best effort" (not enforced); Limits are those
+	// limits and the app's use against them, null when the daemon has
+	// none to tell.
+	Isolation string     `json:"isolation,omitempty"`
+	Limits    *LimitsTop `json:"limits"`
+}
+
+// LimitsTop are an app's limits as the kernel enforces them and its use
+// against them (piku_app_* metrics); a limit of 0 is none.
+type LimitsTop struct {
+	MemoryBytes int64   `json:"memory_bytes"`
+	MemoryMax   int64   `json:"memory_max"`
+	Pids        int64   `json:"processes"`
+	PidsMax     int64   `json:"processes_max"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	CPUWeight   int     `json:"cpu_weight"`
+	CPUMax      float64 `json:"cpu_max"`
+	OpenFiles   int64   `json:"open_files"`
+	OOMKills    int64   `json:"oom_kills"`
 }
 
 // InstanceTop is one process of an app in `piku top`.
@@ -176,7 +231,8 @@ func Top(prev, cur Sample) []AppTop {
 	dt := cur.At.Sub(prev.At).Seconds()
 	var out []AppTop
 	for name, a := range cur.apps {
-		t := AppTop{App: name, RequestsByClass: map[string]int64{}, UpstreamErrors: map[string]int64{}, Instances: []InstanceTop{}}
+		t := AppTop{App: name, RequestsByClass: map[string]int64{}, UpstreamErrors: map[string]int64{}, Instances: []InstanceTop{},
+			Isolation: cur.isolation, Limits: a.limits}
 		for c, v := range a.classes {
 			t.RequestsByClass[c] = int64(v)
 			t.Requests += int64(v)

@@ -48,6 +48,9 @@ type instance struct {
 	mu     sync.Mutex
 	status InstanceStatus
 	probed string // what the last failed readiness check saw
+
+	oomSeen int64        // the app's OOM kill count when the process started; owner only
+	output  *outputLimit // the app's output rate
 }
 
 // lastProbe says what the last failed readiness check of a web instance
@@ -170,7 +173,7 @@ func (in *instance) run() {
 				return
 			}
 			ran = time.Since(p.Started)
-			last := p.Exit()
+			last := in.exitCause(p)
 			in.log.Info("exited", "pid", p.Pid(), "status", last, "ran", ran.Round(time.Millisecond))
 			code := p.Cmd.ProcessState.ExitCode()
 			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit, st.ExitCode = StateExited, 0, last, code })
@@ -287,6 +290,7 @@ func (in *instance) start() (*proc, error) {
 		return nil, spawnError(err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
+	in.noteOOM()
 	pg, err := procgroup.Start(cmd)
 	_ = w.Close()
 	if err != nil {

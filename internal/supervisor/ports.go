@@ -2,25 +2,32 @@ package supervisor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 )
 
 // ports hands out the ports of web instances. A port is never given to two
 // live instances, and ports something else listens on are skipped. The
-// search goes round the range from where the last one ended, so a port that
-// was just freed (and may still have connections draining) is not reused
-// at once.
+// search starts at a random port of the range, so that another app cannot
+// tell which port an instance will get next and bind it first; a port
+// among the last recentPorts freed (which may still have connections
+// draining) is taken only when no other is free.
 type ports struct {
 	bind     string
 	min, max int
 
-	mu    sync.Mutex
-	used  map[int]bool
-	next  int
-	probe func(addr string) bool // reports whether addr is free
+	mu     sync.Mutex
+	used   map[int]bool
+	recent []int                  // the last ports released, oldest first
+	probe  func(addr string) bool // reports whether addr is free
+	random func(n int) int        // a number in [0, n)
 }
+
+// recentPorts is how many freed ports are kept back while others are free.
+const recentPorts = 64
 
 func newPorts(r PortRange) (*ports, error) {
 	if r.Bind == "" {
@@ -32,7 +39,7 @@ func newPorts(r PortRange) (*ports, error) {
 	if r.Min <= 0 || r.Max > 65535 || r.Min > r.Max {
 		return nil, fmt.Errorf("port range %d-%d is not valid", r.Min, r.Max)
 	}
-	return &ports{bind: r.Bind, min: r.Min, max: r.Max, used: map[int]bool{}, next: r.Min, probe: canListen}, nil
+	return &ports{bind: r.Bind, min: r.Min, max: r.Max, used: map[int]bool{}, probe: canListen, random: rand.IntN}, nil
 }
 
 func (p *ports) addr(port int) string { return net.JoinHostPort(p.bind, strconv.Itoa(port)) }
@@ -49,17 +56,16 @@ func (p *ports) take(fixed int) (int, error) {
 		return fixed, nil
 	}
 	n := p.max - p.min + 1
-	for i := 0; i < n; i++ {
-		port := p.next
-		p.next++
-		if p.next > p.max {
-			p.next = p.min
+	start := p.random(n)
+	for _, recentOK := range []bool{false, true} {
+		for i := 0; i < n; i++ {
+			port := p.min + (start+i)%n
+			if p.used[port] || !recentOK && slices.Contains(p.recent, port) || !p.probe(p.addr(port)) {
+				continue
+			}
+			p.used[port] = true
+			return port, nil
 		}
-		if p.used[port] || !p.probe(p.addr(port)) {
-			continue
-		}
-		p.used[port] = true
-		return port, nil
 	}
 	return 0, fmt.Errorf("no free port in %s:%d-%d", p.bind, p.min, p.max)
 }
@@ -71,6 +77,10 @@ func (p *ports) release(port int) {
 	}
 	p.mu.Lock()
 	delete(p.used, port)
+	p.recent = append(p.recent, port)
+	if len(p.recent) > recentPorts {
+		p.recent = p.recent[1:]
+	}
 	p.mu.Unlock()
 }
 

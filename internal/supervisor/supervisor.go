@@ -19,6 +19,9 @@ type Options struct {
 	Router    Router       // told about every change of an app's web addresses; required
 	Ports     PortRange    // where web instances listen
 	StateFile string       // the live processes are recorded here; "" records nothing
+	// OOM, when set, tells exits by the kernel's OOM killer from other
+	// SIGKILLs (see OOMCounter).
+	OOM OOMCounter
 }
 
 // Supervisor runs the processes of every app.
@@ -29,6 +32,8 @@ type Supervisor struct {
 	state      *stateFile
 	logs       *logFiles
 	healthyRun time.Duration
+	oom        OOMCounter
+	outputs    sync.Map // app name -> *outputLimit
 
 	wg sync.WaitGroup // every instance owner
 
@@ -98,6 +103,7 @@ func New(o Options) (*Supervisor, error) {
 		state:      &stateFile{path: o.StateFile, log: o.Logger, procs: map[int]liveProc{}},
 		logs:       &logFiles{files: map[string]*logFile{}},
 		healthyRun: healthyRun,
+		oom:        o.OOM,
 		apps:       map[string]*app{},
 		live:       map[*instance]struct{}{},
 	}
@@ -246,6 +252,7 @@ func (s *Supervisor) spawn(spec *AppSpec, ps ProcessSpec, n, gen, fixed int) (*i
 		boot: make(chan error, 1), quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}),
 	}
 	in.log = s.log.With("app", spec.App, "process", in.name(), "generation", gen)
+	in.output = s.outputLimit(spec.App, spec.Logs.withDefaults().Rate)
 	if ps.Web {
 		port, err := s.ports.take(fixed)
 		if err != nil {

@@ -388,6 +388,7 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.probe = func(addr string) bool { return !busy[addr] }
+	p.random = func(int) int { return 0 } // from the start of the range
 	var got []int
 	for range 3 {
 		port, err := p.take(0)
@@ -409,10 +410,44 @@ func TestPorts(t *testing.T) {
 	if port, err := p.take(0); err != nil || port != 7002 {
 		t.Errorf("after release: %d, %v", port, err)
 	}
+	// A port just freed is kept back while another is free.
+	p.release(7000)
+	p.release(7003)
+	busy["127.0.0.1:7001"] = false
+	if port, err := p.take(0); err != nil || port != 7001 {
+		t.Errorf("with 7000 and 7003 just freed: %d, %v, want 7001", port, err)
+	}
 	for _, r := range []PortRange{{Min: 10, Max: 5}, {Min: 1, Max: 70000}} {
 		if _, err := newPorts(r); err == nil {
 			t.Errorf("range %+v accepted", r)
 		}
+	}
+}
+
+// TestPortsUnpredictable: the ports of new instances are drawn at random
+// from the range, so that another app cannot tell the next one and bind
+// it first; before, they were handed out in order (5 ports of 1000 in a
+// row by chance: about one in 10^12).
+func TestPortsUnpredictable(t *testing.T) {
+	p, err := newPorts(PortRange{Bind: "127.0.0.1", Min: 40000, Max: 40999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.probe = func(string) bool { return true }
+	var got []int
+	for range 5 {
+		port, err := p.take(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, port)
+	}
+	inOrder := true
+	for i := 1; i < len(got); i++ {
+		inOrder = inOrder && got[i] == got[i-1]+1
+	}
+	if inOrder {
+		t.Errorf("ports %v: handed out in order", got)
 	}
 }
 

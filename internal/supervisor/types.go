@@ -76,6 +76,9 @@ type InstanceStatus struct {
 	// writes still fail, "" once they succeed again.
 	LogDropped int64
 	LogError   string
+	// LogRateDropped counts the bytes of output dropped because the app
+	// wrote more than its rate (LogPolicy.Rate).
+	LogRateDropped int64
 	// HealthFailures is the number of health checks failed in a row by
 	// the running process; LastHealthError is why the last process was
 	// restarted by the health check ("" if it never was).
@@ -172,6 +175,11 @@ type LogPolicy struct {
 	MaxSizeMB  int    // rotate beyond this size; default 10
 	MaxBackups int    // rotated files kept; default 5
 	MaxAgeDays int    // rotated files older than this are removed; default 0, no limit
+	// Rate is the output of all the app's processes copied to its logs
+	// per second, in bytes; beyond it (after a burst of a few seconds'
+	// worth) output is dropped and counted. 0 is DefaultLogRate, below
+	// 0 no limit.
+	Rate int64
 }
 
 // ProcessSpec is one process kind of an app.
@@ -247,6 +255,9 @@ func (l LogPolicy) withDefaults() LogPolicy {
 	}
 	if l.MaxAgeDays < 0 {
 		l.MaxAgeDays = 0
+	}
+	if l.Rate == 0 {
+		l.Rate = DefaultLogRate
 	}
 	return l
 }
