@@ -369,9 +369,9 @@ func TestRolloutAfterDestroy(t *testing.T) {
 // key and what it accepts.
 func TestRolloutRefusesBadProxyKeys(t *testing.T) {
 	for _, tc := range []struct{ env, want string }{
-		{"NGINX_CLIENT_MAX_BODY_SIZE=lots", `app "app": NGINX_CLIENT_MAX_BODY_SIZE: "lots" is not a size (bytes, or a number with k, m or g, as 10m; 0 = no limit)`},
-		{"NGINX_PROXY_REQUEST_BUFFERING=sometimes", `app "app": NGINX_PROXY_REQUEST_BUFFERING: `},
-		{"NGINX_PROXY_BUFFERING=2", `app "app": NGINX_PROXY_BUFFERING: `},
+		{"NGINX_CLIENT_MAX_BODY_SIZE=lots", `app "app": ENV line 2: NGINX_CLIENT_MAX_BODY_SIZE: "lots" is not a size (bytes, or a number with k, m or g, as 10m; 0 = no limit)`},
+		{"NGINX_PROXY_REQUEST_BUFFERING=sometimes", `app "app": ENV line 2: NGINX_PROXY_REQUEST_BUFFERING: `},
+		{"NGINX_PROXY_BUFFERING=2", `app "app": ENV line 2: NGINX_PROXY_BUFFERING: `},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			w := newWorld(t, map[string]string{
