@@ -51,9 +51,15 @@ type Options struct {
 	// IdleTimeout closes keep-alive connections idle that long; default
 	// 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
-	// 64 KiB.
+	// MaxHeaderBytes bounds a request's header section, its request line
+	// and fields together (431 beyond it); each line may take a quarter
+	// of it, and at least 8 KiB (414 for a longer request line, 400 for a
+	// longer field), as nginx's large_client_header_buffers 4 8k do.
+	// Default 32 KiB (headerlimits.go).
 	MaxHeaderBytes int
+	// MaxHeaderFields bounds the fields of a request's header (431
+	// beyond it); default 100, gunicorn's limit_request_fields.
+	MaxHeaderFields int
 	// Observer is told about every request and connection, for metrics;
 	// nil = none.
 	Observer Observer
@@ -130,7 +136,10 @@ func New(o Options) *Server {
 		o.IdleTimeout = 120 * time.Second
 	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 64 << 10
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.MaxHeaderFields <= 0 {
+		o.MaxHeaderFields = DefaultMaxHeaderFields
 	}
 	summary := newSummaryHandler(o.Logger.Handler(), logSummaryInterval, time.Now)
 	s := &Server{
@@ -194,13 +203,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.o.Observer != nil {
 		connState = s.connState
 	}
-	newServer := func(h http.Handler) *http.Server {
+	newServer := func(h http.Handler, maxHeaderBytes int) *http.Server {
 		return &http.Server{
 			ConnState:         connState,
-			Handler:           h,
+			Handler:           s.headerLimits(h),
 			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 			IdleTimeout:       s.o.IdleTimeout,
-			MaxHeaderBytes:    s.o.MaxHeaderBytes,
+			MaxHeaderBytes:    maxHeaderBytes,
 			BaseContext:       func(net.Listener) context.Context { return base },
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
@@ -228,7 +237,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		var srv httpServer = h1.NewServer(h, h1Config(s.o), base, connState, s.log)
 		if s.o.NetHTTP1 {
-			srv = newServer(h)
+			srv = newServer(h, netHTTPMaxHeaderBytes(s.o.MaxHeaderBytes))
 		}
 		ls = append(ls, listener{srv, ln, false})
 		s.addrs[0] = ln.Addr().String()
@@ -243,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))))
+		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))), h2MaxHeaderBytes(s.o.MaxHeaderBytes, s.o.MaxHeaderFields))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {
 			if !slices.Contains(cfg.NextProtos, p) {

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/piku/piku/internal/daemon"
+	"github.com/piku/piku/proxy"
 )
 
 func (c *cli) daemonCommand() *cobra.Command {
@@ -60,6 +61,8 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
 	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
+	f.Int("max-header-bytes", proxy.DefaultMaxHeaderBytes, "bytes a request's header section (request line and fields) may take; each line a quarter of it, at least 8 KiB [$PIKU_MAX_HEADER_BYTES]")
+	f.Int("max-header-fields", proxy.DefaultMaxHeaderFields, "header fields a request may carry [$PIKU_MAX_HEADER_FIELDS]")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
 }
@@ -110,6 +113,13 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	default:
 		return daemon.Config{}, nil, fmt.Errorf("http1-server: %q is neither \"piku\" nor \"net/http\"", s)
 	}
+	maxHeaderBytes, maxHeaderFields := v.GetInt("max-header-bytes"), v.GetInt("max-header-fields")
+	if maxHeaderBytes < 1024 || maxHeaderBytes > 1<<20 {
+		return daemon.Config{}, nil, fmt.Errorf("max-header-bytes: %d: want 1024 to 1048576", maxHeaderBytes)
+	}
+	if maxHeaderFields < 1 || maxHeaderFields > 10000 {
+		return daemon.Config{}, nil, fmt.Errorf("max-header-fields: %d: want 1 to 10000", maxHeaderFields)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
@@ -133,6 +143,8 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
 		MetricsAddr:     v.GetString("metrics"),
 		NetHTTP1:        netHTTP1,
+		MaxHeaderBytes:  maxHeaderBytes,
+		MaxHeaderFields: maxHeaderFields,
 		Version:         Version,
 		Logger:          logger,
 	}

@@ -47,6 +47,9 @@ func (d *Daemon) build() error {
 		HTTPWrap:  d.certs.HTTPHandler,
 		Observer:  d.metrics,
 		NetHTTP1:  d.cfg.NetHTTP1,
+		// Header limits, as nginx's large_client_header_buffers.
+		MaxHeaderBytes:  d.cfg.MaxHeaderBytes,
+		MaxHeaderFields: d.cfg.MaxHeaderFields,
 		// Requests in flight when the daemon stops may take as long as
 		// the whole stop.
 		ShutdownTimeout: d.cfg.ShutdownTimeout,

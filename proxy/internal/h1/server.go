@@ -43,6 +43,8 @@ type Server struct {
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
+	maxFields         int // 0: no limit
+	maxLineBytes      int // 0: no limit
 	baseCtx           context.Context
 	connState         func(net.Conn, http.ConnState) // nil = none
 	log               *slog.Logger
@@ -85,11 +87,20 @@ const (
 )
 
 // Config holds the limits of a Server, as the fields of the same names in
-// http.Server.
+// http.Server but for MaxHeaderBytes, which counts the request line too.
 type Config struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
+	// MaxHeaderBytes bounds a request's header section, request line and
+	// fields (431 beyond it), and a chunked body's trailer section.
+	MaxHeaderBytes int
+	// MaxHeaderFields bounds the fields of a request's header section and
+	// of its trailer section (431 beyond it); 0 = no limit.
+	MaxHeaderFields int
+	// MaxHeaderLineBytes bounds each line of a request's header section,
+	// without its line end: 414 for the request line, 400 for a field;
+	// 0 = no limit.
+	MaxHeaderLineBytes int
 }
 
 // NewServer returns a Server that serves h with the limits of o; base is
@@ -101,6 +112,8 @@ func NewServer(h http.Handler, o Config, base context.Context, connState func(ne
 		readHeaderTimeout: o.ReadHeaderTimeout,
 		idleTimeout:       o.IdleTimeout,
 		maxHeaderBytes:    o.MaxHeaderBytes,
+		maxFields:         o.MaxHeaderFields,
+		maxLineBytes:      o.MaxHeaderLineBytes,
 		baseCtx:           base,
 		connState:         connState,
 		log:               log,
