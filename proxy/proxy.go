@@ -51,6 +51,11 @@ type Options struct {
 	// IdleTimeout closes keep-alive connections idle that long; default
 	// 120s.
 	IdleTimeout time.Duration
+	// SendTimeout cuts a client connection when a write to it made no
+	// progress for that long (the client stopped reading), as nginx's
+	// send_timeout: the time between two writes, not the whole response.
+	// Default 60s (DefaultSendTimeout); negative = none.
+	SendTimeout time.Duration
 	// MaxHeaderBytes bounds a request's header section, its request line
 	// and fields together (431 beyond it); each line may take a quarter
 	// of it, and at least 8 KiB (414 for a longer request line, 400 for a
@@ -78,6 +83,10 @@ type Options struct {
 	// compare the two (internal/bench/proxyload).
 	NetHTTP1 bool
 }
+
+// DefaultSendTimeout is Options.SendTimeout unless set: nginx's
+// send_timeout.
+const DefaultSendTimeout = 60 * time.Second
 
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
@@ -134,6 +143,11 @@ func New(o Options) *Server {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
+	}
+	if o.SendTimeout == 0 {
+		o.SendTimeout = DefaultSendTimeout
+	} else if o.SendTimeout < 0 {
+		o.SendTimeout = 0
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
@@ -206,7 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 	newServer := func(h http.Handler, maxHeaderBytes int) *http.Server {
 		return &http.Server{
 			ConnState:         connState,
-			Handler:           s.headerLimits(h),
+			Handler:           s.headerLimits(s.streamSendTimeout(h)),
 			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 			IdleTimeout:       s.o.IdleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
@@ -219,11 +233,7 @@ func (s *Server) Run(ctx context.Context) error {
 		slots = make(chan struct{}, s.o.MaxConns)
 	}
 	limit := func(ln net.Listener) net.Listener {
-		ln = s.accept.wrap(ln)
-		if slots == nil {
-			return ln
-		}
-		return newLimitListener(ln, slots)
+		return newClientListener(s.accept.wrap(ln), slots, s.o.SendTimeout)
 	}
 	if s.o.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.HTTPAddr)

@@ -61,6 +61,7 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("log-level", "info", "daemon log level: debug, info, warn, error [$PIKU_LOG_LEVEL]")
 	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
+	f.Duration("send-timeout", proxy.DefaultSendTimeout, "cut a client connection when a write to it made no progress for this long (nginx's send_timeout); 0 turns it off [$PIKU_SEND_TIMEOUT]")
 	f.Int("max-header-bytes", proxy.DefaultMaxHeaderBytes, "bytes a request's header section (request line and fields) may take; each line a quarter of it, at least 8 KiB [$PIKU_MAX_HEADER_BYTES]")
 	f.Int("max-header-fields", proxy.DefaultMaxHeaderFields, "header fields a request may carry [$PIKU_MAX_HEADER_FIELDS]")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
@@ -120,6 +121,13 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	if maxHeaderFields < 1 || maxHeaderFields > 10000 {
 		return daemon.Config{}, nil, fmt.Errorf("max-header-fields: %d: want 1 to 10000", maxHeaderFields)
 	}
+	sendTimeout := v.GetDuration("send-timeout")
+	switch {
+	case sendTimeout < 0:
+		return daemon.Config{}, nil, fmt.Errorf("send-timeout: %s: want a duration such as 60s, or 0 for none", sendTimeout)
+	case sendTimeout == 0:
+		sendTimeout = -1 // none
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
@@ -143,6 +151,7 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		ShutdownTimeout: v.GetDuration("shutdown-timeout"),
 		MetricsAddr:     v.GetString("metrics"),
 		NetHTTP1:        netHTTP1,
+		SendTimeout:     sendTimeout,
 		MaxHeaderBytes:  maxHeaderBytes,
 		MaxHeaderFields: maxHeaderFields,
 		Version:         Version,

@@ -97,6 +97,7 @@ func TestScripts(t *testing.T) {
 			"holdconns":   cmdHoldConns,
 			"hammer":      cmdHammer,
 			"logcount":    cmdLogCount,
+			"stallread":   cmdStallRead,
 		},
 	})
 }

@@ -38,15 +38,16 @@ func (d *Daemon) build() error {
 	}
 	d.sleeper = newSleeper(d)
 	d.proxy = proxy.New(proxy.Options{
-		Wake:      d.sleeper.wake,
-		MaxConns:  maxConns,
-		Logger:    d.log.With("part", "proxy"),
-		HTTPAddr:  d.cfg.HTTPAddr,
-		HTTPSAddr: d.cfg.HTTPSAddr,
-		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
-		HTTPWrap:  d.certs.HTTPHandler,
-		Observer:  d.metrics,
-		NetHTTP1:  d.cfg.NetHTTP1,
+		Wake:        d.sleeper.wake,
+		MaxConns:    maxConns,
+		Logger:      d.log.With("part", "proxy"),
+		HTTPAddr:    d.cfg.HTTPAddr,
+		HTTPSAddr:   d.cfg.HTTPSAddr,
+		TLSConfig:   d.observeTLS(d.certs.TLSConfig()),
+		HTTPWrap:    d.certs.HTTPHandler,
+		Observer:    d.metrics,
+		NetHTTP1:    d.cfg.NetHTTP1,
+		SendTimeout: d.cfg.SendTimeout,
 		// Header limits, as nginx's large_client_header_buffers.
 		MaxHeaderBytes:  d.cfg.MaxHeaderBytes,
 		MaxHeaderFields: d.cfg.MaxHeaderFields,

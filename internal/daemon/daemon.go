@@ -67,6 +67,9 @@ type Config struct {
 	// NetHTTP1 serves plain HTTP with net/http's server instead of the
 	// proxy's own (proxy.Options.NetHTTP1): an escape hatch.
 	NetHTTP1 bool
+	// SendTimeout cuts a client that stops reading (proxy.Options); 0 =
+	// the proxy's default, 60s; negative = none.
+	SendTimeout time.Duration
 	// MaxHeaderBytes and MaxHeaderFields bound a request's header
 	// (proxy.Options); 0 = the proxy's defaults, 32 KiB and 100 fields.
 	MaxHeaderBytes, MaxHeaderFields int
