@@ -11,42 +11,38 @@ import (
 )
 
 // clientListener hands out the proxy's client connections. Each is a
-// clientConn, whose writes get the send timeout. With slots, a listener
-// has at most cap(slots) connections open, shared with the other
-// listeners given the same slots: Accept waits while they are all taken,
-// and clients beyond wait in the kernel's backlog. It keeps the proxy from
-// taking the file descriptors the supervisor needs to start and restart
-// processes.
+// clientConn, whose writes get the send timeout. With a budget, the
+// listeners sharing it have at most its size of connections open: Accept
+// waits while they are all taken, and clients beyond wait in the kernel's
+// backlog. It keeps the proxy from taking the file descriptors the
+// supervisor needs to start and restart processes, and bounds the memory
+// connections hold.
 type clientListener struct {
 	net.Listener
-	slots       chan struct{} // nil: no bound
+	budget      *connBudget   // nil: no bound
 	sendTimeout time.Duration // 0: none
 	done        chan struct{}
 	closeOnce   sync.Once
 }
 
-func newClientListener(l net.Listener, slots chan struct{}, sendTimeout time.Duration) *clientListener {
-	return &clientListener{Listener: l, slots: slots, sendTimeout: sendTimeout, done: make(chan struct{})}
+func newClientListener(l net.Listener, budget *connBudget, sendTimeout time.Duration) *clientListener {
+	return &clientListener{Listener: l, budget: budget, sendTimeout: sendTimeout, done: make(chan struct{})}
 }
 
 func (l *clientListener) Accept() (net.Conn, error) {
-	if l.slots != nil {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
-		}
+	if l.budget != nil && !l.budget.take(l.done) {
+		return nil, net.ErrClosed
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		if l.slots != nil {
-			<-l.slots
+		if l.budget != nil {
+			l.budget.release()
 		}
 		return nil, err
 	}
 	cc := &clientConn{Conn: c, sendTimeout: l.sendTimeout}
-	if l.slots != nil {
-		cc.release = func() { <-l.slots }
+	if l.budget != nil {
+		cc.release = l.budget.release
 	}
 	return cc, nil
 }
@@ -54,6 +50,55 @@ func (l *clientListener) Accept() (net.Conn, error) {
 func (l *clientListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })
 	return l.Listener.Close()
+}
+
+// connBudget is the bound on client connections open at once, over all
+// listeners. When it is nearly taken (95 %), keep-alive is turned off on
+// every server: idle keep-alive connections are closed and busy ones close
+// after their response, as net/http's SetKeepAlivesEnabled(false) does,
+// so that clients waiting in the backlog get their turn; once a tenth of
+// it is free again, keep-alive is turned back on.
+type connBudget struct {
+	slots     chan struct{}
+	high, low int           // pressure from high connections on, until low
+	pressure  atomic.Bool   // keep-alive is off
+	onPress   func(on bool) // turns keep-alive off (on) and on again
+}
+
+func newConnBudget(n int, onPress func(on bool)) *connBudget {
+	return &connBudget{slots: make(chan struct{}, n), high: n - n/20, low: n - n/10 - 1, onPress: onPress}
+}
+
+// take waits for a free slot, or for done to be closed (false then).
+func (b *connBudget) take(done <-chan struct{}) bool {
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		b.press(true)
+		select {
+		case b.slots <- struct{}{}:
+		case <-done:
+			return false
+		}
+	}
+	if len(b.slots) >= b.high {
+		b.press(true)
+	}
+	return true
+}
+
+// release gives a slot back.
+func (b *connBudget) release() {
+	<-b.slots
+	if b.pressure.Load() && len(b.slots) <= b.low {
+		b.press(false)
+	}
+}
+
+func (b *connBudget) press(on bool) {
+	if b.pressure.CompareAndSwap(!on, on) {
+		b.onPress(on)
+	}
 }
 
 // clientConn is a client connection. Before each write it moves the

@@ -70,8 +70,10 @@ type Options struct {
 	Observer Observer
 	// MaxConns bounds the client connections open at once, over all
 	// listeners; beyond it new clients wait in the kernel's backlog until
-	// one closes. 0 = no bound. The daemon sets it from its file
-	// descriptor limit, so the proxy cannot starve the supervisor.
+	// one closes, and from 95 % of it on keep-alive is off (idle
+	// connections are closed first) until a tenth is free (limit.go).
+	// 0 = no bound. The daemon sets it from its file descriptor limit and
+	// its memory, so the proxy cannot starve the supervisor nor the apps.
 	MaxConns int
 	// Wake, when set, is called with an app's name when a request starts
 	// waiting for the app (held, with no backend: Server.Hold), from the
@@ -109,7 +111,8 @@ type Server struct {
 	holds      map[string]*holdState    // the held apps (hold.go)
 	activity   map[string]*atomic.Int64 // last request (UnixNano), by app with Route.TrackActivity
 
-	streams streams // long-lived answers Drain ends (streams.go)
+	streams streams     // long-lived answers Drain ends (streams.go)
+	budget  *connBudget // nil without Options.MaxConns; set before ready closes
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
@@ -228,12 +231,25 @@ func (s *Server) Run(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 	}
-	var slots chan struct{}
+	var budget *connBudget
 	if s.o.MaxConns > 0 {
-		slots = make(chan struct{}, s.o.MaxConns)
+		budget = newConnBudget(s.o.MaxConns, func(on bool) {
+			// Closing idle connections may release slots and end the
+			// pressure from within: ls is read, never changed, by then.
+			if on {
+				s.log.Warn("client connections near their limit: keep-alive off until a tenth is free", "limit", s.o.MaxConns)
+				if bo, ok := s.o.Observer.(BudgetObserver); ok {
+					bo.ConnBudgetFull()
+				}
+			}
+			for _, l := range ls {
+				l.srv.SetKeepAlivesEnabled(!on)
+			}
+		})
+		s.budget = budget
 	}
 	limit := func(ln net.Listener) net.Listener {
-		return newClientListener(s.accept.wrap(ln), slots, s.o.SendTimeout)
+		return newClientListener(s.accept.wrap(ln), budget, s.o.SendTimeout)
 	}
 	if s.o.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.HTTPAddr)
@@ -331,6 +347,7 @@ func (s *Server) Run(ctx context.Context) error {
 // HTTP/2) or piku's own HTTP/1.1 one.
 type httpServer interface {
 	Serve(net.Listener) error
+	SetKeepAlivesEnabled(bool)
 	Shutdown(context.Context) error
 	Close() error
 }

@@ -70,6 +70,9 @@ type Config struct {
 	// SendTimeout cuts a client that stops reading (proxy.Options); 0 =
 	// the proxy's default, 60s; negative = none.
 	SendTimeout time.Duration
+	// MaxConns bounds the proxy's client connections; 0 = derived from
+	// the file descriptor limit and the memory (Daemon.connLimit).
+	MaxConns int
 	// MaxHeaderBytes and MaxHeaderFields bound a request's header
 	// (proxy.Options); 0 = the proxy's defaults, 32 KiB and 100 fields.
 	MaxHeaderBytes, MaxHeaderFields int

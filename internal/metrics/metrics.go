@@ -82,6 +82,8 @@ type Registry struct {
 	cache      *prometheus.CounterVec
 	acl        *prometheus.CounterVec
 	conns      prometheus.Gauge
+	connLimit  prometheus.Gauge
+	connFull   prometheus.Counter
 	handshakes prometheus.Counter
 	rollouts   *prometheus.CounterVec
 	rolloutDur *prometheus.HistogramVec
@@ -126,6 +128,12 @@ func New(src Sources) *Registry {
 	r.conns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "piku_proxy_connections_open", Help: "Client connections the proxy holds open.",
 	})
+	r.connLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "piku_proxy_connections_limit", Help: "Client connections the proxy holds open at most (the daemon's max-connections); 0 = no bound.",
+	})
+	r.connFull = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "piku_proxy_connections_limit_reached_total", Help: "Times the client connections came near their limit: keep-alive was turned off until a tenth was free, and clients beyond waited in the backlog.",
+	})
 	r.handshakes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "piku_proxy_tls_handshakes_total", Help: "TLS handshakes clients started with the proxy.",
 	})
@@ -150,7 +158,7 @@ func New(src Sources) *Registry {
 		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, app)
 	for _, c := range []prometheus.Collector{r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream,
-		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart} {
+		r.inFlight, r.cache, r.acl, r.conns, r.connLimit, r.connFull, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -225,6 +233,12 @@ func (r *Registry) ConnOpened() { r.conns.Inc() }
 // ConnClosed implements proxy.Observer.
 func (r *Registry) ConnClosed() { r.conns.Dec() }
 
+// ConnBudgetFull implements proxy.BudgetObserver.
+func (r *Registry) ConnBudgetFull() { r.connFull.Inc() }
+
+// SetConnLimit sets the bound on client connections shown.
+func (r *Registry) SetConnLimit(n int) { r.connLimit.Set(float64(n)) }
+
 // appObserver holds one app's series, looked up once.
 type appObserver struct {
 	classes  [6]prometheus.Counter // by status/100; [0] for anything outside 1xx-5xx
@@ -296,4 +310,9 @@ func (a *appObserver) ACLRefused() { a.acl.Inc() }
 var (
 	_ proxy.Observer    = (*Registry)(nil)
 	_ proxy.AppObserver = (*appObserver)(nil)
+)
+
+var (
+	_ proxy.Observer       = (*Registry)(nil)
+	_ proxy.BudgetObserver = (*Registry)(nil)
 )

@@ -49,9 +49,10 @@ type Server struct {
 	connState         func(net.Conn, http.ConnState) // nil = none
 	log               *slog.Logger
 
-	date    atomic.Pointer[dateLine]
-	closing atomic.Bool
-	done    chan struct{} // closed by Shutdown or Close
+	date        atomic.Pointer[dateLine]
+	closing     atomic.Bool
+	noKeepAlive atomic.Bool   // SetKeepAlivesEnabled(false)
+	done        chan struct{} // closed by Shutdown or Close
 
 	mu          sync.Mutex
 	lns         []net.Listener
@@ -225,6 +226,30 @@ func (s *Server) stop(force bool) <-chan struct{} {
 	return s.empty
 }
 
+// SetKeepAlivesEnabled turns keep-alive on and off, as
+// http.Server.SetKeepAlivesEnabled does: off, the connections idle
+// between two requests are closed, and the others close after their
+// response. Connections that have not sent their first request are left
+// alone. It does not block on what it closes.
+func (s *Server) SetKeepAlivesEnabled(v bool) {
+	if v {
+		s.noKeepAlive.Store(false)
+		return
+	}
+	s.noKeepAlive.Store(true)
+	s.mu.Lock()
+	var idle []net.Conn
+	for c := range s.conns {
+		if c.servedOnce.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
+			idle = append(idle, c.nc)
+		}
+	}
+	s.mu.Unlock()
+	for _, nc := range idle {
+		nc.Close()
+	}
+}
+
 // Shutdown stops accepting, closes idle connections and waits until the
 // busy ones finished their request, or ctx ends (its error is returned
 // then). Upgraded connections are not waited for.
@@ -286,7 +311,9 @@ type h1Conn struct {
 	pending  []byte // body held back until its framing is known
 	tmpl     http.Request
 	served   bool // a request was read on it: it waits the idle timeout now
-	hijacked bool
+	// servedOnce is served, for SetKeepAlivesEnabled.
+	servedOnce atomic.Bool
+	hijacked   bool
 
 	// Expect: 100-continue: a body read asks for "100 Continue" unless the
 	// response has begun (guarded by cmu, as the body may be read on
@@ -422,7 +449,10 @@ func (c *h1Conn) linger() {
 // handle serves one request and reports whether the connection can take
 // the next one.
 func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
-	c.served = true
+	if !c.served {
+		c.served = true
+		c.servedOnce.Store(true)
+	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	r := req.WithContext(ctx)
