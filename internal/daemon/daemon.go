@@ -150,6 +150,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
+	// GCPercent trades memory for CPU; in a memory cgroup (a small VPS's
+	// service, a container) the garbage collector works harder as the
+	// heap nears half the cgroup's limit instead, rather than let the
+	// kernel kill the daemon and every app with it.
+	if cg := cgroupMemoryLimit("/proc/self/cgroup", "/sys/fs/cgroup"); cg > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cg / 2)
+		cfg.Logger.Info("memory cgroup", "limit", cg, "gomemlimit", cg/2)
+	}
 	isolation.LogProtectDaemon(cfg.Logger)
 	root := cfg.Root
 	// On a server Python piku ran, keep the files it needs and the modes

@@ -97,8 +97,16 @@ func main() {
 	accessLog := flag.Bool("access-log", false, "piku and nginx write access logs, buffered (nginx: buffer=64k flush=1s), to a temporary directory")
 	serveAccessLog := flag.String("serve-access-log", "", "internal: with -serve-proxy, write the access log to this file")
 	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
+	floodN := flag.Int("flood", 0, "instead of the load: this many hostile clients at once against piku's proxy and nginx (64 KiB of header fields, or 31 KiB held while a slow page answers); prints the peak RSS of each")
+	floodSlow := flag.Duration("flood-slow", 2*time.Second, "with -flood, how long the page takes to answer")
 	flag.Parse()
 	log.SetFlags(0)
+	if *floodN > 0 {
+		if err := floodRun(*floodN, *floodSlow, *nginxBin); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *serveProxy != "" {
 		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveAccessLog, *serveNetHTTP); err != nil {
 			log.Fatal(err)
