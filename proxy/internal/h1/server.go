@@ -302,8 +302,14 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote string
-	ctx    context.Context // the server's base context with the local address
-	state  atomic.Int32
+	// ctx is the server's base context with the local address, canceled
+	// when the connection's goroutine ends. Each request's context is a
+	// child of it, not of the base context all connections share, as
+	// net/http does: a child's registration locks its parent, and one
+	// parent for every connection was a lock all requests took.
+	ctx       context.Context
+	cancelCtx context.CancelFunc
+	state     atomic.Int32
 
 	deadline time.Time // the read deadline last set
 	hdr      http.Header
@@ -335,7 +341,7 @@ type h1Conn struct {
 
 func (s *Server) newConn(nc net.Conn) *h1Conn {
 	c := &h1Conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
-	c.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
+	c.ctx, c.cancelCtx = context.WithCancel(context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr()))
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
 		br.Reset(nc)
 		c.br = br
@@ -378,6 +384,7 @@ func KeepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 
 func (c *h1Conn) serve() {
 	defer c.close()
+	defer c.cancelCtx()
 	for {
 		req, body, err := c.readRequest()
 		if err != nil {
