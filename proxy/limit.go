@@ -111,7 +111,8 @@ func (b *connBudget) press(on bool) {
 type clientConn struct {
 	net.Conn
 	sendTimeout time.Duration
-	wdeadline   atomic.Int64 // the write deadline set, UnixNano; 0 = none
+	wdeadline   atomic.Int64     // the write deadline set, UnixNano; 0 = none
+	now         func() time.Time // nil: time.Now (tests set a clock)
 	once        sync.Once
 	release     func() // nil: no slot
 }
@@ -133,7 +134,11 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		if ns := c.wdeadline.Load(); ns != 0 {
 			set = time.Unix(0, ns)
 		}
-		if t, keep := h1.KeepDeadline(set, time.Now(), c.sendTimeout); !keep {
+		now := time.Now
+		if c.now != nil {
+			now = c.now
+		}
+		if t, keep := h1.KeepDeadline(set, now(), c.sendTimeout); !keep {
 			_ = c.Conn.SetWriteDeadline(t)
 			c.wdeadline.Store(t.UnixNano())
 		}

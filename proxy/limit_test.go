@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // budgetRecorder is a recorder that counts ConnBudgetFull.
@@ -101,5 +102,50 @@ func TestConnBudget(t *testing.T) {
 	close(done)
 	if b.take(done) {
 		t.Error("took a slot of a full budget once done")
+	}
+}
+
+// deadlineConn records the write deadlines set on it.
+type deadlineConn struct {
+	net.Conn // nil: only the methods below are called
+	set      []time.Time
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error { d.set = append(d.set, t); return nil }
+
+// TestClientConnSendTimeout: each write moves the write deadline to the
+// send timeout from now, so the timeout bounds the time between two
+// writes and not the whole response; a deadline less than a second early
+// is kept; a deadline set by the server (net/http clears it) is taken
+// into account.
+func TestClientConnSendTimeout(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	d := &deadlineConn{}
+	c := &clientConn{Conn: d, sendTimeout: time.Minute, now: func() time.Time { return now }}
+	for _, step := range []struct {
+		after time.Duration // since t0
+		clear bool          // the server clears the deadline first
+		want  time.Time     // the deadline set by the write; zero: none
+	}{
+		{0, false, t0.Add(time.Minute)},
+		{500 * time.Millisecond, false, time.Time{}},
+		{2 * time.Second, false, t0.Add(2*time.Second + time.Minute)},
+		{10 * time.Minute, false, t0.Add(10*time.Minute + time.Minute)}, // a long, steady download goes on
+		{10*time.Minute + 100*time.Millisecond, true, t0.Add(10*time.Minute + 100*time.Millisecond + time.Minute)},
+	} {
+		now = t0.Add(step.after)
+		if step.clear {
+			c.SetWriteDeadline(time.Time{})
+		}
+		d.set = nil
+		c.Write([]byte("x"))
+		switch {
+		case step.want.IsZero() && len(d.set) != 0:
+			t.Errorf("write at +%v moved the deadline to %v, want it kept", step.after, d.set)
+		case !step.want.IsZero() && (len(d.set) != 1 || !d.set[0].Equal(step.want)):
+			t.Errorf("write at +%v set %v, want %v", step.after, d.set, step.want)
+		}
 	}
 }
