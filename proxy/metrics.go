@@ -23,6 +23,13 @@ type Observer interface {
 	ConnClosed()
 }
 
+// BudgetObserver is an Observer also told when the client connections
+// come near Options.MaxConns (keep-alive is turned off until a tenth of
+// it is free again).
+type BudgetObserver interface {
+	ConnBudgetFull()
+}
+
 // AppObserver is told about the requests of one app.
 type AppObserver interface {
 	// Started is called when a request for the app comes in; Done when

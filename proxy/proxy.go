@@ -53,16 +53,29 @@ type Options struct {
 	// IdleTimeout closes keep-alive connections idle that long; default
 	// 120s.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's headers (431 beyond it); default
-	// 64 KiB.
+	// SendTimeout cuts a client connection when a write to it made no
+	// progress for that long (the client stopped reading), as nginx's
+	// send_timeout: the time between two writes, not the whole response.
+	// Default 60s (DefaultSendTimeout); negative = none.
+	SendTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header section, its request line
+	// and fields together (431 beyond it); each line may take a quarter
+	// of it, and at least 8 KiB (414 for a longer request line, 400 for a
+	// longer field), as nginx's large_client_header_buffers 4 8k do.
+	// Default 32 KiB (headerlimits.go).
 	MaxHeaderBytes int
+	// MaxHeaderFields bounds the fields of a request's header (431
+	// beyond it); default 100, gunicorn's limit_request_fields.
+	MaxHeaderFields int
 	// Observer is told about every request and connection, for metrics;
 	// nil = none.
 	Observer Observer
 	// MaxConns bounds the client connections open at once, over all
 	// listeners; beyond it new clients wait in the kernel's backlog until
-	// one closes. 0 = no bound. The daemon sets it from its file
-	// descriptor limit, so the proxy cannot starve the supervisor.
+	// one closes, and from 95 % of it on keep-alive is off (idle
+	// connections are closed first) until a tenth is free (limit.go).
+	// 0 = no bound. The daemon sets it from its file descriptor limit and
+	// its memory, so the proxy cannot starve the supervisor nor the apps.
 	MaxConns int
 	// Wake, when set, is called with an app's name when a request starts
 	// waiting for the app (held, with no backend: Server.Hold), from the
@@ -83,6 +96,10 @@ type Options struct {
 	// compare the two (internal/bench/proxyload).
 	NetHTTP1 bool
 }
+
+// DefaultSendTimeout is Options.SendTimeout unless set: nginx's
+// send_timeout.
+const DefaultSendTimeout = 60 * time.Second
 
 // Server is the reverse proxy. Its route table can be changed at any time
 // with SetRoute and RemoveRoute, while Run serves.
@@ -106,7 +123,8 @@ type Server struct {
 	holds      map[string]*holdState // the held apps (hold.go)
 	activity   map[string]*activity  // last request, by app with Route.TrackActivity (activity.go)
 
-	streams streams // long-lived answers Drain ends (streams.go)
+	streams streams     // long-lived answers Drain ends (streams.go)
+	budget  *connBudget // nil without Options.MaxConns; set before ready closes
 
 	idleMu sync.Mutex
 	idle   chan struct{} // closed and replaced when a backend's in-flight count reaches 0
@@ -147,8 +165,16 @@ func New(o Options) *Server {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
+	if o.SendTimeout == 0 {
+		o.SendTimeout = DefaultSendTimeout
+	} else if o.SendTimeout < 0 {
+		o.SendTimeout = 0
+	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 64 << 10
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.MaxHeaderFields <= 0 {
+		o.MaxHeaderFields = DefaultMaxHeaderFields
 	}
 	summary := newSummaryHandler(o.Logger.Handler(), logSummaryInterval, time.Now)
 	s := &Server{
@@ -213,27 +239,36 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.o.Observer != nil {
 		connState = s.connState
 	}
-	newServer := func(h http.Handler) *http.Server {
+	newServer := func(h http.Handler, maxHeaderBytes int) *http.Server {
 		return &http.Server{
 			ConnState:         connState,
-			Handler:           h,
+			Handler:           s.headerLimits(s.streamSendTimeout(h)),
 			ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 			IdleTimeout:       s.o.IdleTimeout,
-			MaxHeaderBytes:    s.o.MaxHeaderBytes,
+			MaxHeaderBytes:    maxHeaderBytes,
 			BaseContext:       func(net.Listener) context.Context { return base },
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 	}
-	var slots chan struct{}
+	var budget *connBudget
 	if s.o.MaxConns > 0 {
-		slots = make(chan struct{}, s.o.MaxConns)
+		budget = newConnBudget(s.o.MaxConns, func(on bool) {
+			// Closing idle connections may release slots and end the
+			// pressure from within: ls is read, never changed, by then.
+			if on {
+				s.log.Warn("client connections near their limit: keep-alive off until a tenth is free", "limit", s.o.MaxConns)
+				if bo, ok := s.o.Observer.(BudgetObserver); ok {
+					bo.ConnBudgetFull()
+				}
+			}
+			for _, l := range ls {
+				l.srv.SetKeepAlivesEnabled(!on)
+			}
+		})
+		s.budget = budget
 	}
 	limit := func(ln net.Listener) net.Listener {
-		ln = s.accept.wrap(ln)
-		if slots == nil {
-			return ln
-		}
-		return newLimitListener(ln, slots)
+		return newClientListener(s.accept.wrap(ln), budget, s.o.SendTimeout)
 	}
 	if s.o.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.HTTPAddr)
@@ -247,7 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		var srv httpServer = h1.NewServer(h, h1Config(s.o), base, connState, s.log)
 		if s.o.NetHTTP1 {
-			srv = newServer(h)
+			srv = newServer(h, netHTTPMaxHeaderBytes(s.o.MaxHeaderBytes))
 		}
 		ls = append(ls, listener{srv, ln, false})
 		s.addrs[0] = ln.Addr().String()
@@ -262,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		ln = limit(ln)
-		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))))
+		srv := newServer(s.trackStreams(s.handler(true, portOf(ln.Addr().String()))), h2MaxHeaderBytes(s.o.MaxHeaderBytes, s.o.MaxHeaderFields))
 		cfg := s.o.TLSConfig.Clone()
 		for _, p := range []string{"h2", "http/1.1"} {
 			if !slices.Contains(cfg.NextProtos, p) {
@@ -331,6 +366,7 @@ func (s *Server) Run(ctx context.Context) error {
 // HTTP/2) or piku's own HTTP/1.1 one.
 type httpServer interface {
 	Serve(net.Listener) error
+	SetKeepAlivesEnabled(bool)
 	Shutdown(context.Context) error
 	Close() error
 }

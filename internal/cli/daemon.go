@@ -13,6 +13,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/piku/piku/internal/daemon"
+	"github.com/piku/piku/proxy"
 )
 
 func (c *cli) daemonCommand() *cobra.Command {
@@ -61,6 +62,10 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.String("metrics", "", "TCP address to serve GET /metrics on besides the control socket; a bare port listens on loopback [$PIKU_METRICS]")
 	f.Duration("shutdown-timeout", 30*time.Second, "how long stopping everything may take [$PIKU_SHUTDOWN_TIMEOUT]")
 	f.String("cgroups", "auto", "auto: apps' limits in cgroups where the daemon may write them; off: best effort (open files, and memory by a watchdog) [$PIKU_CGROUPS]")
+	f.Duration("send-timeout", proxy.DefaultSendTimeout, "cut a client connection when a write to it made no progress for this long (nginx's send_timeout); 0 turns it off [$PIKU_SEND_TIMEOUT]")
+	f.Int("max-connections", 0, "client connections the proxy holds open at most; 0 derives it from the open file limit and the memory; clients beyond wait in the backlog [$PIKU_MAX_CONNECTIONS]")
+	f.Int("max-header-bytes", proxy.DefaultMaxHeaderBytes, "bytes a request's header section (request line and fields) may take; each line a quarter of it, at least 8 KiB [$PIKU_MAX_HEADER_BYTES]")
+	f.Int("max-header-fields", proxy.DefaultMaxHeaderFields, "header fields a request may carry [$PIKU_MAX_HEADER_FIELDS]")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
 }
@@ -119,6 +124,24 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	default:
 		return daemon.Config{}, nil, fmt.Errorf("cgroups: %q is neither \"auto\" nor \"off\"", s)
 	}
+	maxHeaderBytes, maxHeaderFields := v.GetInt("max-header-bytes"), v.GetInt("max-header-fields")
+	if maxHeaderBytes < 1024 || maxHeaderBytes > 1<<20 {
+		return daemon.Config{}, nil, fmt.Errorf("max-header-bytes: %d: want 1024 to 1048576", maxHeaderBytes)
+	}
+	if maxHeaderFields < 1 || maxHeaderFields > 10000 {
+		return daemon.Config{}, nil, fmt.Errorf("max-header-fields: %d: want 1 to 10000", maxHeaderFields)
+	}
+	maxConns := v.GetInt("max-connections")
+	if maxConns < 0 {
+		return daemon.Config{}, nil, fmt.Errorf("max-connections: %d: want a count, or 0 to derive it", maxConns)
+	}
+	sendTimeout := v.GetDuration("send-timeout")
+	switch {
+	case sendTimeout < 0:
+		return daemon.Config{}, nil, fmt.Errorf("send-timeout: %s: want a duration such as 60s, or 0 for none", sendTimeout)
+	case sendTimeout == 0:
+		sendTimeout = -1 // none
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		return daemon.Config{}, nil, fmt.Errorf("log-level: %w", err)
@@ -143,6 +166,10 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		MetricsAddr:     v.GetString("metrics"),
 		NetHTTP1:        netHTTP1,
 		NoCgroups:       noCgroups,
+		SendTimeout:     sendTimeout,
+		MaxConns:        maxConns,
+		MaxHeaderBytes:  maxHeaderBytes,
+		MaxHeaderFields: maxHeaderFields,
 		Version:         Version,
 		Logger:          logger,
 	}

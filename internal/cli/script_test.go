@@ -105,6 +105,11 @@ func TestScripts(t *testing.T) {
 			"httpwait":    cmdHTTPWait,
 			"wsopen":      cmdWSOpen,
 			"wsclosed":    cmdWSClosed,
+			"stallread":   cmdStallRead,
+			"memcg":       cmdMemcg,
+			"buildpiku":   cmdBuildPiku,
+			"headerflood": cmdHeaderFlood,
+			"memcgreport": cmdMemcgReport,
 		},
 	})
 }
@@ -514,6 +519,16 @@ func scriptCondition(cond string) (bool, error) {
 			return false, nil
 		}
 		return true, os.Remove(dir)
+	case "memcgv1":
+		dir, ok := ownMemcg()
+		if !ok {
+			return false, nil
+		}
+		probe := filepath.Join(dir, "piku-probe-"+strconv.Itoa(os.Getpid()))
+		if err := os.Mkdir(probe, 0o755); err != nil {
+			return false, nil
+		}
+		return true, os.Remove(probe)
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

@@ -36,23 +36,26 @@ func (d *Daemon) build() error {
 	} else {
 		d.log.Info("app limits: "+string(d.cgroups.Mode()), "controllers", d.cgroups.Controllers(), "default_pids_max", isolation.DefaultPidsMax)
 	}
-	maxConns := 0
-	if limit := raiseFDLimit(d.log); limit > 0 {
-		maxConns = proxyConnLimit(limit)
-		d.log.Info("file descriptors", "limit", limit, "proxy_connections", maxConns, "reserved", fdReserve(limit))
+	maxConns := d.connLimit()
+	if d.metrics != nil {
+		d.metrics.SetConnLimit(maxConns)
 	}
 	d.sleeper = newSleeper(d)
 	d.proxy = proxy.New(proxy.Options{
-		Wake:      d.sleeper.wake,
-		MaxConns:  maxConns,
-		Logger:    d.log.With("part", "proxy"),
-		HTTPAddr:  d.cfg.HTTPAddr,
-		HTTPSAddr: d.cfg.HTTPSAddr,
-		TLSConfig: d.observeTLS(d.certs.TLSConfig()),
-		HTTPWrap:  d.certs.HTTPHandler,
-		Observer:  d.metrics,
-		NetHTTP1:  d.cfg.NetHTTP1,
-		TempDir:   d.root.ProxyTemp(),
+		Wake:        d.sleeper.wake,
+		MaxConns:    maxConns,
+		Logger:      d.log.With("part", "proxy"),
+		HTTPAddr:    d.cfg.HTTPAddr,
+		HTTPSAddr:   d.cfg.HTTPSAddr,
+		TLSConfig:   d.observeTLS(d.certs.TLSConfig()),
+		HTTPWrap:    d.certs.HTTPHandler,
+		Observer:    d.metrics,
+		NetHTTP1:    d.cfg.NetHTTP1,
+		SendTimeout: d.cfg.SendTimeout,
+		TempDir:     d.root.ProxyTemp(),
+		// Header limits, as nginx's large_client_header_buffers.
+		MaxHeaderBytes:  d.cfg.MaxHeaderBytes,
+		MaxHeaderFields: d.cfg.MaxHeaderFields,
 		// Requests in flight when the daemon stops may take as long as
 		// the whole stop.
 		ShutdownTimeout: d.cfg.ShutdownTimeout,
@@ -71,4 +74,34 @@ func (d *Daemon) build() error {
 	d.cron = cron.New(cron.Options{Track: d.sup.Track})
 	d.procs, d.certHosts, d.jobs = d.sup, d.certs, d.cron
 	return nil
+}
+
+// connLimit returns the bound on the proxy's client connections: the
+// daemon's max-connections if set, else the fewer of what its file
+// descriptors (fdlimit_linux.go) and its memory (memlimit_linux.go)
+// allow; 0 for none.
+func (d *Daemon) connLimit() int {
+	fdConns := 0
+	if limit := raiseFDLimit(d.log); limit > 0 {
+		fdConns = proxyConnLimit(limit)
+		d.log.Info("file descriptors", "limit", limit, "proxy_connections", fdConns, "reserved", fdReserve(limit))
+	}
+	headerBytes := d.cfg.MaxHeaderBytes
+	if headerBytes <= 0 {
+		headerBytes = proxy.DefaultMaxHeaderBytes
+	}
+	mem := memoryLimit()
+	memConns := memoryConnLimit(mem, headerBytes)
+	n, from := fdConns, "file descriptors"
+	if memConns > 0 && (n == 0 || memConns < n) {
+		n, from = memConns, "memory"
+	}
+	if d.cfg.MaxConns > 0 {
+		n, from = d.cfg.MaxConns, "max-connections"
+		if fdConns > 0 && n > fdConns {
+			d.log.Warn("max-connections is above what the file descriptors allow the proxy", "max_connections", n, "fd_connections", fdConns)
+		}
+	}
+	d.log.Info("client connections", "limit", n, "from", from, "memory", mem, "memory_connections", memConns, "fd_connections", fdConns)
+	return n
 }

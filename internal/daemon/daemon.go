@@ -71,6 +71,15 @@ type Config struct {
 	// use them (--cgroups=off): limits are then best effort, the memory
 	// watchdog and rlimits only.
 	NoCgroups bool
+	// SendTimeout cuts a client that stops reading (proxy.Options); 0 =
+	// the proxy's default, 60s; negative = none.
+	SendTimeout time.Duration
+	// MaxConns bounds the proxy's client connections; 0 = derived from
+	// the file descriptor limit and the memory (Daemon.connLimit).
+	MaxConns int
+	// MaxHeaderBytes and MaxHeaderFields bound a request's header
+	// (proxy.Options); 0 = the proxy's defaults, 32 KiB and 100 fields.
+	MaxHeaderBytes, MaxHeaderFields int
 	// Ready, when set, is called once the daemon listens and has started
 	// bringing apps up.
 	Ready func()
@@ -151,6 +160,14 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
+	}
+	// GCPercent trades memory for CPU; in a memory cgroup (a small VPS's
+	// service, a container) the garbage collector works harder as the
+	// heap nears half the cgroup's limit instead, rather than let the
+	// kernel kill the daemon and every app with it.
+	if cg := cgroupMemoryLimit("/proc/self/cgroup", "/sys/fs/cgroup"); cg > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cg / 2)
+		cfg.Logger.Info("memory cgroup", "limit", cg, "gomemlimit", cg/2)
 	}
 	isolation.LogProtectDaemon(cfg.Logger)
 	root := cfg.Root

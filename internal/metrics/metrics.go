@@ -104,6 +104,8 @@ type Registry struct {
 	cache      *prometheus.CounterVec
 	acl        *prometheus.CounterVec
 	conns      prometheus.Gauge
+	connLimit  prometheus.Gauge
+	connFull   prometheus.Counter
 	handshakes prometheus.Counter
 	rollouts   *prometheus.CounterVec
 	rolloutDur *prometheus.HistogramVec
@@ -149,6 +151,12 @@ func New(src Sources) *Registry {
 	r.conns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "piku_proxy_connections_open", Help: "Client connections the proxy holds open.",
 	})
+	r.connLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "piku_proxy_connections_limit", Help: "Client connections the proxy holds open at most (the daemon's max-connections); 0 = no bound.",
+	})
+	r.connFull = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "piku_proxy_connections_limit_reached_total", Help: "Times the client connections came near their limit: keep-alive was turned off until a tenth was free, and clients beyond waited in the backlog.",
+	})
 	r.handshakes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "piku_proxy_tls_handshakes_total", Help: "TLS handshakes clients started with the proxy.",
 	})
@@ -176,7 +184,7 @@ func New(src Sources) *Registry {
 		Name: "piku_app_last_cold_start_seconds", Help: "How long the app's last wake took (piku top shows it).",
 	}, app)
 	for _, c := range []prometheus.Collector{r.requests, r.duration, r.bytesIn, r.bytesOut, r.upstream,
-		r.inFlight, r.cache, r.acl, r.conns, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart, r.lastCold} {
+		r.inFlight, r.cache, r.acl, r.conns, r.connLimit, r.connFull, r.handshakes, r.rollouts, r.rolloutDur, r.kinds, r.sleeps, r.wakes, r.coldStart, r.lastCold} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -252,6 +260,12 @@ func (r *Registry) ConnOpened() { r.conns.Inc() }
 // ConnClosed implements proxy.Observer.
 func (r *Registry) ConnClosed() { r.conns.Dec() }
 
+// ConnBudgetFull implements proxy.BudgetObserver.
+func (r *Registry) ConnBudgetFull() { r.connFull.Inc() }
+
+// SetConnLimit sets the bound on client connections shown.
+func (r *Registry) SetConnLimit(n int) { r.connLimit.Set(float64(n)) }
+
 // appObserver holds one app's series, looked up once.
 type appObserver struct {
 	classes  [6]prometheus.Counter // by status/100; [0] for anything outside 1xx-5xx
@@ -323,4 +337,9 @@ func (a *appObserver) ACLRefused() { a.acl.Inc() }
 var (
 	_ proxy.Observer    = (*Registry)(nil)
 	_ proxy.AppObserver = (*appObserver)(nil)
+)
+
+var (
+	_ proxy.Observer       = (*Registry)(nil)
+	_ proxy.BudgetObserver = (*Registry)(nil)
 )

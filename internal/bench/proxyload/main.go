@@ -97,8 +97,27 @@ func main() {
 	accessLog := flag.Bool("access-log", false, "piku and nginx write access logs, buffered (nginx: buffer=64k flush=1s), to a temporary directory")
 	serveAccessLog := flag.String("serve-access-log", "", "internal: with -serve-proxy, write the access log to this file")
 	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
+	realDaemon := flag.String("real-daemon", "", "instead of the load above: the piku binary whose daemon, with a deployed app, is loaded with wrk and h2load beside nginx and Caddy")
+	serveBackend := flag.String("serve-backend", "", "internal: serve the backend's answers on this address (the app of -real-daemon)")
+	floodN := flag.Int("flood", 0, "instead of the load: this many hostile clients at once against piku's proxy and nginx (64 KiB of header fields, or 31 KiB held while a slow page answers); prints the peak RSS of each")
+	floodSlow := flag.Duration("flood-slow", 2*time.Second, "with -flood, how long the page takes to answer")
 	flag.Parse()
 	log.SetFlags(0)
+	if *serveBackend != "" {
+		log.Fatal(http.ListenAndServe(*serveBackend, backendHandler()))
+	}
+	if *realDaemon != "" {
+		if err := daemonRun(*realDaemon, *duration, *conns, *nginxBin, *caddyBin, strings.Split(*sizes, ","), *h2); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *floodN > 0 {
+		if err := floodRun(*floodN, *floodSlow, *nginxBin); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *serveProxy != "" {
 		if err := proxyOnly(*serveProxy, *serveCert, *serveKey, *serveAccessLog, *serveNetHTTP); err != nil {
 			log.Fatal(err)
@@ -147,33 +166,12 @@ type response struct {
 
 func run(o runOptions) error {
 	duration, warmup, conns, nginxBin := o.duration, o.warmup, o.conns, o.nginx
-	small := []byte("hello, world\n")
-	big := bytes.Repeat([]byte("x"), 1<<20)
-	text10k, text100k := pageText(10_000), pageText(100_000)
-	responses := slices.DeleteFunc([]response{{"13 B", "/small", len(small), false}, {"1 MiB", "/big", len(big), false},
-		{"10 KB text", "/text10k", len(text10k), true}, {"100 KB text", "/text100k", len(text100k), true},
-		{"10 KB text uncompressed", "/text10k", len(text10k), false}, {"100 KB text uncompressed", "/text100k", len(text100k), false}},
-		func(r response) bool { return !slices.Contains(o.responses, r.label) })
+	responses := slices.DeleteFunc(allResponses(), func(r response) bool { return !slices.Contains(o.responses, r.label) })
 	if len(responses) == 0 {
 		return fmt.Errorf("-responses %q names none of: 13 B, 1 MiB, 10 KB text, 100 KB text, 10 KB text uncompressed, 100 KB text uncompressed", strings.Join(o.responses, ","))
 	}
 	backendConns := new(atomic.Int64)
-	backend, err := serveCounting(backendConns, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/big":
-			w.Write(big)
-		case "/text10k", "/text100k":
-			page := text10k
-			if r.URL.Path == "/text100k" {
-				page = text100k
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
-			w.Write(page)
-		default:
-			w.Write(small)
-		}
-	}))
+	backend, err := serveCounting(backendConns, backendHandler())
 	if err != nil {
 		return err
 	}
@@ -331,6 +329,41 @@ func run(o runOptions) error {
 		}
 	}
 	return nil
+}
+
+// The backend's answers.
+var (
+	smallBody         = []byte("hello, world\n")
+	bigBody           = bytes.Repeat([]byte("x"), 1<<20)
+	text10k, text100k = pageText(10_000), pageText(100_000)
+)
+
+// allResponses are the responses a run may measure.
+func allResponses() []response {
+	return []response{{"13 B", "/small", len(smallBody), false}, {"1 MiB", "/big", len(bigBody), false},
+		{"10 KB text", "/text10k", len(text10k), true}, {"100 KB text", "/text100k", len(text100k), true},
+		{"10 KB text uncompressed", "/text10k", len(text10k), false}, {"100 KB text uncompressed", "/text100k", len(text100k), false}}
+}
+
+// backendHandler is the app behind every proxy: a 13-byte answer, 1 MiB,
+// and 10 KB and 100 KB of text with a Content-Length.
+func backendHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			w.Write(bigBody)
+		case "/text10k", "/text100k":
+			page := text10k
+			if r.URL.Path == "/text100k" {
+				page = text100k
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.Write(page)
+		default:
+			w.Write(smallBody)
+		}
+	})
 }
 
 // addServer adds a proxy running as processes of its own (pid and its

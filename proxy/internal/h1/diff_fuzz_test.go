@@ -105,7 +105,7 @@ func pikuRequest(data string) (*parsedRequest, error) {
 // request that piku refuses and net/http takes, or "".
 func allowedRequestDiff(data string) string {
 	head, _, _ := strings.Cut(data, "\r\n\r\n")
-	if len(head) > fuzzHeaderLimit {
+	if len(head)+len("\r\n\r\n") > fuzzHeaderLimit { // the limit counts the whole section
 		return "MaxHeaderBytes: net/http's ReadRequest has no limit of its own"
 	}
 	if BareLF(head+"\r\n") || strings.Contains(strings.ReplaceAll(data, "\r\n", ""), "\n") {

@@ -32,7 +32,7 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	br := c.br
 	if br.Buffered() == 0 {
 		c.state.Store(connIdle)
-		if c.s.closing.Load() {
+		if c.s.closing.Load() || c.served && c.s.noKeepAlive.Load() {
 			return nil, nil, http.ErrServerClosed
 		}
 		// A new connection has ReadHeaderTimeout for its first byte, as
@@ -51,8 +51,10 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	} else {
 		c.state.Store(connActive)
 	}
-	// net/http's limit: the header fields, and 4 KiB for the request line.
-	limit := c.s.maxHeaderBytes + 4096
+	// The whole section, request line and fields, is bounded (as nginx's
+	// large_client_header_buffers bound it), then each line and the count
+	// of fields, before a header map is made.
+	limit := c.s.maxHeaderBytes
 	head, err := readSection(br, limit, true, func() {
 		// The header did not come in one read: from now on the client
 		// has ReadHeaderTimeout to send the rest.
@@ -66,7 +68,52 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.parseRequest(head)
+	fields, err := c.s.checkLines(head)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.parseRequest(head, fields)
+}
+
+// checkLines applies the line and field-count limits to a request's header
+// section, and returns how many field lines it has: a request line longer
+// than the line limit gets 414, a field line 400 (both as nginx answers
+// them), more fields than the count limit 431. Nothing is allocated, so a
+// flood of tiny fields is refused at the cost of its bytes alone.
+func (s *Server) checkLines(head string) (fields int, err error) {
+	first := true
+	for rest := head; rest != ""; {
+		i := strings.IndexByte(rest, '\n')
+		if i < 0 {
+			i = len(rest)
+		}
+		line := len(strings.TrimSuffix(rest[:i], "\r"))
+		if i < len(rest) {
+			rest = rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if line == 0 {
+			if first {
+				continue // empty lines before the request line (readSection skips them)
+			}
+			break
+		}
+		if s.maxLineBytes > 0 && line > s.maxLineBytes {
+			if first {
+				return 0, &h1Error{http.StatusRequestURITooLong, "request line too long"}
+			}
+			return 0, &h1Error{http.StatusBadRequest, "header field line too long"}
+		}
+		if !first {
+			fields++
+		}
+		first = false
+	}
+	if s.maxFields > 0 && fields > s.maxFields {
+		return fields, &h1Error{http.StatusRequestHeaderFieldsTooLarge, "too many header fields"}
+	}
+	return fields, nil
 }
 
 // headerEnd returns the length of the header section at the start of buf
@@ -102,7 +149,7 @@ func CutLine(s string) (line, rest string) {
 
 // parseRequest makes the request of a header section, checking it as
 // net/http's server does.
-func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
+func (c *h1Conn) parseRequest(head string, fields int) (*http.Request, *h1Body, error) {
 	if BareLF(head) {
 		// RFC 9112 2.2 lets a recipient take a bare LF for a line end;
 		// like llhttp, piku does not: a field another parser would read
@@ -135,10 +182,11 @@ func (c *h1Conn) parseRequest(head string) (*http.Request, *h1Body, error) {
 		}
 	}
 
-	h, err := ParseFields(rest, nil)
-	if err != nil {
+	hb := newHeaderBuilder(nil, fields)
+	if err := ForEachField(rest, hb.Add); err != nil {
 		return nil, nil, err
 	}
+	h := hb.h
 
 	req := &c.tmpl
 	*req = http.Request{Method: method, Proto: proto, ProtoMajor: major, ProtoMinor: minor,
@@ -275,7 +323,12 @@ type HeaderBuilder struct {
 // NewHeaderBuilder returns a builder adding to h (a new map when h is
 // nil) the fields of section s.
 func NewHeaderBuilder(h http.Header, s string) *HeaderBuilder {
-	n := strings.Count(s, "\n") + 1 // a field a line; the last may lack its line end
+	return newHeaderBuilder(h, strings.Count(s, "\n")+1) // a field a line; the last may lack its line end
+}
+
+// newHeaderBuilder returns a builder adding n fields to h (a new map when
+// h is nil).
+func newHeaderBuilder(h http.Header, n int) *HeaderBuilder {
 	if h == nil {
 		h = make(http.Header, n)
 	}
@@ -495,9 +548,11 @@ func (b *h1Body) Arrived() bool {
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into the request's Trailer.
 func (b *h1Body) readTrailer() error {
-	switch err := ReadTrailer(b.c.br, b.c.s.maxHeaderBytes, &b.req.Trailer); err {
+	switch err := readTrailer(b.c.br, b.c.s.maxHeaderBytes, b.c.s.maxFields, &b.req.Trailer); err {
 	case ErrHeaderTooLarge:
 		return badRequest("trailer too large")
+	case ErrTooManyFields:
+		return badRequest("too many trailer fields")
 	case ErrTrailerBareLF:
 		return badRequest("trailer line ended by a bare LF")
 	default:

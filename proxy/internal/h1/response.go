@@ -184,7 +184,7 @@ func (w *h1Response) commit(final bool) {
 	default:
 		w.closeAfter = true // an HTTP/1.0 body of unknown length ends with the connection
 	}
-	if w.closeAfter || c.s.closing.Load() || w.bodyEndsConn() {
+	if w.closeAfter || c.s.closing.Load() || c.s.noKeepAlive.Load() || w.bodyEndsConn() {
 		w.closeAfter = true
 		b = append(b, "Connection: close\r\n"...)
 	} else if w.req.ProtoMinor == 0 {

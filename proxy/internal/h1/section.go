@@ -68,14 +68,21 @@ func readSection(br *bufio.Reader, limit int, skipEmpty bool, wait func()) (stri
 // limit.
 var ErrHeaderTooLarge = errors.New("header section too large")
 
-// readLongSection reads a header section longer than br's buffer.
+// readLongSection reads a header section longer than br's buffer. Its
+// memory doubles as it grows, and the section is not copied again into
+// its string: the section costs about twice its bytes at most (append's
+// growth by a quarter and a copy cost six times).
 func readLongSection(br *bufio.Reader, limit int) (string, error) {
-	var b []byte
+	var b strings.Builder
+	b.Grow(2 * br.Size())
 	continued := false
 	for {
 		line, err := br.ReadSlice('\n')
-		b = append(b, line...)
-		if len(b) > limit {
+		if len(line) > b.Cap()-b.Len() {
+			b.Grow(len(line)) // to twice the capacity, and line
+		}
+		b.Write(line)
+		if b.Len() > limit {
 			return "", ErrHeaderTooLarge
 		}
 		if err == bufio.ErrBufferFull {
@@ -89,7 +96,7 @@ func readLongSection(br *bufio.Reader, limit int) (string, error) {
 			return "", err
 		}
 		if !continued && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			return string(b), nil
+			return b.String(), nil
 		}
 		continued = false
 	}
@@ -100,6 +107,12 @@ func readLongSection(br *bufio.Reader, limit int) (string, error) {
 // limit bytes, and adds its fields to *h, made when it is nil and the
 // section has any. Requests and responses both read their trailers here.
 func ReadTrailer(br *bufio.Reader, limit int, h *http.Header) error {
+	return readTrailer(br, limit, 0, h)
+}
+
+// readTrailer is ReadTrailer with a bound on the count of fields (0 for
+// none): ErrTooManyFields beyond it, before any is added to *h.
+func readTrailer(br *bufio.Reader, limit, maxFields int, h *http.Header) error {
 	head, err := ReadSection(br, limit)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF // the body ends with the trailer section's empty line
@@ -110,12 +123,19 @@ func ReadTrailer(br *bufio.Reader, limit int, h *http.Header) error {
 	if err != nil || len(head) <= 2 {
 		return err
 	}
+	if maxFields > 0 && strings.Count(head, "\n")-1 > maxFields {
+		return ErrTooManyFields
+	}
 	if *h == nil {
 		*h = http.Header{}
 	}
 	_, err = ParseFields(head, *h)
 	return err
 }
+
+// ErrTooManyFields is returned for a trailer section with more fields
+// than its limit.
+var ErrTooManyFields = errors.New("too many fields")
 
 // ErrTrailerBareLF is returned for a trailer section with a line ended by
 // LF alone.

@@ -43,13 +43,16 @@ type Server struct {
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
+	maxFields         int // 0: no limit
+	maxLineBytes      int // 0: no limit
 	baseCtx           context.Context
 	connState         func(net.Conn, http.ConnState) // nil = none
 	log               *slog.Logger
 
-	date    atomic.Pointer[dateLine]
-	closing atomic.Bool
-	done    chan struct{} // closed by Shutdown or Close
+	date        atomic.Pointer[dateLine]
+	closing     atomic.Bool
+	noKeepAlive atomic.Bool   // SetKeepAlivesEnabled(false)
+	done        chan struct{} // closed by Shutdown or Close
 
 	mu          sync.Mutex
 	lns         []net.Listener
@@ -85,11 +88,20 @@ const (
 )
 
 // Config holds the limits of a Server, as the fields of the same names in
-// http.Server.
+// http.Server but for MaxHeaderBytes, which counts the request line too.
 type Config struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
+	// MaxHeaderBytes bounds a request's header section, request line and
+	// fields (431 beyond it), and a chunked body's trailer section.
+	MaxHeaderBytes int
+	// MaxHeaderFields bounds the fields of a request's header section and
+	// of its trailer section (431 beyond it); 0 = no limit.
+	MaxHeaderFields int
+	// MaxHeaderLineBytes bounds each line of a request's header section,
+	// without its line end: 414 for the request line, 400 for a field;
+	// 0 = no limit.
+	MaxHeaderLineBytes int
 }
 
 // NewServer returns a Server that serves h with the limits of o; base is
@@ -101,6 +113,8 @@ func NewServer(h http.Handler, o Config, base context.Context, connState func(ne
 		readHeaderTimeout: o.ReadHeaderTimeout,
 		idleTimeout:       o.IdleTimeout,
 		maxHeaderBytes:    o.MaxHeaderBytes,
+		maxFields:         o.MaxHeaderFields,
+		maxLineBytes:      o.MaxHeaderLineBytes,
 		baseCtx:           base,
 		connState:         connState,
 		log:               log,
@@ -212,6 +226,30 @@ func (s *Server) stop(force bool) <-chan struct{} {
 	return s.empty
 }
 
+// SetKeepAlivesEnabled turns keep-alive on and off, as
+// http.Server.SetKeepAlivesEnabled does: off, the connections idle
+// between two requests are closed, and the others close after their
+// response. Connections that have not sent their first request are left
+// alone. It does not block on what it closes.
+func (s *Server) SetKeepAlivesEnabled(v bool) {
+	if v {
+		s.noKeepAlive.Store(false)
+		return
+	}
+	s.noKeepAlive.Store(true)
+	s.mu.Lock()
+	var idle []net.Conn
+	for c := range s.conns {
+		if c.servedOnce.Load() && c.state.CompareAndSwap(connIdle, connClosed) {
+			idle = append(idle, c.nc)
+		}
+	}
+	s.mu.Unlock()
+	for _, nc := range idle {
+		nc.Close()
+	}
+}
+
 // Shutdown stops accepting, closes idle connections and waits until the
 // busy ones finished their request, or ctx ends (its error is returned
 // then). Upgraded connections are not waited for.
@@ -264,8 +302,14 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote string
-	ctx    context.Context // the server's base context with the local address
-	state  atomic.Int32
+	// ctx is the server's base context with the local address, canceled
+	// when the connection's goroutine ends. Each request's context is a
+	// child of it, not of the base context all connections share, as
+	// net/http does: a child's registration locks its parent, and one
+	// parent for every connection was a lock all requests took.
+	ctx       context.Context
+	cancelCtx context.CancelFunc
+	state     atomic.Int32
 
 	deadline time.Time // the read deadline last set
 	hdr      http.Header
@@ -273,7 +317,9 @@ type h1Conn struct {
 	pending  []byte // body held back until its framing is known
 	tmpl     http.Request
 	served   bool // a request was read on it: it waits the idle timeout now
-	hijacked bool
+	// servedOnce is served, for SetKeepAlivesEnabled.
+	servedOnce atomic.Bool
+	hijacked   bool
 
 	// Expect: 100-continue: a body read asks for "100 Continue" unless the
 	// response has begun (guarded by cmu, as the body may be read on
@@ -295,7 +341,7 @@ type h1Conn struct {
 
 func (s *Server) newConn(nc net.Conn) *h1Conn {
 	c := &h1Conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
-	c.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr())
+	c.ctx, c.cancelCtx = context.WithCancel(context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr()))
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
 		br.Reset(nc)
 		c.br = br
@@ -338,6 +384,7 @@ func KeepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 
 func (c *h1Conn) serve() {
 	defer c.close()
+	defer c.cancelCtx()
 	for {
 		req, body, err := c.readRequest()
 		if err != nil {
@@ -409,7 +456,10 @@ func (c *h1Conn) linger() {
 // handle serves one request and reports whether the connection can take
 // the next one.
 func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
-	c.served = true
+	if !c.served {
+		c.served = true
+		c.servedOnce.Store(true)
+	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	r := req.WithContext(ctx)
