@@ -13,6 +13,7 @@ import (
 
 	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/supervisor"
 )
 
@@ -37,11 +38,16 @@ func (d *Daemon) metricInstances() []metrics.Instance {
 	var out []metrics.Instance
 	for _, app := range apps {
 		for _, in := range d.sup.Status(app) {
+			nice, hasNice := 0, false
+			if in.PID != 0 {
+				nice, hasNice = procgroup.Nice(in.PID)
+			}
 			out = append(out, metrics.Instance{
 				App: app, Kind: in.Kind, N: in.N, State: string(in.State), Running: in.PID != 0,
 				Restarts: in.Restarts, RecentRestarts: in.RecentRestarts,
 				Exited: in.LastExit != "", ExitCode: in.ExitCode,
 				StartedAt: in.StartedAt, RSS: in.RSS, CPU: in.CPU, HealthFailures: in.HealthFailures,
+				Nice: nice, HasNice: hasNice,
 			})
 		}
 	}
