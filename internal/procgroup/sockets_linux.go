@@ -69,33 +69,49 @@ func holdsSocket(pid int, inodes map[string]bool) bool {
 	return false
 }
 
+// socketHolders returns the pids of the processes of this machine that
+// have a descriptor open on one of the sockets inodes, as far as it can
+// see (another user's processes, without root, and another pid namespace
+// are not seen).
+func socketHolders(inodes map[string]bool, first bool) []int {
+	if len(inodes) == 0 {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && holdsSocket(pid, inodes) {
+			out = append(out, pid)
+			if first {
+				break
+			}
+		}
+	}
+	return out
+}
+
 // socketHolder returns the pid of a process of this machine that has a
 // descriptor open on one of the sockets inodes, 0 when none it can see
 // has (another user's processes, without root; another pid namespace).
 func socketHolder(inodes map[string]bool) int {
-	if len(inodes) == 0 {
-		return 0
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err == nil && holdsSocket(pid, inodes) {
-			return pid
-		}
+	if pids := socketHolders(inodes, true); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }
 
-// ListenerOwner returns the pid of the process that holds the TCP socket
-// listening on port (any address), found through /proc; listening is
-// false when no socket listens there, and pid is 0 when one does but the
-// process holding it cannot be seen.
-func ListenerOwner(port int) (pid int, listening bool) {
+// ListenerOwners returns the pids of the processes that hold the TCP
+// socket listening on port (any address), found through /proc: one,
+// unless it forked or handed the socket over; listening is false when no
+// socket listens there, and pids is empty when one does but the
+// processes holding it cannot be seen.
+func ListenerOwners(port int) (pids []int, listening bool) {
 	inodes := listenerInodes(port)
-	return socketHolder(inodes), len(inodes) > 0
+	return socketHolders(inodes, false), len(inodes) > 0
 }
 
 // TCPPeer returns the pid of the process of this machine at the far end

@@ -39,9 +39,9 @@ func TestTCPPeer(t *testing.T) {
 	}
 }
 
-// TestListenerOwner finds the process that holds a listening socket: a
+// TestListenerOwners finds the process that holds a listening socket: a
 // child that listens, and then nothing once it is gone.
-func TestListenerOwner(t *testing.T) {
+func TestListenerOwners(t *testing.T) {
 	cmd := exec.Command("python3", "-c", `import socket, signal
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -63,15 +63,15 @@ signal.pause()`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pid, listening := ListenerOwner(port); pid != cmd.Process.Pid || !listening {
-		t.Errorf("ListenerOwner(%d) = %d, %v, want the child %d", port, pid, listening, cmd.Process.Pid)
+	if pids, listening := ListenerOwners(port); len(pids) != 1 || pids[0] != cmd.Process.Pid || !listening {
+		t.Errorf("ListenerOwners(%d) = %v, %v, want the child %d", port, pids, listening, cmd.Process.Pid)
 	}
 	if name := ProcessName(cmd.Process.Pid); !strings.HasPrefix(name, "python3") {
 		t.Errorf("ProcessName = %q, want python3", name)
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	if pid, listening := ListenerOwner(port); pid != 0 || listening {
-		t.Errorf("ListenerOwner(%d) once the child is gone = %d, %v", port, pid, listening)
+	if pids, listening := ListenerOwners(port); len(pids) != 0 || listening {
+		t.Errorf("ListenerOwners(%d) once the child is gone = %v, %v", port, pids, listening)
 	}
 }
