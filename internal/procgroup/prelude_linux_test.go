@@ -232,3 +232,32 @@ func TestPreludeConfine(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStartPrelude measures what the prelude adds to a process's
+// start, start to exit of `/bin/sh -c true`: nothing asked, the rlimits
+// (ulimit in the prelude's shell), and the nice value on top (one more
+// exec, of nice(1)).
+func BenchmarkStartPrelude(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		env  []string
+	}{
+		{"none", nil},
+		{"rlimits", []string{NoFileVar + "=1024", CoreVar + "=0"}},
+		{"rlimits+nice", []string{NoFileVar + "=1024", CoreVar + "=0", NiceVar + "=" + strconv.Itoa(ownNice()+5)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				cmd := exec.Command("/bin/sh", "-c", "true")
+				cmd.Env = append(os.Environ(), bc.env...)
+				p, err := Start(cmd)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if e := p.Exit(); e != "exit 0" {
+					b.Fatalf("exit: %s", e)
+				}
+			}
+		})
+	}
+}
