@@ -6,9 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,8 +49,9 @@ func (c *cli) doctorCommand() *cobra.Command {
 		Short: "Say what this server enforces between apps, and check what piku needs",
 		Long: `Say what this server enforces between apps (the isolation mode, the cgroups
 and their controllers, the kernel's Landlock ABI, the daemon's own limits and
-OOM score) and check what piku needs: the proxy's listeners bound
-(PIKU_HTTP, PIKU_HTTPS; default :80 and :443), git and uwsgi installed, the
+OOM score) and check what piku needs: the proxy's listeners bound by the
+running daemon (PIKU_HTTP, PIKU_HTTPS; default :80 and :443), and who holds
+them otherwise; git and uwsgi installed, the
 service unit current; and for each app: its host names (NGINX_SERVER_NAME)
 resolve to this machine, the programs its runtime is built with are
 installed, and the ACME directory answers when apps have host names.
@@ -85,12 +86,14 @@ It exits 1 when a check fails.`,
 
 func doctor(root layout.Root) DoctorReport {
 	r := DoctorReport{Isolation: isolation.Probe("/sys/fs/cgroup")}
+	daemonPID := 0
 	if b, err := os.ReadFile(root.PidFile()); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			if score, err := procgroup.OOMScoreAdj(pid); err == nil {
 				d := &DoctorDaemon{PID: pid, OOMScoreAdj: score}
 				d.OpenFiles, d.Processes = procLimits(pid)
 				r.Daemon = d
+				daemonPID = pid
 			}
 		}
 	}
@@ -103,7 +106,7 @@ func doctor(root layout.Root) DoctorReport {
 			r.Checks = append(r.Checks, DoctorCheck{Name: l.name + " listener", OK: true, Detail: "off (" + l.env + " is empty)"})
 			continue
 		}
-		r.Checks = append(r.Checks, listenerCheck(l.name, addr))
+		r.Checks = append(r.Checks, listenerCheck(l.name, l.env, addr, daemonPID))
 	}
 	for _, prog := range []struct{ name, why string }{{"git", "pushes"}, {"uwsgi", "wsgi, jwsgi and rwsgi processes"}} {
 		path, err := exec.LookPath(prog.name)
@@ -118,18 +121,44 @@ func doctor(root layout.Root) DoctorReport {
 	return r
 }
 
-// listenerCheck says whether something accepts connections on addr.
-func listenerCheck(name, addr string) DoctorCheck {
-	dial := addr
-	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
-		dial = net.JoinHostPort("127.0.0.1", port)
-	}
-	c, err := net.DialTimeout("tcp", dial, 2*time.Second)
+// listenerCheck says whether the running daemon (daemonPID; 0 when none
+// runs) holds the socket listening on addr (the setting env), found through /proc as the
+// port squatter check finds an instance's, and who holds it otherwise:
+// another web server left running, or a second daemon, answers the
+// server's clients in piku's place, and a connection test alone would
+// call that fine.
+func listenerCheck(name, env, addr string, daemonPID int) DoctorCheck {
+	ch := DoctorCheck{Name: name + " listener"}
+	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
-		return DoctorCheck{Name: name + " listener", Detail: addr + ": nothing accepts connections (is the daemon running?)"}
+		ch.Detail = addr + ": " + err.Error()
+		return ch
 	}
-	_ = c.Close()
-	return DoctorCheck{Name: name + " listener", OK: true, Detail: addr + " is bound"}
+	port, err := net.LookupPort("tcp", p)
+	if err != nil {
+		ch.Detail = addr + ": " + err.Error()
+		return ch
+	}
+	pids, listening := procgroup.ListenerOwners(port)
+	if !listening {
+		ch.Detail = addr + ": nothing accepts connections (is the daemon running?)"
+		return ch
+	}
+	if daemonPID > 0 && slices.Contains(pids, daemonPID) {
+		ch.OK, ch.Detail = true, fmt.Sprintf("%s is bound by the daemon (pid %d)", addr, daemonPID)
+		return ch
+	}
+	daemon := "not running"
+	if daemonPID > 0 {
+		daemon = "pid " + strconv.Itoa(daemonPID)
+	}
+	if len(pids) == 0 {
+		ch.Detail = fmt.Sprintf("%s: port %d is held by a process this user cannot see, not by the piku daemon (%s): run piku doctor as root to see which", addr, port, daemon)
+		return ch
+	}
+	ch.Detail = fmt.Sprintf("%s: port %d is held by pid %d (%s), not by the piku daemon (%s): stop it, or give piku another address (%s)",
+		addr, port, pids[0], procgroup.ProcessName(pids[0]), daemon, env)
+	return ch
 }
 
 // procLimits returns pid's soft limits on open files and processes, from

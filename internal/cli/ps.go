@@ -151,16 +151,15 @@ func printStatus(c *cli, st control.AppStatus, now time.Time) {
 func limitsText(l control.Limits) []string {
 	var out []string
 	if l.Mode == "best effort" {
-		nofile := ""
-		if l.OpenFiles > 0 {
-			nofile = fmt.Sprintf(" (%d per process)", l.OpenFiles)
-		}
-		line := fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only open files are enforced%s", l.Asked, nofile)
+		line := fmt.Sprintf("limits (best effort: limits not enforced): asked for %s; only the limits per process are enforced", l.Asked)
 		if l.MemoryMax > 0 {
 			line += fmt.Sprintf("; memory %s in all, watched: over %s the biggest instance is killed and restarted",
 				rss(l.MemoryBytes), isolation.FormatSize(l.MemoryMax))
 		}
 		out = append(out, line)
+		if pp := perProcessText(l); pp != "" {
+			out = append(out, pp)
+		}
 		if l.OOMKills > 0 {
 			out = append(out, fmt.Sprintf("out of memory: the memory watchdog killed %d of the app's instances over the %s memory limit",
 				l.OOMKills, isolation.FormatSize(l.MemoryMax)))
@@ -204,10 +203,10 @@ func cgroupLimitsText(l control.Limits) []string {
 		cpu += fmt.Sprintf(", %.2fs used", l.CPUSeconds)
 	}
 	parts := []string{m, "processes " + of(fmt.Sprint(l.Pids), pids), cpu}
-	if l.OpenFiles > 0 {
-		parts = append(parts, fmt.Sprintf("open files %d per process", l.OpenFiles))
-	}
 	out := []string{fmt.Sprintf("limits (%s): %s", l.Mode, strings.Join(parts, ", "))}
+	if pp := perProcessText(l); pp != "" {
+		out = append(out, pp)
+	}
 	if l.OOMKills > 0 {
 		at := ""
 		if l.MemoryMax > 0 {
@@ -216,6 +215,38 @@ func cgroupLimitsText(l control.Limits) []string {
 		out = append(out, fmt.Sprintf("out of memory: the kernel killed %d of the app's processes%s", l.OOMKills, at))
 	}
 	return out
+}
+
+// perProcessText is the line of the limits each of the app's processes
+// has, which every mode enforces, as read from running ones: "per
+// process: open files 1024, core files none, nice web=0 worker=10"; ""
+// while none runs.
+func perProcessText(l control.Limits) string {
+	var parts []string
+	if l.OpenFiles > 0 {
+		parts = append(parts, fmt.Sprintf("open files %d", l.OpenFiles))
+	}
+	if l.CoreMax != nil {
+		switch n := *l.CoreMax; {
+		case n < 0:
+			parts = append(parts, "core files unlimited")
+		case n == 0:
+			parts = append(parts, "core files none")
+		default:
+			parts = append(parts, "core files up to "+isolation.FormatSize(n))
+		}
+	}
+	if len(l.Nice) > 0 {
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(l.Nice)) {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, l.Nice[k]))
+		}
+		parts = append(parts, "nice "+strings.Join(kinds, " "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "per process: " + strings.Join(parts, ", ")
 }
 
 func dash(n int) string {

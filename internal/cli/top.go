@@ -264,12 +264,13 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 		if l := selected.Limits; l != nil && selected.Isolation != "" {
 			for _, line := range limitsText(control.Limits{Mode: selected.Isolation, Asked: "its ENV's limits",
 				MemoryBytes: l.MemoryBytes, MemoryMax: l.MemoryMax, Pids: l.Pids, PidsMax: l.PidsMax,
-				CPUSeconds: l.CPUSeconds, CPUWeight: l.CPUWeight, CPUMax: l.CPUMax, OpenFiles: l.OpenFiles, OOMKills: l.OOMKills}) {
+				CPUSeconds: l.CPUSeconds, CPUWeight: l.CPUWeight, CPUMax: l.CPUMax, OpenFiles: l.OpenFiles,
+				CoreMax: l.CoreMax, Nice: kindsNice(selected.Instances), OOMKills: l.OOMKills}) {
 				b.WriteString(line + "\n")
 			}
 		}
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROCESS\tSTATE\tUPTIME\tRESTARTS\tRESTARTS/1H\tLAST EXIT\tMEM\tCPU")
+		fmt.Fprintln(tw, "PROCESS\tSTATE\tUPTIME\tRESTARTS\tRESTARTS/1H\tLAST EXIT\tMEM\tCPU\tNICE")
 		for _, in := range selected.Instances {
 			exit := "-"
 			if in.LastExitCode != nil {
@@ -279,12 +280,33 @@ func (t *topView) render(apps []metrics.AppTop, now time.Time, help bool) string
 			if in.UptimeSeconds > 0 {
 				up = short(time.Duration(in.UptimeSeconds) * time.Second)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.2fs\n", in.Process, orDash(in.State), up,
-				in.Restarts, in.RestartsLastHour, exit, rss(in.MemoryBytes), in.CPUSeconds)
+			nice := "-"
+			if in.Nice != nil {
+				nice = strconv.Itoa(*in.Nice)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.2fs\t%s\n", in.Process, orDash(in.State), up,
+				in.Restarts, in.RestartsLastHour, exit, rss(in.MemoryBytes), in.CPUSeconds, nice)
 		}
 		tw.Flush()
 	}
 	return b.String()
+}
+
+// kindsNice is the nice value of each kind's first running instance in
+// insts (named KIND.N), as ps shows them.
+func kindsNice(insts []metrics.InstanceTop) map[string]int {
+	var out map[string]int
+	for _, in := range insts {
+		kind, _, _ := strings.Cut(in.Process, ".")
+		if _, seen := out[kind]; seen || in.Nice == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[kind] = *in.Nice
+	}
+	return out
 }
 
 // coldStart renders how long the app's last wake from its sleep took;

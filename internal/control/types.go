@@ -100,6 +100,13 @@ type Limits struct {
 	// OpenFiles is the open files limit of each of the app's processes
 	// (RLIMIT_NOFILE, enforced in every mode), read from a running one.
 	OpenFiles int64 `json:"open_files,omitempty"`
+	// CoreMax is the core file size limit of each of the app's processes
+	// in bytes (RLIMIT_CORE, PIKU_CORE_MAX, enforced in every mode), -1
+	// for none, read from a running one; absent while none runs.
+	CoreMax *int64 `json:"core_max_bytes,omitempty"`
+	// Nice is the nice value (PIKU_NICE) of each kind's processes, read
+	// from a running one of the kind.
+	Nice map[string]int `json:"nice,omitempty"`
 	// OOMKills counts the app's processes the kernel's OOM killer ended
 	// at its memory limit.
 	OOMKills int64 `json:"oom_kills,omitempty"`

@@ -32,7 +32,7 @@ func (d *Daemon) build() error {
 	}
 	d.watchdog = &isolation.MemoryWatchdog{Procs: isolation.SystemProcs{}}
 	if d.cgroups.Mode() == isolation.ModeBestEffort {
-		d.log.Warn("app limits: best effort: no cgroup this daemon may write, so CPU and process limits are NOT enforced; only open files (PIKU_NOFILE) are, and PIKU_MEMORY_MAX by a watchdog every "+memoryCheckEvery.String(), "why", d.cgroups.Why)
+		d.log.Warn("app limits: best effort: no cgroup this daemon may write, so CPU and process limits are NOT enforced; only the limits per process are (PIKU_NOFILE, PIKU_CORE_MAX, PIKU_NICE), and PIKU_MEMORY_MAX by a watchdog every "+memoryCheckEvery.String(), "why", d.cgroups.Why)
 	} else {
 		d.log.Info("app limits: "+string(d.cgroups.Mode()), "controllers", d.cgroups.Controllers(), "default_pids_max", isolation.DefaultPidsMax)
 	}

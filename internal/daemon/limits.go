@@ -9,6 +9,7 @@ import (
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/supervisor"
 )
 
@@ -50,9 +51,40 @@ func (d *Daemon) appLimits(app string, insts []supervisor.InstanceStatus) *contr
 		MemoryBytes: u.MemoryBytes, MemoryMax: u.MemoryMax, MemoryHigh: u.MemoryHigh,
 		Pids: u.Pids, PidsMax: u.PidsMax,
 		CPUSeconds: u.CPUSeconds, CPUWeight: u.CPUWeight, CPUMax: u.CPUMax,
-		OpenFiles: openFilesOf(insts), OOMKills: u.OOMKills,
+		OpenFiles: openFilesOf(insts), CoreMax: coreOf(insts), Nice: niceOf(insts), OOMKills: u.OOMKills,
 		OutputDropped: d.sup.OutputDropped(app), OutputRate: a.logRate,
 	}
+}
+
+// coreOf is the core file size limit of the first running process of
+// insts (-1: unlimited), nil when none runs.
+func coreOf(insts []supervisor.InstanceStatus) *int64 {
+	for _, in := range insts {
+		if in.PID > 0 {
+			if n, ok := procgroup.CoreLimit(in.PID); ok {
+				return &n
+			}
+		}
+	}
+	return nil
+}
+
+// niceOf is the nice value of each kind's first running process in
+// insts, nil when none runs.
+func niceOf(insts []supervisor.InstanceStatus) map[string]int {
+	var out map[string]int
+	for _, in := range insts {
+		if _, seen := out[in.Kind]; seen || in.PID == 0 {
+			continue
+		}
+		if n, ok := procgroup.Nice(in.PID); ok {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[in.Kind] = n
+		}
+	}
+	return out
 }
 
 // metricLimits lists the limits and use of every deployed app.
@@ -70,7 +102,7 @@ func (d *Daemon) metricLimits() []metrics.AppLimits {
 		out = append(out, metrics.AppLimits{
 			App: app, MemoryBytes: l.MemoryBytes, MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh,
 			Pids: l.Pids, PidsMax: l.PidsMax, CPUSeconds: l.CPUSeconds, CPUWeight: l.CPUWeight, CPUMax: l.CPUMax,
-			OpenFiles: l.OpenFiles, OOMKills: l.OOMKills, OutputDropped: l.OutputDropped,
+			OpenFiles: l.OpenFiles, CoreMax: l.CoreMax, OOMKills: l.OOMKills, OutputDropped: l.OutputDropped,
 		})
 	}
 	return out

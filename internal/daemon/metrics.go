@@ -13,6 +13,7 @@ import (
 
 	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/metrics"
+	"github.com/piku/piku/internal/procgroup"
 	"github.com/piku/piku/internal/supervisor"
 )
 
@@ -37,11 +38,16 @@ func (d *Daemon) metricInstances() []metrics.Instance {
 	var out []metrics.Instance
 	for _, app := range apps {
 		for _, in := range d.sup.Status(app) {
+			nice, hasNice := 0, false
+			if in.PID != 0 {
+				nice, hasNice = procgroup.Nice(in.PID)
+			}
 			out = append(out, metrics.Instance{
 				App: app, Kind: in.Kind, N: in.N, State: string(in.State), Running: in.PID != 0,
 				Restarts: in.Restarts, RecentRestarts: in.RecentRestarts,
 				Exited: in.LastExit != "", ExitCode: in.ExitCode,
 				StartedAt: in.StartedAt, RSS: in.RSS, CPU: in.CPU, HealthFailures: in.HealthFailures,
+				Nice: nice, HasNice: hasNice,
 			})
 		}
 	}
@@ -165,7 +171,7 @@ func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 
 // refuseAppPeers answers 403 to a client that is one of the apps'
 // processes, as the control socket refuses them: every app's metrics
-// are there. The peer is found from its TCP port (isolation.TCPPeer);
+// are there. The peer is found from its TCP port (procgroup.TCPPeer);
 // a client on another machine (Prometheus), which no process here
 // holds, is served.
 func refuseAppPeers(h http.Handler) http.Handler {
@@ -174,7 +180,7 @@ func refuseAppPeers(h http.Handler) http.Handler {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		peer, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
 		if la, ok := local.(*net.TCPAddr); ok && err == nil {
-			if pid := isolation.TCPPeer(peer.Port, la.Port); pid > 0 {
+			if pid := procgroup.TCPPeer(peer.Port, la.Port); pid > 0 {
 				if a, ok := isolation.Owner(pid, daemon); ok {
 					msg := fmt.Sprintf("refused: process %d belongs to app %q (%s); apps may not read the metrics, which show every app's", a.PID, a.App, a.Reason)
 					http.Error(w, msg, http.StatusForbidden)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,12 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app %q: ENV: %w", a.Name, err)
 	}
+	nice, _ := env.Get(isolation.KeyNice)
+	if err := limits.CheckKinds(strings.TrimSpace(nice), func(kind string) bool {
+		return slices.ContainsFunc(a.Procfile.Entries, func(e procfile.Entry) bool { return e.Kind == kind })
+	}); err != nil {
+		return nil, fmt.Errorf("app %q: ENV: %w", a.Name, err)
+	}
 	procs, err := d.cgroups.Apply(a.Name, limits)
 	if err != nil {
 		return nil, err
@@ -119,6 +126,19 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		base.Set(k, v)
 	}
+	// The per-process limits every mode enforces (rlimits, nice), set
+	// by each process's prelude before it runs anything.
+	if limits.CoreMax == isolation.CoreUnlimited {
+		base.Set(procgroup.CoreVar, "unlimited")
+	} else {
+		base.Set(procgroup.CoreVar, strconv.FormatInt(limits.CoreMax, 10))
+	}
+	environ := func(kind string) []string {
+		if n, ok := limits.NiceOf(kind); ok {
+			return append(base.Environ(), procgroup.NiceVar+"="+strconv.Itoa(n))
+		}
+		return base.Environ()
+	}
 
 	for _, e := range a.Procfile.Entries {
 		switch {
@@ -130,7 +150,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 				Schedule: e.Schedule,
 				Command:  e.Command,
 				Dir:      a.Dir,
-				Env:      base.Environ(),
+				Env:      environ(e.Kind),
 				Log:      d.root.CronLog(a.Name, e.Kind),
 			})
 		}
@@ -141,7 +161,7 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 			Kind:    e.Kind,
 			Command: e.Command,
 			Count:   count,
-			Env:     base.Environ(),
+			Env:     environ(e.Kind),
 			// Recreate: stop-then-start, while the proxy holds the
 			// app's requests (rollout.go).
 			Recreate: recreate,

@@ -25,7 +25,8 @@ const (
 	// ModeCgroupV1: a cgroup per app in each cgroup v1 controller the
 	// daemon may write (memory, cpu, pids).
 	ModeCgroupV1 Mode = "cgroup v1"
-	// ModeBestEffort: no cgroup; only per-process rlimits (open files).
+	// ModeBestEffort: no cgroup; only the limits per process (open files,
+	// core file size, nice) and a memory watchdog.
 	ModeBestEffort Mode = "best effort"
 )
 

@@ -2,6 +2,8 @@ package isolation
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,7 +16,23 @@ const (
 	KeyCPUMax     = "PIKU_CPU_MAX"     // at most this many CPUs: 0.5, 2, max
 	KeyPidsMax    = "PIKU_PIDS_MAX"    // processes and threads of the app: default DefaultPidsMax
 	KeyNoFile     = "PIKU_NOFILE"      // open files per process (a rlimit)
+	KeyCoreMax    = "PIKU_CORE_MAX"    // core file size per process (a rlimit): 0 (the default), 512M, max
+	KeyNice       = "PIKU_NICE"        // CPU priority (nice, 0-19) of the app's processes, or per kind: worker:10
 )
+
+// DefaultCoreMax is the core file size of an app's processes unless its
+// ENV says otherwise: none. A small server's disk is shared by every app,
+// the daemon and their logs, and an app that crashes in a loop under the
+// supervisor's restarts would write a core file at every crash; the few
+// who debug a crash with one ask for it (PIKU_CORE_MAX=max).
+const DefaultCoreMax = 0
+
+// CoreUnlimited is Limits.CoreMax for no limit on core files (max).
+const CoreUnlimited = -1
+
+// MaxNice is the lowest CPU priority (the highest nice value) a process
+// can have; 0 is the daemon's usual priority.
+const MaxNice = 19
 
 // DefaultPidsMax is the number of processes (threads included) an app may
 // have unless its ENV says otherwise: far more than any app on a small
@@ -22,7 +40,8 @@ const (
 // ends at it and the other apps and the daemon can still start processes.
 const DefaultPidsMax = 1024
 
-// Limits are what one app's processes may use. A zero field sets nothing.
+// Limits are what one app's processes may use. A zero field sets nothing,
+// but for CoreMax, which is always set (0: no core files).
 type Limits struct {
 	MemoryMax  int64   // bytes
 	MemoryHigh int64   // bytes
@@ -30,10 +49,36 @@ type Limits struct {
 	CPUMax     float64 // CPUs
 	PidsMax    int     // processes and threads
 	NoFile     int     // open files per process
+	// CoreMax is the core file size of each process, in bytes, or
+	// CoreUnlimited.
+	CoreMax int64
+	// Nice is the nice value (0-MaxNice) the app's processes start with:
+	// the key "" for every kind, a kind's name for that kind's; a kind
+	// in neither runs at the daemon's priority. Nil asks for nothing.
+	Nice map[string]int
 }
 
-// Any reports whether l limits something.
-func (l Limits) Any() bool { return l != Limits{} }
+// NiceOf returns the nice value kind's processes start with, and whether
+// the app asked for one.
+func (l Limits) NiceOf(kind string) (int, bool) {
+	if n, ok := l.Nice[kind]; ok {
+		return n, true
+	}
+	n, ok := l.Nice[""]
+	return n, ok
+}
+
+// CheckKinds refuses a per-kind setting that names a kind the app does
+// not have (has reports whether it has one), so that a misspelt kind is
+// said rather than silently ignored.
+func (l Limits) CheckKinds(spec string, has func(kind string) bool) error {
+	for _, k := range slices.Sorted(maps.Keys(l.Nice)) {
+		if k != "" && !has(k) {
+			return fmt.Errorf("%s=%q: the Procfile has no kind %q", KeyNice, spec, k)
+		}
+	}
+	return nil
+}
 
 // String renders l for logs and ps: "memory 512M, pids 1024".
 func (l Limits) String() string {
@@ -55,6 +100,15 @@ func (l Limits) String() string {
 	}
 	if l.NoFile > 0 {
 		parts = append(parts, "nofile "+strconv.Itoa(l.NoFile))
+	}
+	switch {
+	case l.CoreMax == CoreUnlimited:
+		parts = append(parts, "core max")
+	case l.CoreMax > 0:
+		parts = append(parts, "core "+formatSize(l.CoreMax))
+	}
+	if len(l.Nice) > 0 {
+		parts = append(parts, "nice "+formatNice(l.Nice))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -111,7 +165,86 @@ func ParseLimits(get func(string) (string, bool)) (Limits, error) {
 	if l.NoFile, err = intKey(get, KeyNoFile, 64, 1048576, false); err != nil {
 		return l, err
 	}
+	if v, ok := value(get, KeyCoreMax); ok {
+		switch n, perr := parseSize(v); {
+		case v == "max":
+			l.CoreMax = CoreUnlimited
+		case v == "0":
+			l.CoreMax = 0
+		case perr != nil:
+			return l, fmt.Errorf("%s=%q: accepted is a size in bytes or with a K, M, G or T suffix (512M, 2G), 0 for no core files (the default), or max", KeyCoreMax, v)
+		default:
+			l.CoreMax = n
+		}
+	}
+	if v, ok := value(get, KeyNice); ok {
+		if l.Nice, err = parseNice(v); err != nil {
+			return l, err
+		}
+	}
 	return l, nil
+}
+
+// parseNice reads PIKU_NICE: a nice value for every kind (10), values per
+// kind (worker:10), or both (5, worker:15), separated by commas or spaces.
+func parseNice(v string) (map[string]int, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("%s=%q: %saccepted is a nice value from 0 to %d for every kind (10), per kind (worker:10), or both (5,worker:15)", KeyNice, v, why, MaxNice)
+	}
+	out := map[string]int{}
+	for _, item := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		kind, num, perKind := strings.Cut(item, ":")
+		if !perKind {
+			kind, num = "", item
+		} else if !validKind(kind) {
+			return nil, bad(fmt.Sprintf("%q is not a kind name; ", kind))
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 0 || n > MaxNice {
+			return nil, bad("")
+		}
+		if _, dup := out[kind]; dup {
+			what := "every kind"
+			if kind != "" {
+				what = "kind " + strconv.Quote(kind)
+			}
+			return nil, bad("it sets " + what + " twice; ")
+		}
+		out[kind] = n
+	}
+	if len(out) == 0 {
+		return nil, bad("")
+	}
+	return out, nil
+}
+
+// formatNice renders what parseNice read, the value for every kind first
+// and the kinds in order: "5, worker:15".
+func formatNice(m map[string]int) string {
+	var parts []string
+	if n, ok := m[""]; ok {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k != "" {
+			parts = append(parts, k+":"+strconv.Itoa(m[k]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// validKind reports whether s is a process kind name: letters, digits,
+// '_' or '-', as a Procfile takes them.
+func validKind(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func value(get func(string) (string, bool), key string) (string, bool) {

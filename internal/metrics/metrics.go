@@ -51,6 +51,9 @@ type AppLimits struct {
 	// OutputDropped is the bytes of the app's output dropped because it
 	// wrote more than its rate (PIKU_LOG_RATE).
 	OutputDropped int64
+	// CoreMax is the core file size limit of a running process of the
+	// app in bytes, -1 for none; nil while none runs.
+	CoreMax *int64
 }
 
 // Instance is one process of an app, as the metrics show it.
@@ -71,6 +74,9 @@ type Instance struct {
 	// HealthFailures is how many health checks in a row the running
 	// process failed (0 once one passes).
 	HealthFailures int
+	// Nice is the running process's nice value (PIKU_NICE), when HasNice.
+	Nice    int
+	HasNice bool
 }
 
 // CronRun is the last run of one cron entry.

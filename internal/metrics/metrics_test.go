@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ func TestExposition(t *testing.T) {
 			return []Instance{
 				{App: "blog", Kind: "web", N: 1, State: "running", Running: true, Restarts: 3,
 					RecentRestarts: []time.Time{time.Now().Add(-2 * time.Hour), time.Now().Add(-time.Minute)},
-					Exited:         true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5, HealthFailures: 2},
+					Exited:         true, ExitCode: -1, StartedAt: started, RSS: 1 << 20, CPU: 1.5, HealthFailures: 2,
+					Nice: 10, HasNice: true},
 				// the same process in a rollout's new generation: not counted twice
 				{App: "blog", Kind: "web", N: 1, State: "starting"},
 				{App: "blog", Kind: "worker", N: 1, State: "backoff"},
@@ -104,6 +106,7 @@ func TestExposition(t *testing.T) {
 		`piku_instance_last_exit_code{app="blog",kind="web",process="web.1"} -1`,
 		`piku_instance_resident_memory_bytes{app="blog",kind="web",process="web.1"} 1.048576e+06`,
 		`piku_instance_cpu_seconds_total{app="blog",kind="web",process="web.1"} 1.5`,
+		`piku_instance_nice{app="blog",kind="web",process="web.1"} 10`,
 		`piku_cron_last_run_timestamp_seconds{app="blog",entry="cron1"} 1.7e+09`,
 		`piku_cron_last_run_duration_seconds{app="blog",entry="cron1"} 2`,
 		`piku_cron_last_exit_code{app="blog",entry="cron1"} 3`,
@@ -119,6 +122,7 @@ func TestExposition(t *testing.T) {
 	for _, absent := range []string{
 		`piku_instance_uptime_seconds{app="blog",kind="worker"`, // no process runs
 		`piku_instance_last_exit_code{app="blog",kind="worker"`, // never exited
+		`piku_instance_nice{app="blog",kind="worker"`,           // no process runs
 		`entry="cron2"`,
 	} {
 		if strings.Contains(out, absent) {
@@ -253,13 +257,15 @@ func BenchmarkRequest(b *testing.B) {
 // TestLimits: each app's limits and use, its OOM kills and the isolation
 // mode are exposed, and piku top reads them back.
 func TestLimits(t *testing.T) {
+	none, unlimited := int64(0), int64(-1)
 	r := New(Sources{
 		Isolation: func() string { return "cgroup v1" },
 		Limits: func() []AppLimits {
 			return []AppLimits{
 				{App: "blog", MemoryBytes: 100 << 20, MemoryMax: 512 << 20, Pids: 7, PidsMax: 1024,
-					CPUSeconds: 2.5, CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2, OutputDropped: 5000},
-				{App: "shop", Pids: 1, PidsMax: 1024, CPUWeight: 100},
+					CPUSeconds: 2.5, CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2, OutputDropped: 5000, CoreMax: &none},
+				{App: "shop", Pids: 1, PidsMax: 1024, CPUWeight: 100, CoreMax: &unlimited},
+				{App: "idle", PidsMax: 1024},
 			}
 		},
 	})
@@ -278,13 +284,16 @@ func TestLimits(t *testing.T) {
 		`piku_app_oom_kills_total{app="shop"} 0`,
 		`piku_app_output_dropped_bytes_total{app="blog"} 5000`,
 		`piku_app_output_dropped_bytes_total{app="shop"} 0`,
+		`piku_app_core_file_size_limit_bytes{app="blog"} 0`,
+		`piku_app_core_file_size_limit_bytes{app="shop"} +Inf`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %s", want)
 		}
 	}
 	// No limit is no series: nothing says a limit holds that does not.
-	if strings.Contains(out, `piku_app_memory_limit_bytes{app="shop"}`) || strings.Contains(out, `piku_app_cpu_limit_cpus{app="shop"}`) {
+	if strings.Contains(out, `piku_app_memory_limit_bytes{app="shop"}`) || strings.Contains(out, `piku_app_cpu_limit_cpus{app="shop"}`) ||
+		strings.Contains(out, `piku_app_core_file_size_limit_bytes{app="idle"}`) {
 		t.Errorf("a limit series for an app without that limit:\n%s", out)
 	}
 	s, err := ParseSample(strings.NewReader(out), time.Now())
@@ -292,12 +301,15 @@ func TestLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	apps := Top(Sample{}, s)
-	if len(apps) != 2 || apps[0].Isolation != "cgroup v1" || apps[0].Limits == nil {
+	if len(apps) != 3 || apps[0].App != "blog" || apps[0].Isolation != "cgroup v1" || apps[0].Limits == nil {
 		t.Fatalf("Top = %+v", apps)
 	}
 	want := LimitsTop{MemoryBytes: 100 << 20, MemoryMax: 512 << 20, Pids: 7, PidsMax: 1024, CPUSeconds: 2.5,
-		CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2}
-	if *apps[0].Limits != want {
+		CPUWeight: 100, CPUMax: 1.5, OpenFiles: 4096, OOMKills: 2, CoreMax: &none}
+	if !reflect.DeepEqual(*apps[0].Limits, want) {
 		t.Errorf("blog's limits in top = %+v, want %+v", *apps[0].Limits, want)
+	}
+	if shop := apps[2].Limits; apps[2].App != "shop" || shop == nil || shop.CoreMax == nil || *shop.CoreMax != -1 {
+		t.Errorf("shop's unlimited core files in top = %+v", apps[2])
 	}
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -27,6 +28,8 @@ var (
 		"Resident memory of the running process.", instLabels, nil)
 	descCPU = prometheus.NewDesc("piku_instance_cpu_seconds_total",
 		"CPU time the running process (and the children it waited for) used.", instLabels, nil)
+	descNice = prometheus.NewDesc("piku_instance_nice",
+		"Nice value of the running process (PIKU_NICE; higher is a lower CPU priority). Absent while none runs.", instLabels, nil)
 	descHealth = prometheus.NewDesc("piku_instance_health_check_failures",
 		"Health checks in a row the running process failed; 0 once one passes. Absent while none runs.", instLabels, nil)
 
@@ -59,6 +62,8 @@ var (
 		"CPUs the app may use at most (PIKU_CPU_MAX). Absent when unlimited.", []string{"app"}, nil)
 	descAppNoFile = prometheus.NewDesc("piku_app_open_files_limit",
 		"Open files each of the app's processes may have (RLIMIT_NOFILE of a running one).", []string{"app"}, nil)
+	descAppCore = prometheus.NewDesc("piku_app_core_file_size_limit_bytes",
+		"Core file size each of the app's processes may write (PIKU_CORE_MAX; RLIMIT_CORE of a running one); +Inf for no limit. Absent while none runs.", []string{"app"}, nil)
 	descAppOOM = prometheus.NewDesc("piku_app_oom_kills_total",
 		"The app's processes the kernel's OOM killer ended at its memory limit.", []string{"app"}, nil)
 
@@ -74,9 +79,9 @@ type stateCollector struct{ r *Registry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descRecent, descExit, descUptime, descRSS,
-		descCPU, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry,
+		descCPU, descNice, descHealth, descCronLast, descCronDur, descCronExit, descCertExpiry,
 		descMode, descAppMem, descAppMemMax, descAppMemHigh, descAppPids, descAppPidsMax, descAppCPU, descAppCPUWeight,
-		descAppCPUMax, descAppNoFile, descAppOOM, descAppOutputDropped} {
+		descAppCPUMax, descAppNoFile, descAppCore, descAppOOM, descAppOutputDropped} {
 		ch <- d
 	}
 }
@@ -109,6 +114,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(in.RSS), l...)
 				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, in.CPU, l...)
 				ch <- prometheus.MustNewConstMetric(descHealth, prometheus.GaugeValue, float64(in.HealthFailures), l...)
+				if in.HasNice {
+					ch <- prometheus.MustNewConstMetric(descNice, prometheus.GaugeValue, float64(in.Nice), l...)
+				}
 			}
 		}
 	}
@@ -154,6 +162,13 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				if m.v > 0 {
 					ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v, l.App)
 				}
+			}
+			if l.CoreMax != nil {
+				v := float64(*l.CoreMax)
+				if *l.CoreMax < 0 {
+					v = math.Inf(1)
+				}
+				ch <- prometheus.MustNewConstMetric(descAppCore, prometheus.GaugeValue, v, l.App)
 			}
 			// The counters are there from the start, at 0, so that
 			// their first increase shows.

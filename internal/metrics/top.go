@@ -122,6 +122,10 @@ func ParseSample(r io.Reader, at time.Time) (Sample, error) {
 	each("piku_instance_cpu_seconds_total", func(l map[string]string, m *dto.Metric) {
 		inst(l).CPUSeconds = m.GetCounter().GetValue()
 	})
+	each("piku_instance_nice", func(l map[string]string, m *dto.Metric) {
+		n := int(m.GetGauge().GetValue())
+		inst(l).Nice = &n
+	})
 	each("piku_isolation_mode", func(l map[string]string, m *dto.Metric) {
 		if m.GetGauge().GetValue() == 1 {
 			s.isolation = l["mode"]
@@ -144,6 +148,13 @@ func ParseSample(r io.Reader, at time.Time) (Sample, error) {
 		"piku_app_cpu_limit_cpus":     func(t *LimitsTop, v float64) { t.CPUMax = v },
 		"piku_app_open_files_limit":   func(t *LimitsTop, v float64) { t.OpenFiles = int64(v) },
 		"piku_app_oom_kills_total":    func(t *LimitsTop, v float64) { t.OOMKills = int64(v) },
+		"piku_app_core_file_size_limit_bytes": func(t *LimitsTop, v float64) {
+			n := int64(-1)
+			if !math.IsInf(v, 1) {
+				n = int64(v)
+			}
+			t.CoreMax = &n
+		},
 	} {
 		each(name, func(l map[string]string, m *dto.Metric) {
 			v := m.GetGauge().GetValue()
@@ -210,7 +221,10 @@ type LimitsTop struct {
 	CPUWeight   int     `json:"cpu_weight"`
 	CPUMax      float64 `json:"cpu_max"`
 	OpenFiles   int64   `json:"open_files"`
-	OOMKills    int64   `json:"oom_kills"`
+	// CoreMax is the core file size limit of a running process in
+	// bytes, -1 for none; null while none runs.
+	CoreMax  *int64 `json:"core_max_bytes"`
+	OOMKills int64  `json:"oom_kills"`
 }
 
 // InstanceTop is one process of an app in `piku top`.
@@ -223,6 +237,8 @@ type InstanceTop struct {
 	UptimeSeconds    float64 `json:"uptime_seconds"`
 	MemoryBytes      int64   `json:"memory_bytes"`
 	CPUSeconds       float64 `json:"cpu_seconds"`
+	// Nice is the running process's nice value; null while none runs.
+	Nice *int `json:"nice"`
 }
 
 // Top summarises cur, with rates over the interval since prev (which may

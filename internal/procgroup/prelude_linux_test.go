@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -88,6 +89,77 @@ func TestPreludeLimits(t *testing.T) {
 	}
 }
 
+// TestPreludeCoreAndNice checks that a shell line, and what it starts,
+// runs with the core file size and the nice value asked for, read back
+// from the kernel (/proc/PID/limits, /proc/PID/stat).
+func TestPreludeCoreAndNice(t *testing.T) {
+	var own syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_CORE, &own); err != nil {
+		t.Fatal(err)
+	}
+	if own.Max != ^uint64(0) {
+		t.Skipf("the test's own hard core limit is %d, not unlimited", own.Max)
+	}
+	base := ownNice()
+	if base > 12 {
+		t.Skipf("the test runs at nice %d: no room to lower its priority by 7", base)
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		core string // the soft and hard limits, as /proc/PID/limits says them
+		nice int
+	}{
+		{"none", []string{CoreVar + "=0"}, "0 0", base},
+		{"some, rounded up to 512-byte blocks", []string{CoreVar + "=1000000"}, "1000448 1000448", base},
+		{"unlimited", []string{CoreVar + "=unlimited"}, "unlimited unlimited", base},
+		{"nice", []string{CoreVar + "=0", NiceVar + "=" + strconv.Itoa(base+7)}, "0 0", base + 7},
+		// Below its own: left as it is, and the command runs.
+		{"nice below the caller's", []string{NiceVar + "=" + strconv.Itoa(base-1)}, "", base},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The line's child reports: a process the line starts has
+			// them too.
+			cmd := exec.Command("/bin/sh", "-c", `sh -c 'grep "Max core file size" /proc/$$/limits; cut -d" " -f19 /proc/$$/stat'`)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			p, err := Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := p.Exit(); e != "exit 0" {
+				t.Fatalf("exit: %s (%s)", e, out.String())
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("output %q", out.String())
+			}
+			if f := strings.Fields(lines[0]); tc.core != "" && (len(f) < 6 || f[4]+" "+f[5] != tc.core) {
+				t.Errorf("core file size %q, want %s", lines[0], tc.core)
+			}
+			if lines[1] != strconv.Itoa(tc.nice) {
+				t.Errorf("nice %s, want %d", lines[1], tc.nice)
+			}
+		})
+	}
+}
+
+func TestCoreBlocks(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"0", "0"}, {"1", "1"}, {"512", "1"}, {"513", "2"}, {"1048576", "2048"},
+	} {
+		if got, ok := coreBlocks(tc.in); !ok || got != tc.want {
+			t.Errorf("coreBlocks(%s) = %s, %v, want %s", tc.in, got, ok, tc.want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1"} {
+		if got, ok := coreBlocks(in); ok {
+			t.Errorf("coreBlocks(%q) = %s, want none", in, got)
+		}
+	}
+}
+
 // TestPreludeKeepsTheLine checks that the line runs as it was given: the
 // same command line, and a simple command still replaces its shell.
 func TestPreludeKeepsTheLine(t *testing.T) {
@@ -156,6 +228,35 @@ func TestPreludeConfine(t *testing.T) {
 			}
 			if got := out.String(); got != tc.want {
 				t.Errorf("output %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkStartPrelude measures what the prelude adds to a process's
+// start, start to exit of `/bin/sh -c true`: nothing asked, the rlimits
+// (ulimit in the prelude's shell), and the nice value on top (one more
+// exec, of nice(1)).
+func BenchmarkStartPrelude(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		env  []string
+	}{
+		{"none", nil},
+		{"rlimits", []string{NoFileVar + "=1024", CoreVar + "=0"}},
+		{"rlimits+nice", []string{NoFileVar + "=1024", CoreVar + "=0", NiceVar + "=" + strconv.Itoa(ownNice()+5)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				cmd := exec.Command("/bin/sh", "-c", "true")
+				cmd.Env = append(os.Environ(), bc.env...)
+				p, err := Start(cmd)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if e := p.Exit(); e != "exit 0" {
+					b.Fatalf("exit: %s", e)
+				}
 			}
 		})
 	}

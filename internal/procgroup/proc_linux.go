@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -120,6 +121,55 @@ func CPU(pid int) float64 {
 		ticks += n
 	}
 	return float64(ticks) / clockTicks
+}
+
+// Nice returns the nice value of pid, from /proc/PID/stat.
+func Nice(pid int) (int, bool) {
+	f := statFields(pid)
+	// f[0] is field 3; nice is field 19.
+	if len(f) < 17 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[16])
+	return n, err == nil
+}
+
+// CoreLimit returns the soft core file size limit of pid in bytes, from
+// /proc/PID/limits, -1 for unlimited; ok is false when it cannot be read.
+func CoreLimit(pid int) (n int64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/limits")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, found := strings.CutPrefix(line, "Max core file size"); found {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			if f[0] == "unlimited" {
+				return -1, true
+			}
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// statFields returns the fields of /proc/PID/stat after the command
+// name: [0] is field 3 (state); nil when it cannot be read.
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // zombie reports whether pid has exited and waits to be reaped.
