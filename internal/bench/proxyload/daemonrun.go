@@ -160,18 +160,37 @@ func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []str
 		}
 	}
 	if rounds > 1 {
+		// The machine's speed moves between rounds (other work on the
+		// same cores): the ratio to nginx's row of the same round moves
+		// less than either figure.
+		median := func(v []float64) float64 {
+			s := slices.Clone(v)
+			slices.Sort(s)
+			if len(s)%2 == 0 {
+				return (s[len(s)/2-1] + s[len(s)/2]) / 2
+			}
+			return s[len(s)/2]
+		}
 		fmt.Printf("\nmedians of %d rounds, load average %s\n\n", rounds, machine.LoadAverage())
-		fmt.Println("| target | protocol | response | CPU per request (median) | rounds |")
-		fmt.Println("|---|---|---|---:|---|")
+		fmt.Println("| target | protocol | response | CPU per request (median) | rounds | / nginx's of the round (median) | rounds |")
+		fmt.Println("|---|---|---|---:|---|---:|---|")
 		for _, k := range order {
 			v := cpus[k]
 			all := make([]string, len(v))
 			for i, x := range v {
 				all[i] = fmt.Sprintf("%.1f", x)
 			}
-			s := slices.Clone(v)
-			slices.Sort(s)
-			fmt.Printf("| %s | %s | %s | %.1f µs | %s |\n", k.target, k.proto, k.resp, s[len(s)/2], strings.Join(all, ", "))
+			ratio, ratios := "-", "-"
+			if n := cpus[rowKey{"nginx", k.proto, k.resp}]; len(n) == len(v) && k.target != "nginx" {
+				r := make([]float64, len(v))
+				rs := make([]string, len(v))
+				for i := range v {
+					r[i] = v[i] / n[i]
+					rs[i] = fmt.Sprintf("%.2f", r[i])
+				}
+				ratio, ratios = fmt.Sprintf("%.2fx", median(r)), strings.Join(rs, ", ")
+			}
+			fmt.Printf("| %s | %s | %s | %.1f µs | %s | %s | %s |\n", k.target, k.proto, k.resp, median(v), strings.Join(all, ", "), ratio, ratios)
 		}
 	}
 	return nil
