@@ -32,7 +32,8 @@ import (
 // an old build with a new one): each runs a daemon of its own with its
 // own app process, and nginx and Caddy front the first one's. With
 // rounds above 1 every row of every target is run that many times,
-// interleaved, and the medians follow. Targets whose name has none of
+// interleaved (each round starting one target later), and the medians
+// follow. Targets whose name has none of
 // the parts in only are skipped (all run when only is empty); "piku
 // proxy, own process" (the proxy package alone, as -targets 'own
 // process' runs it, in front of the first daemon's app) is run only
@@ -138,7 +139,12 @@ func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []str
 				if h2 && (resp.gzip || !h2Too) {
 					continue // compression is measured over HTTP/1.1
 				}
-				for i, t := range targets {
+				// Each round starts one target later: the target that
+				// runs right after another measured a few per cent more
+				// than its place alone explains, whichever it was.
+				for j := range targets {
+					i := (j + round) % len(targets)
+					t := targets[i]
 					var prof func() error
 					if profile != "" && round == 0 && i == 0 && !h2 && firstSocket != "" {
 						prof = takeProfile(firstSocket, d, profile)
