@@ -13,7 +13,10 @@ import (
 // backend is the live state of one backend address. It outlives route
 // swaps, so in-flight counts stay right while old instances drain.
 type backend struct {
-	addr      string
+	addr string
+	// selfKey is addr as the proxy's own listeners are listed (s.self):
+	// canonical, made once rather than on every request.
+	selfKey   string
 	s         *Server
 	inflight  atomic.Int64
 	downUntil atomic.Int64  // unix nanoseconds
@@ -148,7 +151,7 @@ func (s *Server) send(out *upstream.Request, info *reqInfo) (*upstream.Exchange,
 			}
 			return nil, nil, errNoBackend
 		}
-		if s.isSelf(b.addr) {
+		if s.self[b.selfKey] {
 			b.done()
 			s.log.Error("backend is the proxy's own listener; not forwarding", "app", info.route.App, "backend", b.addr)
 			info.err = errSelf

@@ -167,15 +167,11 @@ func (p *encoderPools) put(zw encoder) {
 	}
 }
 
-// compressing wraps w for r when r may get a compressed answer; the
-// returned finish must be called once the handler has written the whole
-// response. A HEAD request gets w itself.
-func (s *Server) compressing(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, func()) {
-	if r.Method == http.MethodHead {
-		return w, func() {}
-	}
-	cw := &compressWriter{ResponseWriter: w, enc: negotiate(r.Header["Accept-Encoding"]), pools: &s.zpools}
-	return cw, cw.finish
+// compressing makes cw wrap w for r, which may get a compressed answer
+// (not a HEAD request: the caller passes those by); cw.finish must be
+// called once the handler has written the whole response.
+func (s *Server) compressing(cw *compressWriter, w http.ResponseWriter, r *http.Request) {
+	*cw = compressWriter{ResponseWriter: w, enc: negotiate(r.Header["Accept-Encoding"]), pools: &s.zpools}
 }
 
 // decide looks at the response header once, before it goes out.

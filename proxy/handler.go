@@ -24,6 +24,11 @@ type reqInfo struct {
 	// heldFor is how long the request waited in the hold queue, for the
 	// access log (its app starting, waking, or paused).
 	heldFor time.Duration
+	// lw and cw are the request's log and compression writers, made with
+	// reqInfo in one allocation (when the route logs or is observed, and
+	// when it compresses).
+	lw logWriter
+	cw compressWriter
 }
 
 // deployedBy is the X-Deployed-By header's value, shared by every
@@ -64,14 +69,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, secure bool, port
 	}
 	peer := hostOf(r.RemoteAddr)
 	info := &reqInfo{route: rt, start: start, client: peer, peer: peer, secure: secure, port: port}
-	if rt.log != nil {
-		lw := &logWriter{ResponseWriter: w}
-		w = lw
-		defer func() { rt.log.write(r, lw, info, time.Since(start)) }()
+	if rt.log != nil || s.o.Observer != nil {
+		info.lw.ResponseWriter = w
+		w = &info.lw
 	}
-	if ao, lw, body := s.observe(w, r, rt); ao != nil {
-		w, info.obs = lw, ao
-		defer func() { observed(ao, r, lw, body, time.Since(start)) }()
+	if rt.log != nil {
+		defer func() { rt.log.write(r, &info.lw, info, time.Since(start)) }()
+	}
+	if ao, body := s.observe(r, rt); ao != nil {
+		info.obs = ao
+		defer func() { observed(ao, r, &info.lw, body, time.Since(start)) }()
 	}
 	if rt.CloudflareACL {
 		ip := net.ParseIP(peer)
@@ -131,9 +138,14 @@ func (s *Server) forwardCompressed(w http.ResponseWriter, r *http.Request, info 
 		s.forward(w, r, info)
 		return
 	}
-	cw, finish := s.compressing(w, r)
+	if r.Method == http.MethodHead {
+		s.forward(w, r, info)
+		return
+	}
+	cw := &info.cw
+	s.compressing(cw, w, r)
 	s.forward(cw, r, info)
-	finish()
+	cw.finish()
 }
 
 // httpsURL is r's URL on the HTTPS listener.

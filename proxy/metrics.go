@@ -63,22 +63,18 @@ const (
 // is a logWriter already) and r's body to count what goes through them;
 // observed must be called with what it returns once the response is
 // complete. With no observer, it returns nils.
-func (s *Server) observe(w http.ResponseWriter, r *http.Request, rt *route) (AppObserver, *logWriter, *countingBody) {
+func (s *Server) observe(r *http.Request, rt *route) (AppObserver, *countingBody) {
 	if s.o.Observer == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	ao := s.o.Observer.App(rt.App)
 	ao.Started()
-	lw, ok := w.(*logWriter)
-	if !ok {
-		lw = &logWriter{ResponseWriter: w}
-	}
 	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &countingBody{ReadCloser: r.Body}
 		r.Body = body
 	}
-	return ao, lw, body
+	return ao, body
 }
 
 // observed reports the end of a request to ao.

@@ -35,18 +35,15 @@ func ownAddrs(addr string) map[string]bool {
 	return own
 }
 
-// isSelf reports whether the backend address addr is one of the proxy's
-// own listeners.
-func (s *Server) isSelf(addr string) bool {
-	if len(s.self) == 0 {
-		return false
-	}
+// selfKey returns addr with its IP address in its canonical form, as
+// ownAddrs lists the proxy's own addresses ("" for no host:port).
+func selfKey(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false
+		return ""
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()
 	}
-	return s.self[net.JoinHostPort(host, port)]
+	return net.JoinHostPort(host, port)
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // Long-lived streams (an event stream, a connection switched to another
@@ -56,6 +58,18 @@ type streamSlot struct {
 	endedPolitely atomic.Bool
 }
 
+// AfterFunc registers f to run once the request's context is canceled,
+// as context.AfterFunc does (which uses this method, as does
+// context.WithCancel): through the parent's own AfterFunc when it has one,
+// which saves the goroutine context.AfterFunc would otherwise start to
+// wait for a parent of a kind it does not know.
+func (s *streamSlot) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := s.Context.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(s.Context, f)
+}
+
 // Value returns the slot itself for streamSlotKey, else the parent's value.
 func (s *streamSlot) Value(key any) any {
 	if key == (streamSlotKey{}) {
@@ -76,7 +90,13 @@ type streamSlotKey struct{}
 // Drain.
 func (s *Server) trackStreams(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithCancel(r.Context())
+		// A request of piku's HTTP/1.1 server can be canceled as it is;
+		// net/http's (HTTP/2, Options.NetHTTP1) gets a child context.
+		ctx := r.Context()
+		cancel, ok := h1.CancelFunc(ctx)
+		if !ok {
+			ctx, cancel = context.WithCancel(ctx)
+		}
 		slot := &streamSlot{Context: ctx, cancel: cancel}
 		defer func() {
 			s.streams.forget(slot)

@@ -44,8 +44,12 @@ type route struct {
 // the longest matching wildcard. The port and a trailing dot are ignored,
 // case too.
 func (t *table) lookup(host string) *route {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// A Host without a port (most) is not split: SplitHostPort would
+	// make an error to say so.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	host = strings.TrimSuffix(host, ".")
 	if r, ok := t.exact[host]; ok {
@@ -241,7 +245,7 @@ func (s *Server) rebuild() {
 		for _, addr := range cfg.Backends {
 			b := s.backends[addr]
 			if b == nil {
-				b = &backend{addr: addr, s: s}
+				b = &backend{addr: addr, selfKey: selfKey(addr), s: s}
 				s.backends[addr] = b
 			}
 			rt.backends = append(rt.backends, b)

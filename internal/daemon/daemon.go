@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -241,6 +242,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
 	srv.Handle("GET /metrics", d.metrics.Handler())
+	// The daemon's own profiles (CPU, heap, goroutines), for whoever may
+	// reach the socket: the piku user (mode 0600), never an app's process.
+	srv.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+	srv.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
 	srv.RefuseCallers(isolation.CallerCheck(os.Getpid()))
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)

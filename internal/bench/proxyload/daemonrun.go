@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,71 +28,57 @@ import (
 // process. It prints req/s, latency and the CPU time per request of each
 // proxy's processes.
 //
+// pikuBins may name several piku binaries (comma-separated, to compare
+// an old build with a new one): each runs a daemon of its own with its
+// own app process, and nginx and Caddy front the first one's. With
+// rounds above 1 every row of every target is run that many times,
+// interleaved (each round starting one target later), and the medians
+// follow. Targets whose name has none of
+// the parts in only are skipped (all run when only is empty); "piku
+// proxy, own process" (the proxy package alone, as -targets 'own
+// process' runs it, in front of the first daemon's app) is run only
+// when only names it. With profile set, the first daemon's CPU profile
+// over its first HTTP/1.1 row is written there (taken over the control
+// socket, GET /debug/pprof/profile).
+//
 //	go build -o bin/piku ./cmd/piku
 //	go run ./internal/bench/proxyload -real-daemon ./bin/piku -duration 10s
-func daemonRun(pikuBin string, d time.Duration, conns int, nginxBin, caddyBin string, responses []string, h2Too bool) error {
+func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []string, nginxBin, caddyBin string, responses []string, h2Too bool, profile string) error {
 	for _, tool := range []string{"wrk", "h2load"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed (apt-get install wrk nghttp2-client): %w", tool, err)
 		}
 	}
-	pikuBin, err := filepath.Abs(pikuBin)
-	if err != nil {
-		return err
+	wanted := func(name string) bool {
+		if len(only) == 0 {
+			return true
+		}
+		for _, o := range only {
+			if o != "" && strings.Contains(name, o) {
+				return true
+			}
+		}
+		return false
 	}
-	root, err := os.MkdirTemp("", "proxyload-daemon")
-	if err != nil {
-		return err
+	var targets []daemonTarget
+	var firstApp, firstSocket string
+	for i, bin := range pikuBins {
+		name := "piku daemon"
+		if len(pikuBins) > 1 {
+			name = fmt.Sprintf("piku daemon %d (%s)", i+1, filepath.Base(bin))
+		}
+		t, appAddr, socket, stop, err := startDaemon(bin, name)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if i == 0 {
+			firstApp, firstSocket = appAddr, socket
+		}
+		if wanted(name) {
+			targets = append(targets, t)
+		}
 	}
-	defer os.RemoveAll(root)
-	app := filepath.Join(root, "apps", "bench")
-	if err := os.MkdirAll(app, 0o755); err != nil {
-		return err
-	}
-	// The app is this program, copied into the app's folder (an app may
-	// run only what its folders hold, where Landlock confines it).
-	self, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(app, "backend"), self, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(app, "Procfile"), []byte("web: ./backend -serve-backend 127.0.0.1:$PORT\n"), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(app, "ENV"), []byte("NGINX_SERVER_NAME=app.test\n"), 0o644); err != nil {
-		return err
-	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	httpsAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	appAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(pikuBin, "daemon", "--http", httpAddr, "--https", httpsAddr, "--acme=false",
-		"--ports", portOf(appAddr)+"-"+portOf(appAddr), "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "PIKU_ROOT="+root, "HOME="+root)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	if err := waitAnswer("http://"+httpAddr+"/small", "app.test"); err != nil {
-		return fmt.Errorf("piku daemon: %w", err)
-	}
-	// The HTTPS listener has its self-signed certificate for app.test
-	// once the route is in.
-	targets := []daemonTarget{{"piku daemon", httpAddr, httpsAddr, func() []int { return []int{cmd.Process.Pid} }}}
 
 	dir, err := os.MkdirTemp("", "proxyload-tls")
 	if err != nil {
@@ -101,14 +89,22 @@ func daemonRun(pikuBin string, d time.Duration, conns int, nginxBin, caddyBin st
 	if err != nil {
 		return err
 	}
+	if own := "piku proxy, own process"; len(only) > 0 && wanted(own) {
+		addr, tlsAddr, pid, stop, err := startOwn(firstApp, certFile, keyFile, filepath.Join(dir, "own-access.log"), false)
+		if err != nil {
+			return fmt.Errorf("piku proxy: %w", err)
+		}
+		defer stop()
+		targets = append(targets, daemonTarget{own, addr, tlsAddr, func() []int { return []int{pid} }})
+	}
 	if nginxBin == "" {
 		nginxBin, _ = exec.LookPath("nginx")
 		if nginxBin == "" {
 			nginxBin = "/usr/sbin/nginx"
 		}
 	}
-	if nginxBin != "none" {
-		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, appAddr, conns, certFile, keyFile, filepath.Join(dir, "nginx-access.log"))
+	if nginxBin != "none" && wanted("nginx") {
+		addr, tlsAddr, pid, stop, err := startNginx(nginxBin, firstApp, conns, certFile, keyFile, filepath.Join(dir, "nginx-access.log"))
 		if err != nil {
 			return fmt.Errorf("nginx: %w", err)
 		}
@@ -118,8 +114,8 @@ func daemonRun(pikuBin string, d time.Duration, conns int, nginxBin, caddyBin st
 	if caddyBin == "" {
 		caddyBin, _ = exec.LookPath("caddy")
 	}
-	if caddyBin != "" && caddyBin != "none" {
-		addr, tlsAddr, pid, stop, err := startCaddy(caddyBin, appAddr, certFile, keyFile)
+	if caddyBin != "" && caddyBin != "none" && wanted("Caddy") {
+		addr, tlsAddr, pid, stop, err := startCaddy(caddyBin, firstApp, certFile, keyFile)
 		if err != nil {
 			return fmt.Errorf("caddy: %w", err)
 		}
@@ -127,29 +123,174 @@ func daemonRun(pikuBin string, d time.Duration, conns int, nginxBin, caddyBin st
 		targets = append(targets, daemonTarget{"Caddy", addr, tlsAddr, func() []int { return withChildren(pid) }})
 	}
 
-	fmt.Printf("%d connections, %s a row (1 s of warm-up first), wrk -t2 (HTTP/1.1), h2load -t2 -m1 (HTTP/2 over TLS), %d CPUs, load average %s\n\n",
-		conns, d, runtime.NumCPU(), machine.LoadAverage())
+	fmt.Printf("%d connections, %s a row (1 s of warm-up first), %d round(s), wrk -t2 (HTTP/1.1), h2load -t2 -m1 (HTTP/2 over TLS), %d CPUs, load average %s\n\n",
+		conns, d, rounds, runtime.NumCPU(), machine.LoadAverage())
 	fmt.Println("| target | protocol | response | req/s | p50 | p99 | CPU per request | errors |")
 	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|")
-	for _, resp := range allResponses() {
-		if !slices.Contains(responses, resp.label) {
-			continue
-		}
-		for _, h2 := range []bool{false, true} {
-			if h2 && (resp.gzip || !h2Too) {
-				continue // compression is measured over HTTP/1.1
+	type rowKey struct{ target, proto, resp string }
+	var order []rowKey
+	cpus := map[rowKey][]float64{}
+	for round := range max(rounds, 1) {
+		for _, resp := range allResponses() {
+			if !slices.Contains(responses, resp.label) {
+				continue
 			}
-			for _, t := range targets {
-				row, err := t.load(resp, h2, conns, d)
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "%s %s: %v\n", t.name, resp.label, err)
-					continue
+			for _, h2 := range []bool{false, true} {
+				if h2 && (resp.gzip || !h2Too) {
+					continue // compression is measured over HTTP/1.1
 				}
-				fmt.Println(row)
+				// Each round starts one target later: the target that
+				// runs right after another measured a few per cent more
+				// than its place alone explains, whichever it was.
+				for j := range targets {
+					i := (j + round) % len(targets)
+					t := targets[i]
+					var prof func() error
+					if profile != "" && round == 0 && i == 0 && !h2 && firstSocket != "" {
+						prof = takeProfile(firstSocket, d, profile)
+						profile = ""
+					}
+					row, err := t.load(resp, h2, conns, d, prof)
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "%s %s: %v\n", t.name, resp.label, err)
+						continue
+					}
+					fmt.Println(row.line)
+					k := rowKey{t.name, row.proto, resp.label}
+					if _, ok := cpus[k]; !ok {
+						order = append(order, k)
+					}
+					cpus[k] = append(cpus[k], row.cpuPerReq)
+				}
 			}
 		}
 	}
+	if rounds > 1 {
+		// The machine's speed moves between rounds (other work on the
+		// same cores): the ratio to nginx's row of the same round moves
+		// less than either figure.
+		median := func(v []float64) float64 {
+			s := slices.Clone(v)
+			slices.Sort(s)
+			if len(s)%2 == 0 {
+				return (s[len(s)/2-1] + s[len(s)/2]) / 2
+			}
+			return s[len(s)/2]
+		}
+		fmt.Printf("\nmedians of %d rounds, load average %s\n\n", rounds, machine.LoadAverage())
+		fmt.Println("| target | protocol | response | CPU per request (median) | rounds | / nginx's of the round (median) | rounds |")
+		fmt.Println("|---|---|---|---:|---|---:|---|")
+		for _, k := range order {
+			v := cpus[k]
+			all := make([]string, len(v))
+			for i, x := range v {
+				all[i] = fmt.Sprintf("%.1f", x)
+			}
+			ratio, ratios := "-", "-"
+			if n := cpus[rowKey{"nginx", k.proto, k.resp}]; len(n) == len(v) && k.target != "nginx" {
+				r := make([]float64, len(v))
+				rs := make([]string, len(v))
+				for i := range v {
+					r[i] = v[i] / n[i]
+					rs[i] = fmt.Sprintf("%.2f", r[i])
+				}
+				ratio, ratios = fmt.Sprintf("%.2fx", median(r)), strings.Join(rs, ", ")
+			}
+			fmt.Printf("| %s | %s | %s | %.1f µs | %s | %s | %s |\n", k.target, k.proto, k.resp, median(v), strings.Join(all, ", "), ratio, ratios)
+		}
+	}
 	return nil
+}
+
+// startDaemon starts `bin daemon` on a temporary PIKU_ROOT with the
+// benchmark's app deployed (this program with -serve-backend) on a port
+// of its own. It returns the target, the app's address, the control
+// socket and a function that stops the daemon and removes its root.
+func startDaemon(bin, name string) (t daemonTarget, appAddr, socket string, stop func(), err error) {
+	bin, err = filepath.Abs(bin)
+	if err != nil {
+		return t, "", "", nil, err
+	}
+	root, err := os.MkdirTemp("", "proxyload-daemon")
+	if err != nil {
+		return t, "", "", nil, err
+	}
+	fail := func(err error) (daemonTarget, string, string, func(), error) {
+		os.RemoveAll(root)
+		return t, "", "", nil, err
+	}
+	app := filepath.Join(root, "apps", "bench")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		return fail(err)
+	}
+	// The app is this program, copied into the app's folder (an app may
+	// run only what its folders hold, where Landlock confines it).
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "backend"), self, 0o755); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "Procfile"), []byte("web: ./backend -serve-backend 127.0.0.1:$PORT\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "ENV"), []byte("NGINX_SERVER_NAME=app.test\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	var addrs [3]string
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return fail(err)
+		}
+	}
+	httpAddr, httpsAddr, appAddr := addrs[0], addrs[1], addrs[2]
+	cmd := exec.Command(bin, "daemon", "--http", httpAddr, "--https", httpsAddr, "--acme=false",
+		"--ports", portOf(appAddr)+"-"+portOf(appAddr), "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "PIKU_ROOT="+root, "HOME="+root)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		os.RemoveAll(root)
+	}
+	if err := waitAnswer("http://"+httpAddr+"/small", "app.test"); err != nil {
+		stop()
+		return t, "", "", nil, fmt.Errorf("%s: %w", name, err)
+	}
+	// The HTTPS listener has its self-signed certificate for app.test
+	// once the route is in.
+	t = daemonTarget{name, httpAddr, httpsAddr, func() []int { return []int{cmd.Process.Pid} }}
+	return t, appAddr, filepath.Join(root, "run", "piku.sock"), stop, nil
+}
+
+// takeProfile returns a function that asks the daemon listening on the
+// control socket for a CPU profile of d and writes it to file; it is
+// started with a row's measured load.
+func takeProfile(socket string, d time.Duration, file string) func() error {
+	return func() error {
+		client := &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			},
+		}}
+		res, err := client.Get(fmt.Sprintf("http://piku/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds())-1)))
+		if err != nil {
+			return fmt.Errorf("daemon profile: %w", err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("daemon profile: %s", res.Status)
+		}
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			return fmt.Errorf("daemon profile: %w", err)
+		}
+		return os.WriteFile(file, b, 0o644)
+	}
 }
 
 // daemonTarget is a proxy in processes of its own.
@@ -158,8 +299,16 @@ type daemonTarget struct {
 	pids                func() []int
 }
 
-// load runs one row against t and returns it as a table row.
-func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration) (string, error) {
+// daemonRow is one measured row: its table line, its protocol and the
+// CPU time per request in µs.
+type daemonRow struct {
+	line, proto string
+	cpuPerReq   float64
+}
+
+// load runs one row against t and returns it. prof, when set, runs
+// beside the measured load (a profile of the target).
+func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration, prof func() error) (daemonRow, error) {
 	var args []string
 	tool, proto := "wrk", "HTTP/1.1"
 	if h2 {
@@ -191,14 +340,23 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration) (
 		return out, nil
 	}
 	if _, err := run(time.Second); err != nil {
-		return "", err
+		return daemonRow{}, err
+	}
+	profErr := make(chan error, 1)
+	if prof != nil {
+		go func() { profErr <- prof() }()
+	} else {
+		profErr <- nil
 	}
 	cpu0 := cpuOf(t.pids())
 	out, err := run(d)
 	if err != nil {
-		return "", err
+		return daemonRow{}, err
 	}
 	cpu := cpuOf(t.pids()) - cpu0
+	if err := <-profErr; err != nil {
+		return daemonRow{}, err
+	}
 	var rps, n, errs float64
 	var p50, p99 string
 	if h2 {
@@ -217,11 +375,14 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration) (
 			floatAfter(out, `Socket errors: .*read (\d+)`) + floatAfter(out, `Socket errors: .*write (\d+)`) +
 			floatAfter(out, `Socket errors: .*timeout (\d+)`)
 	}
+	row := daemonRow{proto: proto}
 	cpuPerReq := "-"
 	if n > 0 {
-		cpuPerReq = fmt.Sprintf("%.1f µs", cpu/n*1e6)
+		row.cpuPerReq = cpu / n * 1e6
+		cpuPerReq = fmt.Sprintf("%.1f µs", row.cpuPerReq)
 	}
-	return fmt.Sprintf("| %s | %s | %s | %.0f | %s | %s | %s | %.0f |", t.name, proto, resp.label, rps, p50, p99, cpuPerReq, errs), nil
+	row.line = fmt.Sprintf("| %s | %s | %s | %.0f | %s | %s | %s | %.0f |", t.name, proto, resp.label, rps, p50, p99, cpuPerReq, errs)
+	return row, nil
 }
 
 func cpuOf(pids []int) float64 {

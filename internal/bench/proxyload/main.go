@@ -97,7 +97,8 @@ func main() {
 	accessLog := flag.Bool("access-log", false, "piku and nginx write access logs, buffered (nginx: buffer=64k flush=1s), to a temporary directory")
 	serveAccessLog := flag.String("serve-access-log", "", "internal: with -serve-proxy, write the access log to this file")
 	serveNetHTTP := flag.Bool("serve-nethttp1", false, "internal: with -serve-proxy, serve plain HTTP with net/http's server (proxy.Options.NetHTTP1)")
-	realDaemon := flag.String("real-daemon", "", "instead of the load above: the piku binary whose daemon, with a deployed app, is loaded with wrk and h2load beside nginx and Caddy")
+	realDaemon := flag.String("real-daemon", "", "instead of the load above: the piku binary whose daemon, with a deployed app, is loaded with wrk and h2load beside nginx and Caddy; several, comma-separated, each run a daemon of their own (old and new builds interleaved)")
+	daemonProfile := flag.String("daemon-cpuprofile", "", "with -real-daemon: write the first daemon's CPU profile over its first HTTP/1.1 row to this file")
 	serveBackend := flag.String("serve-backend", "", "internal: serve the backend's answers on this address (the app of -real-daemon)")
 	floodN := flag.Int("flood", 0, "instead of the load: this many hostile clients at once against piku's proxy and nginx (64 KiB of header fields, or 31 KiB held while a slow page answers); prints the peak RSS of each")
 	floodSlow := flag.Duration("flood-slow", 2*time.Second, "with -flood, how long the page takes to answer")
@@ -107,7 +108,11 @@ func main() {
 		log.Fatal(http.ListenAndServe(*serveBackend, backendHandler()))
 	}
 	if *realDaemon != "" {
-		if err := daemonRun(*realDaemon, *duration, *conns, *nginxBin, *caddyBin, strings.Split(*sizes, ","), *h2); err != nil {
+		var parts []string
+		if *only != "" {
+			parts = strings.Split(*only, ",")
+		}
+		if err := daemonRun(strings.Split(*realDaemon, ","), *duration, *conns, *rounds, parts, *nginxBin, *caddyBin, strings.Split(*sizes, ","), *h2, *daemonProfile); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -749,7 +754,6 @@ http {
   gzip_min_length 2048;
   gzip_vary on;
   keepalive_requests 1000000;
-  http2_max_requests 1000000;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
   fastcgi_temp_path %[1]s/fastcgi;

@@ -309,7 +309,9 @@ type h1Conn struct {
 	// parent for every connection was a lock all requests took.
 	ctx       context.Context
 	cancelCtx context.CancelFunc
-	state     atomic.Int32
+	// stopConnFunc unregisters cancelRequest from ctx.
+	stopConnFunc func() bool
+	state        atomic.Int32
 
 	deadline time.Time // the read deadline last set
 	hdr      http.Header
@@ -335,13 +337,17 @@ type h1Conn struct {
 	watching   bool
 	waborted   bool
 	wdone      chan struct{}
-	wcancel    context.CancelFunc
+	wreq       *requestContext // the request being served, nil between requests
 	watchTimer *time.Timer
 }
 
 func (s *Server) newConn(nc net.Conn) *h1Conn {
 	c := &h1Conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
 	c.ctx, c.cancelCtx = context.WithCancel(context.WithValue(s.baseCtx, http.LocalAddrContextKey, nc.LocalAddr()))
+	// The connection's context ending (the server's base context
+	// canceled) cancels the request it serves: one registration per
+	// connection, not one per request.
+	c.stopConnFunc = context.AfterFunc(c.ctx, c.cancelRequest)
 	if br, ok := readerPool.Get().(*bufio.Reader); ok {
 		br.Reset(nc)
 		c.br = br
@@ -385,6 +391,7 @@ func KeepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 func (c *h1Conn) serve() {
 	defer c.close()
 	defer c.cancelCtx()
+	defer c.stopConnFunc()
 	for {
 		req, body, err := c.readRequest()
 		if err != nil {
@@ -460,14 +467,19 @@ func (c *h1Conn) handle(req *http.Request, body *h1Body) bool {
 		c.served = true
 		c.servedOnce.Store(true)
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	ctx := newRequestContext(c.ctx)
+	defer ctx.cancel()
 	r := req.WithContext(ctx)
 	if body != nil {
 		body.req = r
 		r.Body = body
 	}
-	c.armWatch(cancel, body == nil)
+	c.armWatch(ctx, body == nil)
+	if c.ctx.Err() != nil {
+		// The connection's context ended before armWatch made ctx the
+		// one cancelRequest cancels.
+		ctx.cancel()
+	}
 
 	w := &h1Response{c: c, req: r, header: c.responseHeader(), clen: -1}
 	w.head = r.Method == http.MethodHead
@@ -527,10 +539,10 @@ func (c *h1Conn) run(w *h1Response, r *http.Request) (ok bool) {
 // the connection's next byte; EOF or an error there means the client went
 // away, and cancels the request's context.
 
-func (c *h1Conn) armWatch(cancel context.CancelFunc, bodyDone bool) {
+func (c *h1Conn) armWatch(req *requestContext, bodyDone bool) {
 	c.wmu.Lock()
 	c.wbodyDone, c.wdue, c.wstopped, c.watching, c.waborted = bodyDone, false, false, false, false
-	c.wcancel = cancel
+	c.wreq = req
 	c.wmu.Unlock()
 	if c.watchTimer == nil {
 		c.watchTimer = time.AfterFunc(clientWatchDelay, c.watchDue)
@@ -571,7 +583,7 @@ func (c *h1Conn) startWatchLocked() {
 	c.wdone = make(chan struct{})
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.deadline = time.Time{}
-	done, cancel := c.wdone, c.wcancel
+	done, req := c.wdone, c.wreq
 	go func() {
 		defer close(done)
 		_, err := c.br.Peek(1)
@@ -579,9 +591,20 @@ func (c *h1Conn) startWatchLocked() {
 		aborted := c.waborted
 		c.wmu.Unlock()
 		if err != nil && !aborted {
-			cancel()
+			req.cancel()
 		}
 	}()
+}
+
+// cancelRequest cancels the context of the request being served, if any:
+// the connection's context has ended.
+func (c *h1Conn) cancelRequest() {
+	c.wmu.Lock()
+	req := c.wreq
+	c.wmu.Unlock()
+	if req != nil {
+		req.cancel()
+	}
 }
 
 // stopWatch ends the watch of the request that was served; the timer may

@@ -83,6 +83,9 @@ type conn struct {
 	peek      *peeker       // looks at it before reuse (usable), made at the first look
 	deadline  time.Time     // the read deadline last set
 	written   atomic.Int64  // bytes written to it, from the body writer too
+	// cut ends its reads and writes at once (the client went away): made
+	// once, as each exchange registers it with its request's context.
+	cut func()
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
@@ -295,6 +298,7 @@ func (cl *Client) dial(ctx context.Context, addr string) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10), maxIdle: idleConnTimeout}
+	c.cut = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	// A write to the backend that makes no progress for the response
 	// header timeout fails: a backend that neither reads the request
 	// body nor answers cannot hold the request for ever, now that the

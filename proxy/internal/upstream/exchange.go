@@ -36,6 +36,7 @@ type Exchange struct {
 	keep     bool     // the connection may be reused once the body was read
 	trailers []string // the trailer fields announced
 	body     io.Reader
+	lbody    lengthBody // body, for a Content-Length (no allocation of its own)
 	eof      bool
 	ended    bool
 
@@ -60,7 +61,7 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 		return nil, err
 	}
 	// The client going away cuts the backend connection at once.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+	stop := afterFunc(ctx, c.cut)
 	x := &Exchange{p: p, c: c, req: req, stop: stop}
 	// The fields the proxy set before the backend's go to the client
 	// with an error page; the backend's go only with its own answer.
@@ -188,7 +189,8 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 	case x.chunked:
 		x.body = &chunkedBody{r: httputil.NewChunkedReader(c.br), br: c.br}
 	case x.clen >= 0:
-		x.body = &lengthBody{br: c.br, n: x.clen}
+		x.lbody = lengthBody{br: c.br, n: x.clen}
+		x.body = &x.lbody
 		if x.clen == 0 {
 			x.eof = true
 		}
@@ -732,4 +734,15 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// afterFunc is context.AfterFunc, through the context's own AfterFunc
+// method when it has one (as the proxy's HTTP/1.1 server's request
+// contexts do): context.AfterFunc would wrap the call in a context of its
+// own, with three allocations more.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }

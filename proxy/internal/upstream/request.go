@@ -222,8 +222,9 @@ func writeHead(w *bufio.Writer, req *Request, chunked bool) {
 	w.WriteString("\r\nX-Forwarded-Port: ")
 	w.WriteString(fw.Port)
 	w.WriteString("\r\nX-Request-Start: t=")
-	var num [20]byte
-	w.Write(strconv.AppendInt(num[:0], fw.Start.UnixMicro(), 10))
+	// Appended to the writer's own buffer: a local array would escape
+	// through Write (one allocation a request).
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), fw.Start.UnixMicro(), 10))
 	w.WriteString("\r\n")
 	switch {
 	case chunked:
@@ -241,7 +242,7 @@ func writeHead(w *bufio.Writer, req *Request, chunked bool) {
 		}
 	case req.Body != nil && req.Body.Size > 0:
 		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(num[:0], req.Body.Size, 10))
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), req.Body.Size, 10))
 		w.WriteString("\r\n")
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
