@@ -66,6 +66,7 @@ func (d *Daemon) build() error {
 		Router:    router{table: d.table},
 		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
 		StateFile: d.root.ProcessStateFile(),
+		OutputDir: d.root.OutputDir(),
 		OOM:       oomCounter{d},
 	})
 	if err != nil {

@@ -261,6 +261,9 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		defer close(startDone)
 		d.startAll(startCtx)
+		// What an earlier daemon left of apps that did not start again
+		// (stopped, destroyed, broken) is stopped.
+		d.sup.StopUnclaimed(context.WithoutCancel(startCtx))
 	}()
 	if cfg.Ready != nil {
 		cfg.Ready()
