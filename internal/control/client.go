@@ -91,6 +91,23 @@ func (c *Client) Stop(ctx context.Context, app string, out io.Writer) error {
 	return c.stream(ctx, "/v1/apps/"+url.PathEscape(app)+"/stop", nil, out)
 }
 
+// Restart asks the daemon to replace itself in place with the binary now
+// at its path; the error says why it will not (the new binary or the
+// settings failed their check). On success the daemon is restarting:
+// Ping answers again, with a later Started, once the new image serves.
+func (c *Client) Restart(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://piku/v1/restart", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return checkResponse(resp)
+}
+
 // Forget asks the daemon to stop app and drop it.
 func (c *Client) Forget(ctx context.Context, app string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://piku/v1/apps/"+url.PathEscape(app), nil)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -138,6 +139,12 @@ type Daemon struct {
 	// startHolds are the apps held until their start-up rollout ends
 	// (known.go).
 	startHolds map[string]bool
+
+	// lis are the daemon's listening sockets, handed over when it
+	// restarts in place; restartReq carries the control API's requests
+	// for that (handover.go).
+	lis        *listeners
+	restartReq chan chan error
 }
 
 // appState is what the daemon remembers of an app between operations.
@@ -182,7 +189,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := root.Init(); err != nil {
 		return err
 	}
-	l, err := control.Listen(root.Socket())
+	// SIGHUP would end the daemon (Go's default) and every app with it:
+	// it restarts the daemon in place (handover.go). The handler is there
+	// before any app starts: an image started by such a restart has
+	// SIGHUP ignored until then, and an app would inherit that.
+	hup := notifyHangup()
+	defer stopHangup(hup)
+	lis := inheritListeners(cfg.Logger)
+	l, err := lis.listen("unix:"+root.Socket(), func() (net.Listener, error) { return control.Listen(root.Socket()) })
 	if err != nil {
 		return err
 	}
@@ -200,6 +214,8 @@ func Run(ctx context.Context, cfg Config) error {
 		locks: map[string]*sync.Mutex{},
 		// the certificates' expiry, by app host
 		certExpiry: map[string]time.Time{},
+		lis:        lis,
+		restartReq: make(chan chan error),
 	}
 	if err := d.build(); err != nil {
 		return err
@@ -227,7 +243,8 @@ func Run(ctx context.Context, cfg Config) error {
 	d.holdKnownApps()
 	proxyCtx, stopProxy := context.WithCancel(runCtx)
 	defer stopProxy()
-	goRun("proxy", func(context.Context) error { return d.proxy.Run(proxyCtx) })
+	proxyDone := make(chan struct{})
+	goRun("proxy", func(context.Context) error { defer close(proxyDone); return d.proxy.Run(proxyCtx) })
 	goRun("cron", d.cron.Run)
 	goRun("idle apps", func(ctx context.Context) error { return d.sleeper.Run(ctx, d.activity) })
 	goRun("certificates", d.certs.Run)
@@ -235,13 +252,22 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})
 	})
+	metricsCtx, stopMetrics := context.WithCancel(runCtx)
+	defer stopMetrics()
+	metricsDone := make(chan struct{})
 	if cfg.MetricsAddr != "" {
-		goRun("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, cfg.MetricsAddr) })
+		goRun("metrics", func(context.Context) error {
+			defer close(metricsDone)
+			return d.serveMetrics(metricsCtx, cfg.MetricsAddr)
+		})
+	} else {
+		close(metricsDone)
 	}
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
 	srv.Handle("GET /metrics", d.metrics.Handler())
 	srv.RefuseCallers(isolation.CallerCheck(os.Getpid()))
+	srv.HandleRestart(d.askRestart)
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()
@@ -262,18 +288,17 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(startDone)
 		d.startAll(startCtx)
 		// What an earlier daemon left of apps that did not start again
-		// (stopped, destroyed, broken) is stopped.
+		// (stopped, destroyed, broken) is stopped, and the sockets it
+		// handed over that the settings no longer name are closed.
 		d.sup.StopUnclaimed(context.WithoutCancel(startCtx))
+		lis.closeUnclaimed()
 	}()
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
 
-	// SIGHUP would end the daemon (Go's default) and every app with it;
-	// until the daemon can restart in place, it is caught and logged.
-	hup := notifyHangup()
-	defer stopHangup(hup)
 	var runErr error
+	var next *restartPlan
 wait:
 	for {
 		select {
@@ -284,8 +309,26 @@ wait:
 			d.log.Error("piku daemon failing", "err", runErr)
 			break wait
 		case <-hup:
-			d.log.Warn("SIGHUP received: this daemon cannot restart in place yet, so nothing is reloaded; it goes on serving. Restart the service (piku service restart) to read new settings or run a new binary")
+			d.log.Info("SIGHUP received: restarting in place")
+			if next, err = d.planRestart(ctx); err == nil {
+				break wait
+			}
+		case reply := <-d.restartReq:
+			d.log.Info("restart asked for: restarting in place")
+			next, err = d.planRestart(ctx)
+			reply <- err
+			if err == nil {
+				break wait
+			}
 		}
+	}
+	if next != nil {
+		// Stop accepting and drain, then hand over: never returns.
+		cancelStart()
+		stopControl()
+		<-ctlDone
+		<-startDone
+		d.restartInPlace(next, stopProxy, proxyDone, stopMetrics, metricsDone)
 	}
 	cancelStart()
 	stopControl()

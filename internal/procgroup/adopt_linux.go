@@ -29,11 +29,13 @@ func Adopt(pid, pgid int, start uint64, token string, started time.Time) (*Proce
 		return nil, fmt.Errorf("adopting pid %d: %w", pid, err)
 	}
 	// Checked after the pidfd is open: the pidfd then refers to the
-	// process whose start time was read, not to a later one.
-	if pg, st, err := Stat(pid); err != nil || st != start || pg != pgid || zombie(pid) {
+	// process whose start time was read, not to a later one. (A zombie
+	// with that start time is the same process, ended: its pidfd is
+	// readable at once, and the caller sees it end.)
+	if pg, st, err := Stat(pid); err != nil || st != start || pg != pgid {
 		_ = unix.Close(fd)
 		if err == nil {
-			err = errors.New("it is now another process, or has ended")
+			err = errors.New("it is now another process")
 		}
 		return nil, fmt.Errorf("adopting pid %d: %w", pid, err)
 	}

@@ -315,6 +315,9 @@ func (in *instance) start() (*proc, error) {
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	in.noteOOM()
+	// Started and recorded in the state file together, before a Freeze.
+	in.s.startMu.RLock()
+	defer in.s.startMu.RUnlock()
 	pg, err := procgroup.StartOutliving(cmd)
 	_ = w.Close()
 	if err != nil {

@@ -49,6 +49,10 @@ type Supervisor struct {
 	// adopted are the live instances of an earlier daemon, by app, until
 	// the app's first Apply claims them (adopt.go).
 	adopted map[string][]adoptee
+
+	// startMu is held for reading while a process starts and is recorded
+	// in the state file; Freeze takes it for good.
+	startMu sync.RWMutex
 }
 
 // app is the running formation of one app. Its lock serialises Apply and
@@ -162,6 +166,38 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	wg.Wait()
 	s.wg.Wait()
 	return nil
+}
+
+// Freeze stops the supervisor from starting any process, for good, and
+// returns once every start under way is recorded in the state file: the
+// daemon is about to replace itself (exec) and the next image adopts what
+// the file lists. Processes that end meanwhile leave the file as usual.
+func (s *Supervisor) Freeze() {
+	s.startMu.Lock()
+}
+
+// DrainAll waits, app by app in parallel, until no request is in flight to
+// the app's web instances, for at most its drain timeout; long-lived
+// streams are ended when it begins. The processes are left running: the
+// daemon hands them over.
+func (s *Supervisor) DrainAll(ctx context.Context) {
+	s.mu.Lock()
+	byApp := map[string][]*instance{}
+	for in := range s.live {
+		byApp[in.app] = append(byApp[in.app], in)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for app, insts := range byApp {
+		wg.Go(func() {
+			var timeout time.Duration
+			for _, in := range insts {
+				timeout = max(timeout, in.policy.withDefaults().DrainTimeout)
+			}
+			s.drain(ctx, app, webAddrs(insts), timeout)
+		})
+	}
+	wg.Wait()
 }
 
 // Status returns the instances of app, sorted by kind, ordinal and
