@@ -307,7 +307,14 @@ func (in *instance) start() (*proc, error) {
 		if err = os.MkdirAll(filepath.Dir(fifo), 0o700); err == nil {
 			r, w, err = procgroup.OutputFIFO(fifo)
 		}
-	} else {
+		if err != nil {
+			// A full disk, say: the process still starts, on a plain
+			// pipe, but it will not outlive the daemon.
+			in.log.Warn("cannot make the output FIFO: using a pipe, so the process will not survive a crash of the daemon", "err", err)
+			fifo = ""
+		}
+	}
+	if fifo == "" {
 		r, w, err = os.Pipe()
 	}
 	if err != nil {
