@@ -48,12 +48,25 @@ type listeners struct {
 	mu        sync.Mutex
 	inherited map[string]int          // key -> fd, until claimed
 	open      map[string]net.Listener // key -> listener
+	stored    map[string]bool         // keys in systemd's file descriptor store
 }
 
 // inheritListeners reads HandoverEnv, and removes it from the environment
 // so that no app inherits it.
 func inheritListeners(log *slog.Logger) *listeners {
-	l := &listeners{log: log, inherited: map[string]int{}, open: map[string]net.Listener{}}
+	return inheritFrom(log, 3)
+}
+
+// inheritFrom is inheritListeners, with the first descriptor systemd passes
+// at firstFD.
+func inheritFrom(log *slog.Logger, firstFD int) *listeners {
+	l := &listeners{log: log, inherited: map[string]int{}, open: map[string]net.Listener{}, stored: map[string]bool{}}
+	// systemd's file descriptor store first (fdstore.go); an image before
+	// this one, in the same process, hands over the same sockets again.
+	for key, fd := range systemdListeners(firstFD) {
+		l.inherited[key] = fd
+		l.stored[key] = true
+	}
 	v, ok := os.LookupEnv(HandoverEnv)
 	if !ok {
 		return l
@@ -67,6 +80,9 @@ func inheritListeners(log *slog.Logger) *listeners {
 			continue
 		}
 		unix.CloseOnExec(fd)
+		if old, ok := l.inherited[key]; ok {
+			_ = unix.Close(old)
+		}
 		l.inherited[key] = fd
 	}
 	return l
@@ -104,7 +120,17 @@ func (l *listeners) listen(key string, bind func() (net.Listener, error)) (net.L
 func (l *listeners) add(key string, ln net.Listener) {
 	l.mu.Lock()
 	l.open[key] = ln
+	stored := l.stored[key]
+	l.stored[key] = true
 	l.mu.Unlock()
+	if stored || os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	if err := storeListener(key, ln); err != nil {
+		l.log.Warn("cannot keep the socket in systemd's file descriptor store: a crash of the daemon will refuse connections until the next one listens", "socket", key, "err", err)
+	} else {
+		l.log.Info("socket kept in systemd's file descriptor store", "socket", key)
+	}
 }
 
 // closeUnclaimed closes the sockets handed over that nothing asked for:
@@ -115,6 +141,10 @@ func (l *listeners) closeUnclaimed() {
 	for key, fd := range l.inherited {
 		l.log.Info("closing a socket handed over that the settings no longer name", "socket", key)
 		_ = unix.Close(fd)
+		if l.stored[key] {
+			unstoreListener(key)
+			delete(l.stored, key)
+		}
 	}
 	clear(l.inherited)
 }

@@ -136,6 +136,12 @@ func Unit(cfg Config) (string, error) {
 	// apps running for the next one to adopt. (mixed or control-group
 	// would kill every app whenever the daemon exits.)
 	w("KillMode=process")
+	// The daemon keeps its listening sockets in systemd's file descriptor
+	// store (FDSTORE=1 on the notification socket), so that the daemon
+	// systemd restarts after a crash gets them back: connections wait in
+	// their backlog meanwhile instead of being refused.
+	w("NotifyAccess=main")
+	w("FileDescriptorStoreMax=16")
 	w("KillSignal=SIGTERM")
 	w("TimeoutStopSec=%d", int(c.StopTimeout.Seconds()))
 	w("LimitNOFILE=65536")
