@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/service"
 )
@@ -110,7 +112,12 @@ func (c *cli) restartInPlace(userName string) (running bool, err error) {
 	if err != nil || before.PID != pid {
 		return false, nil
 	}
-	if err := cl.Restart(ctx); err != nil {
+	if err := cl.Restart(ctx); errors.Is(err, control.ErrRestartUnsupported) {
+		// An older daemon: the service manager restarts it, and every
+		// app with it, this once.
+		fmt.Fprintf(c.stdout, "-----> %v: restarting the service, and every app with it, this once\n", err)
+		return false, nil
+	} else if err != nil {
 		return true, fmt.Errorf("the piku daemon (pid %d) did not restart: %w", pid, err)
 	}
 	fmt.Fprintf(c.stdout, "-----> piku daemon (pid %d) restarting in place: draining, then handing over\n", pid)

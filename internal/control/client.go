@@ -105,8 +105,15 @@ func (c *Client) Restart(ctx context.Context) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return ErrRestartUnsupported
+	}
 	return checkResponse(resp)
 }
+
+// ErrRestartUnsupported is Restart's error when the daemon predates
+// restarts in place (it has no such endpoint).
+var ErrRestartUnsupported = errors.New("the running piku daemon cannot restart in place (it predates it)")
 
 // Forget asks the daemon to stop app and drop it.
 func (c *Client) Forget(ctx context.Context, app string) error {
