@@ -322,18 +322,16 @@ wait:
 			}
 		}
 	}
-	if next != nil {
-		// Stop accepting and drain, then hand over: never returns.
-		cancelStart()
-		stopControl()
-		<-ctlDone
-		<-startDone
-		d.restartInPlace(next, stopProxy, proxyDone, stopMetrics, metricsDone)
-	}
 	cancelStart()
 	stopControl()
 	<-ctlDone
 	<-startDone
+	if next != nil {
+		// Stop accepting and drain, then hand over: returns only when
+		// a stop signal came meanwhile, which the stop below obeys.
+		d.restartInPlace(ctx, next, stopProxy, proxyDone, stopMetrics, metricsDone)
+		d.log.Info("piku daemon stopping: a stop signal came during the restart in place; stopping every app")
+	}
 	// Stop accepting, then stop the apps: the supervisor drains each
 	// app's requests in flight (within its PIKU_DRAIN_TIMEOUT) before its
 	// instances get SIGTERM, and the proxy's graceful shutdown answers

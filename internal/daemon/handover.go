@@ -293,10 +293,12 @@ func (d *Daemon) planRestart(ctx context.Context) (*restartPlan, error) {
 // p.files, so new connections wait in their backlog), drains the requests
 // in flight (long-lived streams are ended; each app's drain timeout
 // bounds its requests, and the proxy's shutdown timeout all of them),
-// freezes the supervisor and execs p.exe. It never returns: should the
-// exec fail, the daemon exits and the apps keep running for the next one
-// to adopt.
-func (d *Daemon) restartInPlace(p *restartPlan, stopProxy func(), proxyDone <-chan struct{}, stopMetrics func(), metricsDone <-chan struct{}) {
+// freezes the supervisor and execs p.exe. Should the exec fail, the
+// daemon exits and the apps keep running for the next one to adopt. It
+// returns only when stop (the daemon's stop signal) ended before the
+// exec: the daemon then stops as it would have, its proxy already
+// stopped.
+func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy func(), proxyDone <-chan struct{}, stopMetrics func(), metricsDone <-chan struct{}) {
 	d.log.Info("restarting in place: stopped accepting; draining the requests in flight", "binary", p.exe)
 	drained := make(chan struct{})
 	go func() {
@@ -308,6 +310,12 @@ func (d *Daemon) restartInPlace(p *restartPlan, stopProxy func(), proxyDone <-ch
 	<-proxyDone
 	<-metricsDone
 	<-drained
+	if stop.Err() != nil {
+		for _, f := range p.files {
+			_ = f.Close()
+		}
+		return
+	}
 	d.sup.Freeze()
 	d.log.Info("handing over", "binary", p.exe, "sockets", p.env)
 	err := execSelf(p.exe, p.files, p.env)
