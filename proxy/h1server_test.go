@@ -253,7 +253,9 @@ func TestH1PanicEndsOnlyItsConnection(t *testing.T) {
 }
 
 // TestH1Shutdown: the end of Run closes idle keep-alive connections at
-// once and lets a request in flight finish.
+// once and lets a request in flight finish, and serves the first request
+// of a connection accepted before it (a client that connected as the
+// shutdown began), with Connection: close, rather than reset it.
 func TestH1Shutdown(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -285,6 +287,13 @@ func TestH1Shutdown(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 	}
 
+	// Connections are accepted in order: once busy's request arrived,
+	// fresh was accepted too.
+	fresh, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
 	busy, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +305,12 @@ func TestH1Shutdown(t *testing.T) {
 	cancel()
 	if _, err := ibr.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection at shutdown: %v, want EOF", err)
+	}
+	io.WriteString(fresh, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	if res, err := http.ReadResponse(bufio.NewReader(fresh), nil); err != nil {
+		t.Errorf("a connection's first request after the shutdown began: %v", err)
+	} else if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "done" || !res.Close {
+		t.Errorf("a connection's first request after the shutdown began: %d %q, close %v", res.StatusCode, b, res.Close)
 	}
 	close(release)
 	res, err := http.ReadResponse(bufio.NewReader(busy), nil)

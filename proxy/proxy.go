@@ -44,6 +44,10 @@ type Options struct {
 	// DownFor is how long a backend refusing connections is skipped;
 	// default 2s.
 	DownFor time.Duration
+	// Listen opens the listening socket for an address (HTTPAddr,
+	// HTTPSAddr); default net.Listen("tcp", addr). A daemon that replaces
+	// itself in place passes its sockets on through it.
+	Listen func(addr string) (net.Listener, error)
 	// ShutdownTimeout bounds the graceful shutdown at the end of Run;
 	// default 10s.
 	ShutdownTimeout time.Duration
@@ -149,6 +153,9 @@ func New(o Options) *Server {
 	}
 	if o.DownFor <= 0 {
 		o.DownFor = 2 * time.Second
+	}
+	if o.Listen == nil {
+		o.Listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -271,7 +278,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return newClientListener(s.accept.wrap(ln), budget, s.o.SendTimeout)
 	}
 	if s.o.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", s.o.HTTPAddr)
+		ln, err := s.o.Listen(s.o.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
@@ -291,7 +298,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("HTTPS listener off: no TLS configuration", "addr", s.o.HTTPSAddr)
 	}
 	if s.o.HTTPSAddr != "" && s.o.TLSConfig != nil {
-		ln, err := net.Listen("tcp", s.o.HTTPSAddr)
+		ln, err := s.o.Listen(s.o.HTTPSAddr)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("proxy: %w", err)

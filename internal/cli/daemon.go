@@ -23,9 +23,17 @@ func (c *cli) daemonCommand() *cobra.Command {
 		Long: `Run the piku daemon in the foreground. It starts every app that is not
 stopped, serves them through the built-in proxy and answers the other
 piku commands on PIKU_ROOT/run/piku.sock. SIGINT or SIGTERM stops every
-app gracefully; a second signal exits at once. SIGHUP is logged and
-changes nothing: the daemon goes on serving (it cannot restart in place
-yet; restart the service to read new settings).
+app gracefully; a second signal exits at once. SIGHUP restarts the daemon
+in place, with the binary now at its path and the settings as they are
+now: it runs that binary with --check-settings first, and if that fails
+it goes on serving and logs why. Otherwise it stops accepting (new
+connections wait in the kernel's backlog), drains the requests in
+flight and replaces itself (same pid), keeping its listening sockets and
+every app running. If the daemon dies (a crash, SIGKILL), the apps keep
+running, and the next daemon adopts them.
+
+--check-settings reads and checks the settings, prints them and exits,
+without starting anything.
 
 Settings come from flags, then PIKU_* environment variables (PIKU_HTTP,
 PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
@@ -34,6 +42,9 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 			v, err := c.daemonSettings(cmd)
 			if err != nil {
 				return err
+			}
+			if check, _ := cmd.Flags().GetBool("check-settings"); check {
+				return c.checkDaemonSettings(v)
 			}
 			cfg, closeLog, err := c.daemonConfig(v)
 			if err != nil {
@@ -66,8 +77,22 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.Int("max-connections", 0, "client connections the proxy holds open at most; 0 derives it from the open file limit and the memory; clients beyond wait in the backlog [$PIKU_MAX_CONNECTIONS]")
 	f.Int("max-header-bytes", proxy.DefaultMaxHeaderBytes, "bytes a request's header section (request line and fields) may take; each line a quarter of it, at least 8 KiB [$PIKU_MAX_HEADER_BYTES]")
 	f.Int("max-header-fields", proxy.DefaultMaxHeaderFields, "header fields a request may carry [$PIKU_MAX_HEADER_FIELDS]")
+	f.Bool("check-settings", false, "check the settings and the binary, print them and exit (a restart in place runs the new binary so first)")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
+}
+
+// checkDaemonSettings checks the daemon's settings as a restart in place
+// would read them, and prints them.
+func (c *cli) checkDaemonSettings(v *viper.Viper) error {
+	cfg, closeLog, err := c.daemonConfig(v)
+	if err != nil {
+		return err
+	}
+	closeLog()
+	fmt.Fprintf(c.stdout, "piku %s: settings OK: http=%q https=%q ports=%d-%d root=%s\n",
+		Version, cfg.HTTPAddr, cfg.HTTPSAddr, cfg.PortMin, cfg.PortMax, cfg.Root.Dir())
+	return nil
 }
 
 // daemonSettings layers flags over PIKU_* variables over the config file.

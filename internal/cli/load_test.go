@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -17,10 +19,18 @@ type loadResult struct {
 	total    int
 	failures []string       // when and how each failed request failed
 	bodies   map[string]int // the bodies of the requests that succeeded
+	// refused counts the connections refused before the first answer,
+	// when the load was started before the daemon listens (waitListen).
+	refused  int
+	answered bool
 }
 
 // load is a steady load running until stop.
 type load struct {
+	// waitListen counts connections refused before the first answer
+	// apart, not as failures.
+	waitListen bool
+
 	mu   sync.Mutex
 	res  loadResult
 	done chan struct{}
@@ -31,8 +41,8 @@ type load struct {
 // steadyLoad sends GET url with Host host every 5 ms from each of two
 // clients (about 400 requests per second, fewer on a busy machine) until
 // stop is called. A request fails on an error or any status but 200.
-func steadyLoad(client *http.Client, url, host string) *load {
-	l := &load{res: loadResult{bodies: map[string]int{}}, done: make(chan struct{})}
+func steadyLoad(client *http.Client, url, host string, waitListen bool) *load {
+	l := &load{res: loadResult{bodies: map[string]int{}}, done: make(chan struct{}), waitListen: waitListen}
 	for range 2 {
 		l.wg.Go(func() {
 			tick := time.NewTicker(5 * time.Millisecond)
@@ -59,10 +69,17 @@ func steadyLoad(client *http.Client, url, host string) *load {
 				}
 				l.mu.Lock()
 				l.res.total++
-				if msg != "" {
+				refused := err != nil && errors.Is(err, syscall.ECONNREFUSED)
+				switch {
+				case l.waitListen && !l.res.answered && refused:
+					l.res.refused++
+				case msg != "":
 					l.res.failures = append(l.res.failures, msg)
-				} else {
+				default:
 					l.res.bodies[string(body)]++
+				}
+				if resp != nil {
+					l.res.answered = true
 				}
 				l.mu.Unlock()
 			}
@@ -71,11 +88,12 @@ func steadyLoad(client *http.Client, url, host string) *load {
 	return l
 }
 
-// sent is how many requests have been answered or failed so far.
+// sent is how many requests have been answered or failed so far, not
+// counting those refused before the daemon listened.
 func (l *load) sent() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.res.total
+	return l.res.total - l.res.refused
 }
 
 // stop ends the load and reports what its requests saw.
@@ -91,13 +109,20 @@ var (
 	loads   = map[*testscript.TestScript]map[string]*load{}
 )
 
-// loadstart NAME URL HOST: start a steady load of GET URL with Host HOST
-// (about 400 requests per second) until loadcheck NAME.
+// loadstart [-listen] NAME URL HOST: start a steady load of GET URL with
+// Host HOST (about 400 requests per second) until loadcheck NAME. With
+// -listen the load starts before the daemon listens: connections refused
+// before the first answer are counted apart, not as failures; from the
+// first answer on, every request must succeed.
 func cmdLoadStart(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 3 || neg {
-		ts.Fatalf("usage: loadstart NAME URL HOST")
+	waitListen := len(args) > 0 && args[0] == "-listen"
+	if waitListen {
+		args = args[1:]
 	}
-	l := steadyLoad(&http.Client{Timeout: 10 * time.Second}, args[1], args[2])
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: loadstart [-listen] NAME URL HOST")
+	}
+	l := steadyLoad(&http.Client{Timeout: 10 * time.Second}, args[1], args[2], waitListen)
 	loadsMu.Lock()
 	if loads[ts] == nil {
 		loads[ts] = map[string]*load{}
@@ -127,7 +152,7 @@ func cmdLoadCheck(ts *testscript.TestScript, neg bool, args []string) {
 	for body, n := range res.bodies {
 		fmt.Fprintf(ts.Stdout(), "%d x %s\n", n, body)
 	}
-	ts.Logf("load %s: %d requests, %d failed", args[0], res.total, len(res.failures))
+	ts.Logf("load %s: %d requests, %d failed, %d refused before the daemon listened", args[0], res.total, len(res.failures), res.refused)
 	if len(res.failures) > 0 {
 		shown := res.failures
 		if len(shown) > 10 {

@@ -44,6 +44,12 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 			switch cmd.Name() {
 			case "version", "help", "completion", isolation.ConfineSubcommand:
 				return nil
+			case "daemon":
+				// The daemon's check of its successor before a restart
+				// in place runs as its child; it reads settings only.
+				if check, _ := cmd.Flags().GetBool("check-settings"); check {
+					return nil
+				}
 			}
 			return isolation.CheckSelf()
 		},

@@ -186,11 +186,12 @@ func cmdWaitPS(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("waitps %s %q: gave up; last state:\n%s", args[0], args[1], last)
 }
 
-// psfield APP KIND.N FIELD VAR: store one field (pid, port, restarts) of an
+// psfield APP KIND.N FIELD VAR: store one field (pid, port, restarts,
+// started: the start time in Unix seconds) of an
 // instance in the environment variable VAR.
 func cmdPSField(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 4 {
-		ts.Fatalf("usage: psfield APP KIND.N pid|port|restarts VAR")
+		ts.Fatalf("usage: psfield APP KIND.N pid|port|restarts|started VAR")
 	}
 	st, err := control.NewClient(rootOf(ts).Socket()).Status(context.Background(), args[0])
 	ts.Check(err)
@@ -206,6 +207,8 @@ func cmdPSField(ts *testscript.TestScript, neg bool, args []string) {
 			v = in.Port
 		case "restarts":
 			v = in.Restarts
+		case "started": // Unix time, in seconds
+			v = int(in.StartedAt.Unix())
 		default:
 			ts.Fatalf("psfield: unknown field %q", args[2])
 		}

@@ -2,13 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/piku/piku/internal/control"
+	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/service"
 )
 
@@ -21,10 +28,21 @@ func (c *cli) serviceCommand() *cobra.Command {
 root), allowed to bind ports 80 and 443, restarted when it fails, with
 PIKU_ROOT in its environment. install, uninstall, start, stop and restart
 need root. Stopping the service stops every app gracefully; starting it
-brings back every app that was not stopped.`,
+brings back every app that was not stopped. restart, while the daemon
+runs (PIKU_ROOT/run/piku.pid), restarts it in place with the binary now at
+its path, as SIGHUP does: no app restarts and no connection is refused;
+if the new binary or the settings fail their check, the daemon goes on
+serving and restart says why. To upgrade piku, install the new binary
+over the old one, then run ` + "`piku service restart`" + `.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"install", "uninstall", "start", "stop", "restart", "status"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "restart" {
+				// A daemon that runs restarts in place: no app restarts.
+				if running, err := c.restartInPlace(userName); running {
+					return err
+				}
+			}
 			svc, err := c.service(userName)
 			if err != nil {
 				return err
@@ -58,6 +76,69 @@ brings back every app that was not stopped.`,
 	cmd.Flags().StringVar(&userName, "user", envOr("PIKU_USER", "piku"), "the user the daemon runs as [$PIKU_USER]")
 	return cmd
 }
+
+// restartInPlace asks the daemon that runs for the service's PIKU_ROOT
+// (--root, $PIKU_ROOT, or userName's ~/.piku) to restart in place, and
+// waits until the new image answers. running is false when no daemon
+// runs or answers there: the service manager restarts it then.
+func (c *cli) restartInPlace(userName string) (running bool, err error) {
+	rootDir := c.rootDir
+	if rootDir == "" {
+		rootDir = os.Getenv("PIKU_ROOT")
+	}
+	if rootDir == "" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			return false, nil
+		}
+		rootDir = filepath.Join(u.HomeDir, ".piku")
+	}
+	root, err := layout.New(rootDir)
+	if err != nil {
+		return false, nil
+	}
+	b, err := os.ReadFile(root.PidFile())
+	if err != nil {
+		return false, nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || syscall.Kill(pid, 0) == syscall.ESRCH {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), restartWait)
+	defer cancel()
+	cl := c.client(root)
+	before, err := cl.Ping(ctx)
+	if err != nil || before.PID != pid {
+		return false, nil
+	}
+	if err := cl.Restart(ctx); errors.Is(err, control.ErrRestartUnsupported) {
+		// An older daemon: the service manager restarts it, and every
+		// app with it, this once.
+		fmt.Fprintf(c.stdout, "-----> %v: restarting the service, and every app with it, this once\n", err)
+		return false, nil
+	} else if err != nil {
+		return true, fmt.Errorf("the piku daemon (pid %d) did not restart: %w", pid, err)
+	}
+	fmt.Fprintf(c.stdout, "-----> piku daemon (pid %d) restarting in place: draining, then handing over\n", pid)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, fmt.Errorf("the piku daemon (pid %d) did not answer again within %s: see its log, %s", pid, restartWait, root.DaemonLog())
+		case <-tick.C:
+		}
+		if info, err := cl.Ping(ctx); err == nil && info.Started.After(before.Started) {
+			fmt.Fprintf(c.stdout, "-----> piku daemon restarted in place (pid %d, version %s)\n", info.PID, info.Version)
+			return true, nil
+		}
+	}
+}
+
+// restartWait bounds how long `piku service restart` waits for a daemon
+// restarting in place: its drain and the new image's start.
+const restartWait = 2 * time.Minute
 
 // service returns the service for userName; PIKU_ROOT is --root, or that
 // user's ~/.piku.

@@ -574,7 +574,7 @@ func TestSSHPushEndToEnd(t *testing.T) {
 			code, body, err := httpGet(url, "loaded.test")
 			return err == nil && code == 200 && strings.Contains(body, "version A"), fmt.Sprint(code, body, err)
 		})
-		l := steadyLoad(testClient, url, "loaded.test")
+		l := steadyLoad(testClient, url, "loaded.test", false)
 		defer l.stop()
 		c.commit(staticApp("B", env))
 		c.mustPush("main")

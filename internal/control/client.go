@@ -91,6 +91,30 @@ func (c *Client) Stop(ctx context.Context, app string, out io.Writer) error {
 	return c.stream(ctx, "/v1/apps/"+url.PathEscape(app)+"/stop", nil, out)
 }
 
+// Restart asks the daemon to replace itself in place with the binary now
+// at its path; the error says why it will not (the new binary or the
+// settings failed their check). On success the daemon is restarting:
+// Ping answers again, with a later Started, once the new image serves.
+func (c *Client) Restart(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://piku/v1/restart", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return ErrRestartUnsupported
+	}
+	return checkResponse(resp)
+}
+
+// ErrRestartUnsupported is Restart's error when the daemon predates
+// restarts in place (it has no such endpoint).
+var ErrRestartUnsupported = errors.New("the running piku daemon cannot restart in place (it predates it)")
+
 // Forget asks the daemon to stop app and drop it.
 func (c *Client) Forget(ctx context.Context, app string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://piku/v1/apps/"+url.PathEscape(app), nil)

@@ -75,7 +75,7 @@ func (b *memBackend) Pause(ctx context.Context, app string) (func(), error) {
 	return func() { b.paused <- "resumed " + app }, nil
 }
 
-func startServer(t *testing.T, b Backend) *Client {
+func startServer(t *testing.T, b Backend, opts ...func(*Server)) *Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "run", "piku.sock")
 	l, err := Listen(sock)
@@ -91,6 +91,9 @@ func startServer(t *testing.T, b Backend) *Client {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := NewServer(b, Info{PID: os.Getpid(), Version: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, o := range opts {
+		o(srv)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l, time.Second) }()
 	t.Cleanup(func() {
@@ -216,5 +219,25 @@ func TestPause(t *testing.T) {
 	cancel()
 	if got := <-b.paused; got != "resumed app" {
 		t.Fatalf("after the client went away: %q", got)
+	}
+}
+
+// TestRestart: the restart endpoint answers its function's error, and a
+// daemon without it (older) is told apart, so that `piku service restart`
+// falls back to the service manager's restart.
+func TestRestart(t *testing.T) {
+	old := startServer(t, &memBackend{apps: map[string]AppStatus{}})
+	if err := old.Restart(context.Background()); !errors.Is(err, ErrRestartUnsupported) {
+		t.Errorf("a daemon without restarts in place: %v, want ErrRestartUnsupported", err)
+	}
+	refuse := startServer(t, &memBackend{apps: map[string]AppStatus{}}, func(s *Server) {
+		s.HandleRestart(func(context.Context) error { return errors.New("not restarting in place: bad settings") })
+	})
+	if err := refuse.Restart(context.Background()); err == nil || err.Error() != "not restarting in place: bad settings" {
+		t.Errorf("a refused restart: %v", err)
+	}
+	ok := startServer(t, &memBackend{apps: map[string]AppStatus{}}, func(s *Server) { s.HandleRestart(func(context.Context) error { return nil }) })
+	if err := ok.Restart(context.Background()); err != nil {
+		t.Errorf("a restart: %v", err)
 	}
 }

@@ -57,6 +57,19 @@ func NewServer(backend Backend, info Info, log *slog.Logger) *Server {
 // as the daemon serves GET /metrics.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandleRestart serves POST /v1/restart with restart, which checks that
+// the daemon may replace itself in place (`piku service restart`) and, if
+// so, starts doing it once the answer is sent; its error is the answer.
+func (s *Server) HandleRestart(restart func(context.Context) error) {
+	s.mux.HandleFunc("POST /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		if err := restart(r.Context()); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, Event{Done: true})
+	})
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 

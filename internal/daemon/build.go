@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/cron"
@@ -42,11 +43,14 @@ func (d *Daemon) build() error {
 	}
 	d.sleeper = newSleeper(d)
 	d.proxy = proxy.New(proxy.Options{
-		Wake:        d.sleeper.wake,
-		MaxConns:    maxConns,
-		Logger:      d.log.With("part", "proxy"),
-		HTTPAddr:    d.cfg.HTTPAddr,
-		HTTPSAddr:   d.cfg.HTTPSAddr,
+		Wake:      d.sleeper.wake,
+		MaxConns:  maxConns,
+		Logger:    d.log.With("part", "proxy"),
+		HTTPAddr:  d.cfg.HTTPAddr,
+		HTTPSAddr: d.cfg.HTTPSAddr,
+		Listen: func(addr string) (net.Listener, error) {
+			return d.lis.listen("tcp:"+addr, func() (net.Listener, error) { return net.Listen("tcp", addr) })
+		},
 		TLSConfig:   d.observeTLS(d.certs.TLSConfig()),
 		HTTPWrap:    d.certs.HTTPHandler,
 		Observer:    d.metrics,
@@ -66,6 +70,7 @@ func (d *Daemon) build() error {
 		Router:    router{table: d.table},
 		Ports:     supervisor.PortRange{Bind: d.cfg.Bind, Min: d.cfg.PortMin, Max: d.cfg.PortMax},
 		StateFile: d.root.ProcessStateFile(),
+		OutputDir: d.root.OutputDir(),
 		OOM:       oomCounter{d},
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -139,6 +140,12 @@ type Daemon struct {
 	// startHolds are the apps held until their start-up rollout ends
 	// (known.go).
 	startHolds map[string]bool
+
+	// lis are the daemon's listening sockets, handed over when it
+	// restarts in place; restartReq carries the control API's requests
+	// for that (handover.go).
+	lis        *listeners
+	restartReq chan chan error
 }
 
 // appState is what the daemon remembers of an app between operations.
@@ -183,7 +190,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := root.Init(); err != nil {
 		return err
 	}
-	l, err := control.Listen(root.Socket())
+	// SIGHUP would end the daemon (Go's default) and every app with it:
+	// it restarts the daemon in place (handover.go). The handler is there
+	// before any app starts: an image started by such a restart has
+	// SIGHUP ignored until then, and an app would inherit that.
+	hup := notifyHangup()
+	defer stopHangup(hup)
+	lis := inheritListeners(cfg.Logger)
+	l, err := lis.listen("unix:"+root.Socket(), func() (net.Listener, error) { return control.Listen(root.Socket()) })
 	if err != nil {
 		return err
 	}
@@ -201,6 +215,8 @@ func Run(ctx context.Context, cfg Config) error {
 		locks: map[string]*sync.Mutex{},
 		// the certificates' expiry, by app host
 		certExpiry: map[string]time.Time{},
+		lis:        lis,
+		restartReq: make(chan chan error),
 	}
 	if err := d.build(); err != nil {
 		return err
@@ -228,7 +244,8 @@ func Run(ctx context.Context, cfg Config) error {
 	d.holdKnownApps()
 	proxyCtx, stopProxy := context.WithCancel(runCtx)
 	defer stopProxy()
-	goRun("proxy", func(context.Context) error { return d.proxy.Run(proxyCtx) })
+	proxyDone := make(chan struct{})
+	goRun("proxy", func(context.Context) error { defer close(proxyDone); return d.proxy.Run(proxyCtx) })
 	goRun("cron", d.cron.Run)
 	goRun("idle apps", func(ctx context.Context) error { return d.sleeper.Run(ctx, d.activity) })
 	goRun("certificates", d.certs.Run)
@@ -236,8 +253,16 @@ func Run(ctx context.Context, cfg Config) error {
 	goRun("cloudflare ranges", func(ctx context.Context) error {
 		return d.proxy.RefreshCloudflare(ctx, &http.Client{Timeout: 30 * time.Second})
 	})
+	metricsCtx, stopMetrics := context.WithCancel(runCtx)
+	defer stopMetrics()
+	metricsDone := make(chan struct{})
 	if cfg.MetricsAddr != "" {
-		goRun("metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, cfg.MetricsAddr) })
+		goRun("metrics", func(context.Context) error {
+			defer close(metricsDone)
+			return d.serveMetrics(metricsCtx, cfg.MetricsAddr)
+		})
+	} else {
+		close(metricsDone)
 	}
 
 	srv := control.NewServer(d, control.Info{PID: os.Getpid(), Version: cfg.Version, Root: root.Dir(), Started: time.Now()}, d.log)
@@ -247,6 +272,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	srv.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
 	srv.RefuseCallers(isolation.CallerCheck(os.Getpid()))
+	srv.HandleRestart(d.askRestart)
 	ctlCtx, stopControl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- srv.Serve(ctlCtx, l, cfg.ShutdownTimeout) }()
@@ -266,16 +292,18 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		defer close(startDone)
 		d.startAll(startCtx)
+		// What an earlier daemon left of apps that did not start again
+		// (stopped, destroyed, broken) is stopped, and the sockets it
+		// handed over that the settings no longer name are closed.
+		d.sup.StopUnclaimed(context.WithoutCancel(startCtx))
+		lis.closeUnclaimed()
 	}()
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
 
-	// SIGHUP would end the daemon (Go's default) and every app with it;
-	// until the daemon can restart in place, it is caught and logged.
-	hup := notifyHangup()
-	defer stopHangup(hup)
 	var runErr error
+	var next *restartPlan
 wait:
 	for {
 		select {
@@ -286,13 +314,29 @@ wait:
 			d.log.Error("piku daemon failing", "err", runErr)
 			break wait
 		case <-hup:
-			d.log.Warn("SIGHUP received: this daemon cannot restart in place yet, so nothing is reloaded; it goes on serving. Restart the service (piku service restart) to read new settings or run a new binary")
+			d.log.Info("SIGHUP received: restarting in place")
+			if next, err = d.planRestart(ctx); err == nil {
+				break wait
+			}
+		case reply := <-d.restartReq:
+			d.log.Info("restart asked for: restarting in place")
+			next, err = d.planRestart(ctx)
+			reply <- err
+			if err == nil {
+				break wait
+			}
 		}
 	}
 	cancelStart()
 	stopControl()
 	<-ctlDone
 	<-startDone
+	if next != nil {
+		// Stop accepting and drain, then hand over: returns only when
+		// a stop signal came meanwhile, which the stop below obeys.
+		d.restartInPlace(ctx, next, stopProxy, proxyDone, stopMetrics, metricsDone)
+		d.log.Info("piku daemon stopping: a stop signal came during the restart in place; stopping every app")
+	}
 	// Stop accepting, then stop the apps: the supervisor drains each
 	// app's requests in flight (within its PIKU_DRAIN_TIMEOUT) before its
 	// instances get SIGTERM, and the proxy's graceful shutdown answers

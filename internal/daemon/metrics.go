@@ -143,7 +143,7 @@ func (d *Daemon) observeTLS(cfg *tls.Config) *tls.Config {
 // ("9180" or ":9180") listens on loopback only.
 func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 	addr = metricsAddr(addr)
-	ln, err := net.Listen("tcp", addr)
+	ln, err := d.lis.listen("tcp:"+addr, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return fmt.Errorf("metrics listener: %w", err)
 	}

@@ -115,6 +115,11 @@ func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
 // by one that stops what it left.
 func (r Root) ProcessStateFile() string { return filepath.Join(r.RunDir(), "processes.json") }
 
+// OutputDir is run/output, where each supervised process's output FIFO
+// lives: the pipe outlives the daemon, so that apps keep running (and
+// their output waits) while no daemon reads it.
+func (r Root) OutputDir() string { return filepath.Join(r.RunDir(), "output") }
+
 // daemonLogName is the daemon's log file in logs/, beside the apps' log
 // folders; rotated copies are named piku-TIMESTAMP.log.
 const daemonLogName = "piku.log"

@@ -10,14 +10,16 @@ import (
 	"syscall"
 )
 
-// setGroup makes cmd the leader of a new process group that is killed when
-// the starting thread exits.
-func setGroup(cmd *exec.Cmd) {
+// setGroup makes cmd the leader of a new process group, killed when the
+// starting thread exits if deathsig is set.
+func setGroup(cmd *exec.Cmd, deathsig bool) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if deathsig {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 }
 
 // Stat returns the process group and start time (clock ticks after boot)

@@ -8,7 +8,7 @@ import (
 )
 
 // setGroup makes cmd the leader of a new process group.
-func setGroup(cmd *exec.Cmd) {
+func setGroup(cmd *exec.Cmd, _ bool) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

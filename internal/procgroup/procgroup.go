@@ -29,8 +29,14 @@ type Process struct {
 	// so that those which left the group are found too.
 	Token string
 
+	pid  int
 	done chan struct{}
 	err  error
+	// ws is how the leader ended, once done is closed; known is false
+	// when that cannot be learnt (an adopted process that is not the
+	// caller's child).
+	ws    syscall.WaitStatus
+	known bool
 }
 
 // Start starts cmd as the leader of a new process group, with TagVar set to
@@ -42,8 +48,15 @@ type Process struct {
 // (/bin/sh -c LINE) first raises its oom_score_adj to AppOOMScoreAdj,
 // joins the cgroups its environment names and sets its open files limit
 // (see prelude).
-func Start(cmd *exec.Cmd) (*Process, error) {
-	setGroup(cmd)
+func Start(cmd *exec.Cmd) (*Process, error) { return start(cmd, true) }
+
+// StartOutliving starts cmd as Start does, but without Pdeathsig: the
+// group outlives the caller, so that a daemon that dies (a crash, SIGKILL)
+// leaves it running for the next daemon to adopt (Adopt).
+func StartOutliving(cmd *exec.Cmd) (*Process, error) { return start(cmd, false) }
+
+func start(cmd *exec.Cmd, deathsig bool) (*Process, error) {
+	setGroup(cmd, deathsig)
 	token := newToken()
 	// Environ is what the command would get (with PWD set to Dir when
 	// Env is nil), as a copy.
@@ -52,9 +65,12 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &Process{Cmd: cmd, PGID: cmd.Process.Pid, Started: time.Now(), Token: token, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, PGID: cmd.Process.Pid, Started: time.Now(), Token: token, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		if cmd.ProcessState != nil {
+			p.ws, p.known = cmd.ProcessState.Sys().(syscall.WaitStatus)
+		}
 		close(p.done)
 	}()
 	return p, nil
@@ -64,7 +80,7 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Pid is the leader's pid.
-func (p *Process) Pid() int { return p.Cmd.Process.Pid }
+func (p *Process) Pid() int { return p.pid }
 
 // Signal sends sig to every process of the group, and to the processes
 // that carry its token but left the group (a daemonised grandchild in a
@@ -107,10 +123,49 @@ func (p *Process) Stop(grace time.Duration, force <-chan struct{}) (killed bool)
 }
 
 // Exit describes how the leader ended ("exit 3", "signal: killed"); it
-// waits for the leader to exit.
+// waits for the leader to exit. For an adopted process that is not the
+// caller's child it is ExitUnknown.
 func (p *Process) Exit() string {
 	<-p.done
+	if p.Cmd == nil {
+		if !p.known {
+			return ExitUnknown
+		}
+		return describeStatus(p.ws)
+	}
 	return Describe(p.Cmd.ProcessState, p.err)
+}
+
+// ExitUnknown is how an adopted process ended when it was not the
+// caller's child: only its parent could learn its exit status.
+const ExitUnknown = "exit status unknown (adopted from an earlier daemon)"
+
+// WaitStatus is how the leader ended, once Done is closed; ok is false
+// when that is unknown (see ExitUnknown).
+func (p *Process) WaitStatus() (ws syscall.WaitStatus, ok bool) {
+	<-p.done
+	return p.ws, p.known
+}
+
+// ExitCode is the leader's exit code once Done is closed: -1 when a
+// signal ended it, or when its end is unknown.
+func (p *Process) ExitCode() int {
+	ws, ok := p.WaitStatus()
+	if !ok || !ws.Exited() {
+		return -1
+	}
+	return ws.ExitStatus()
+}
+
+// Success reports whether the leader exited with status 0.
+func (p *Process) Success() bool { return p.ExitCode() == 0 }
+
+// describeStatus renders ws as Describe does.
+func describeStatus(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return "exit " + strconv.Itoa(ws.ExitStatus())
 }
 
 // Describe renders how a process ended: "exit 0", "exit 3", "signal:

@@ -130,9 +130,18 @@ func Unit(cfg Config) (string, error) {
 	w("NoNewPrivileges=true")
 	w("Restart=always")
 	w("RestartSec=%d", int(c.RestartDelay.Seconds()))
-	// SIGTERM goes to the daemon alone, which stops its apps gracefully;
-	// whatever is left after TimeoutStopSec gets SIGKILL.
-	w("KillMode=mixed")
+	// SIGTERM (and SIGKILL after TimeoutStopSec) goes to the daemon
+	// alone: a stop makes it drain and stop its apps itself, while a
+	// daemon that crashes, and is restarted by Restart=always, leaves its
+	// apps running for the next one to adopt. (mixed or control-group
+	// would kill every app whenever the daemon exits.)
+	w("KillMode=process")
+	// The daemon keeps its listening sockets in systemd's file descriptor
+	// store (FDSTORE=1 on the notification socket), so that the daemon
+	// systemd restarts after a crash gets them back: connections wait in
+	// their backlog meanwhile instead of being refused.
+	w("NotifyAccess=main")
+	w("FileDescriptorStoreMax=16")
 	w("KillSignal=SIGTERM")
 	w("TimeoutStopSec=%d", int(c.StopTimeout.Seconds()))
 	w("LimitNOFILE=65536")

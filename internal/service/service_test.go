@@ -22,7 +22,7 @@ func TestUnit(t *testing.T) {
 		"\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n",
 		"\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
 		"\nRestart=always\nRestartSec=5\n",
-		"\nKillMode=mixed\n",
+		"\nKillMode=process\nNotifyAccess=main\nFileDescriptorStoreMax=16\n",
 		"\nOOMScoreAdjust=-900\nDelegate=yes\n",
 		"\nTimeoutStopSec=60\n",
 		"[Install]\nWantedBy=multi-user.target\n",

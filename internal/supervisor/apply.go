@@ -103,6 +103,12 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 	s.mu.Lock()
 	a.policy = spec.Policy
 	s.mu.Unlock()
+	// An earlier daemon's instances of the app are its running kinds; an
+	// older generation they left is stopped.
+	if older := s.claimAdopted(&spec, a); len(older) > 0 {
+		s.drain(ctx, spec.App, webAddrs(older), spec.Policy.DrainTimeout)
+		stopAll(context.WithoutCancel(ctx), older)
+	}
 
 	restartAll := slices.Contains(spec.Restart, "*")
 	var changes []*change
@@ -110,7 +116,7 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 		old := a.kinds[ps.Kind]
 		c := &change{ps: ps, old: old, replace: true, gen: 1}
 		restart := restartAll || slices.Contains(spec.Restart, ps.Kind)
-		if old != nil && spec.KeepRunning && !restart {
+		if old != nil && spec.KeepRunning && !restart && !old.stale {
 			// Stay on the running generation; only the count may change.
 			c.ps = old.spec
 			c.ps.Count = ps.Count
@@ -142,16 +148,17 @@ func (s *Supervisor) Apply(ctx context.Context, spec AppSpec) error {
 				s.stopKind(ctx, spec.App, a, c.old, c.ps.FixedPort, spec.Policy.DrainTimeout)
 			}
 		}
-		first := 1
 		if !c.replace {
-			first = c.old.spec.Count + 1
 			for n, in := range c.old.insts {
 				if n > c.ps.Count {
 					c.surplus = append(c.surplus, in)
 				}
 			}
 		}
-		for n := first; n <= c.ps.Count; n++ {
+		for n := 1; n <= c.ps.Count; n++ {
+			if !c.replace && c.old.insts[n] != nil {
+				continue // runs already: scaling starts only the missing ordinals
+			}
 			fixed := 0
 			if n == 1 && c.ps.Web {
 				fixed = c.ps.FixedPort
@@ -293,7 +300,7 @@ func (s *Supervisor) drain(ctx context.Context, appName string, addrs []string, 
 // differs reports whether ps (in spec) needs a new generation of k.
 func differs(k *kind, ps ProcessSpec, spec *AppSpec) bool {
 	o := k.spec
-	return o.Command != ps.Command || !slices.Equal(o.Env, ps.Env) || o.Web != ps.Web ||
+	return k.stale || o.Command != ps.Command || !slices.Equal(o.Env, ps.Env) || o.Web != ps.Web ||
 		o.FixedPort != ps.FixedPort || o.HealthPath != ps.HealthPath || o.HealthHost != ps.HealthHost ||
 		k.revision != spec.Revision || k.dir != spec.Dir
 }

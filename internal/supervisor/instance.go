@@ -51,6 +51,12 @@ type instance struct {
 
 	oomSeen int64        // the app's OOM kill count when the process started; owner only
 	output  *outputLimit // the app's output rate
+
+	// digest is specDigest of what the instance runs, recorded in the
+	// state file; adopted is the process an earlier daemon started, which
+	// the owner watches before it starts any (adopt.go).
+	digest  string
+	adopted *proc
 }
 
 // lastProbe says what the last failed readiness check of a web instance
@@ -138,6 +144,7 @@ type proc struct {
 	*procgroup.Process
 	copied chan struct{} // closed when the output copier is done
 	out    *os.File      // read end of the output pipe
+	fifo   string        // the output FIFO's path; "" for a plain pipe
 }
 
 // run is the owner goroutine: start, watch, restart with backoff, stop.
@@ -147,7 +154,9 @@ func (in *instance) run() {
 	defer in.s.logs.close(in.logPath)
 
 	bo := newBackoff(in.policy.BackoffInitial, in.policy.BackoffMax, in.s.healthyRun)
-	booted := false
+	adopted := in.adopted
+	in.adopted = nil
+	booted := adopted != nil // nobody waits for an adopted instance's boot
 	bootResult := func(err error) {
 		if !booted {
 			booted = true
@@ -163,7 +172,11 @@ func (in *instance) run() {
 		default:
 		}
 		var ran time.Duration
-		p, err := in.start()
+		p, err := adopted, error(nil)
+		if p == nil {
+			p, err = in.start()
+		}
+		adopted = nil
 		if err != nil {
 			in.log.Error("starting", "err", err)
 			in.update(func(st *InstanceStatus) { st.LastExit, st.ExitCode = err.Error(), -1 })
@@ -175,9 +188,9 @@ func (in *instance) run() {
 			ran = time.Since(p.Started)
 			last := in.exitCause(p)
 			in.log.Info("exited", "pid", p.Pid(), "status", last, "ran", ran.Round(time.Millisecond))
-			code := p.Cmd.ProcessState.ExitCode()
+			code := p.ExitCode()
 			in.update(func(st *InstanceStatus) { st.State, st.PID, st.LastExit, st.ExitCode = StateExited, 0, last, code })
-			if !booted && (in.spec.Web || !p.Cmd.ProcessState.Success()) {
+			if !booted && (in.spec.Web || !p.Success()) {
 				msg := fmt.Sprintf("%s exited (%s) before it was ready", in.name(), last)
 				if tail := lastLines(in.logPath, 10); tail != "" {
 					msg += "; last log lines:\n" + tail
@@ -285,35 +298,75 @@ func (in *instance) start() (*proc, error) {
 	}
 	env = append(env, "PROC_TYPE="+in.spec.Kind, "PIKU_INSTANCE="+strconv.Itoa(in.n))
 	cmd.Env = env
-	r, w, err := os.Pipe()
+	// The output goes through a FIFO that outlives the daemon (adopt.go),
+	// or a plain pipe when the supervisor has no output folder.
+	fifo := in.s.outputPath(in.app, in.spec.Kind, in.n, in.gen)
+	var r, w *os.File
+	var err error
+	if fifo != "" {
+		if err = os.MkdirAll(filepath.Dir(fifo), 0o700); err == nil {
+			r, w, err = procgroup.OutputFIFO(fifo)
+		}
+		if err != nil {
+			// A full disk, say: the process still starts, on a plain
+			// pipe, but it will not outlive the daemon.
+			in.log.Warn("cannot make the output FIFO: using a pipe, so the process will not survive a crash of the daemon", "err", err)
+			fifo = ""
+		}
+	}
+	if fifo == "" {
+		r, w, err = os.Pipe()
+	}
 	if err != nil {
 		return nil, spawnError(err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	in.noteOOM()
-	pg, err := procgroup.Start(cmd)
+	// Started and recorded in the state file together, before a Freeze.
+	in.s.startMu.RLock()
+	defer in.s.startMu.RUnlock()
+	pg, err := procgroup.StartOutliving(cmd)
 	_ = w.Close()
 	if err != nil {
 		_ = r.Close()
+		if fifo != "" {
+			_ = os.Remove(fifo)
+		}
 		return nil, spawnError(err)
 	}
-	p := &proc{Process: pg, copied: make(chan struct{}), out: r}
+	p := &proc{Process: pg, copied: make(chan struct{}), out: r, fifo: fifo}
 	pid := pg.Pid()
 	_, st, _ := procgroup.Stat(pid)
-	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st, Token: p.Token})
-	w2 := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
-	go func() {
-		defer close(p.copied)
-		in.copyOutput(w2, r)
-		_ = r.Close()
-		in.s.logs.close(in.logPath)
-	}()
+	restarts := in.snapshotRestarts()
+	in.s.state.add(liveProc{App: in.app, Kind: in.spec.Kind, N: in.n, PID: pid, PGID: p.PGID, Start: st, Token: p.Token,
+		Supervised: true, Gen: in.gen, Port: in.port, Addr: in.address(), Fixed: in.fixed, Spec: in.digest,
+		Revision: in.revision, Dir: in.dir, Started: p.Started, Restarts: restarts, Output: fifo})
+	in.copy(p)
 	state := StateStarting
 	in.update(func(s *InstanceStatus) {
 		s.State, s.PID, s.StartedAt, s.HealthFailures = state, pid, p.Started, 0
 	})
 	in.log.Info("started", "pid", pid)
 	return p, nil
+}
+
+// snapshotRestarts is the instance's restart count.
+func (in *instance) snapshotRestarts() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.status.Restarts
+}
+
+// copy copies p's output to the instance's log until it ends, then
+// closes p.copied.
+func (in *instance) copy(p *proc) {
+	w := in.s.logs.open(in.logPath, LogPolicy{}) // shares the writer opened at creation
+	go func() {
+		defer close(p.copied)
+		in.copyOutput(w, p.out)
+		_ = p.out.Close()
+		in.s.logs.close(in.logPath)
+	}()
 }
 
 // spawnError says plainly when a process could not be started because the
@@ -332,8 +385,13 @@ func (in *instance) finish(p *proc) {
 	_ = p.Signal(syscall.SIGKILL)
 	// A process that left the group may still hold the pipe: give the
 	// copier a moment, then cut it off.
-	_ = p.out.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if p.out != nil {
+		_ = p.out.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
 	<-p.copied
+	if p.fifo != "" {
+		_ = os.Remove(p.fifo)
+	}
 	in.s.state.remove(p.Pid())
 }
 
@@ -350,7 +408,7 @@ func (in *instance) terminate(p *proc) {
 	}
 	in.finish(p)
 	last := p.Exit()
-	code := p.Cmd.ProcessState.ExitCode()
+	code := p.ExitCode()
 	in.log.Info("stopped", "pid", p.Pid(), "status", last)
 	in.update(func(st *InstanceStatus) {
 		st.State, st.PID, st.LastExit, st.ExitCode, st.NextRetry = StateStopped, 0, last, code, time.Time{}

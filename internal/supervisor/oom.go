@@ -30,10 +30,10 @@ func (in *instance) noteOOM() {
 // reports the child's SIGKILL.
 func (in *instance) exitCause(p *proc) string {
 	last := p.Exit()
-	if in.s.oom == nil || p.Cmd.ProcessState == nil {
+	if in.s.oom == nil {
 		return last
 	}
-	ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws, ok := p.WaitStatus()
 	killed := ws.Signaled() && ws.Signal() == syscall.SIGKILL || ws.Exited() && ws.ExitStatus() == 128+int(syscall.SIGKILL)
 	if !ok || !killed {
 		return last

@@ -70,6 +70,17 @@ func (p *ports) take(fixed int) (int, error) {
 	return 0, fmt.Errorf("no free port in %s:%d-%d", p.bind, p.min, p.max)
 }
 
+// reserve marks port, which an adopted instance listens on, as taken.
+func (p *ports) reserve(port int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used[port] {
+		return fmt.Errorf("port %d is in use by another instance", port)
+	}
+	p.used[port] = true
+	return nil
+}
+
 // release returns port to the range.
 func (p *ports) release(port int) {
 	if port == 0 {

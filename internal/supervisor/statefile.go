@@ -27,6 +27,29 @@ type liveProc struct {
 	// Token is the group's procgroup token: processes that left the group
 	// (setsid, double fork) still carry it in their environment.
 	Token string `json:"token,omitempty"`
+
+	// The rest is what a later daemon needs to adopt a supervised
+	// instance (adopt.go); a cron run has none of it.
+
+	// Supervised marks an instance of the supervisor (not a cron run).
+	Supervised bool `json:"supervised,omitempty"`
+	// Gen is the instance's generation.
+	Gen int `json:"gen,omitempty"`
+	// Port and Addr are a web instance's; Fixed says the port is pinned.
+	Port  int    `json:"port,omitempty"`
+	Addr  string `json:"addr,omitempty"`
+	Fixed bool   `json:"fixed,omitempty"`
+	// Spec is a digest of what the instance runs (specDigest): an adopted
+	// instance whose app now asks for something else is replaced.
+	Spec     string `json:"spec,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Dir      string `json:"dir,omitempty"`
+	// Started is when the process started; Restarts how many processes
+	// the instance started after its first.
+	Started  time.Time `json:"started,omitzero"`
+	Restarts int       `json:"restarts,omitempty"`
+	// Output is the FIFO the process writes its output to.
+	Output string `json:"output,omitempty"`
 }
 
 // stateFile keeps the list of live processes on disk, so that a daemon

@@ -19,6 +19,10 @@ type Options struct {
 	Router    Router       // told about every change of an app's web addresses; required
 	Ports     PortRange    // where web instances listen
 	StateFile string       // the live processes are recorded here; "" records nothing
+	// OutputDir holds each process's output FIFO, which outlives the
+	// daemon (adopt.go); "" uses plain pipes, and the processes' output
+	// then ends with the daemon.
+	OutputDir string
 	// OOM, when set, tells exits by the kernel's OOM killer from other
 	// SIGKILLs (see OOMCounter).
 	OOM OOMCounter
@@ -34,6 +38,7 @@ type Supervisor struct {
 	healthyRun time.Duration
 	oom        OOMCounter
 	outputs    sync.Map // app name -> *outputLimit
+	outputDir  string
 
 	wg sync.WaitGroup // every instance owner
 
@@ -41,6 +46,13 @@ type Supervisor struct {
 	apps   map[string]*app
 	live   map[*instance]struct{} // every instance whose owner runs, routed or not
 	closed bool
+	// adopted are the live instances of an earlier daemon, by app, until
+	// the app's first Apply claims them (adopt.go).
+	adopted map[string][]adoptee
+
+	// startMu is held for reading while a process starts and is recorded
+	// in the state file; Freeze takes it for good.
+	startMu sync.RWMutex
 }
 
 // app is the running formation of one app. Its lock serialises Apply and
@@ -81,10 +93,14 @@ type kind struct {
 	dir      string
 	gen      int
 	insts    map[int]*instance // by ordinal
+	// stale marks adopted instances that run something other than what
+	// their app now asks for: the next rollout replaces them.
+	stale bool
 }
 
-// New returns a Supervisor. It first stops the processes that a previous
-// daemon recorded in the state file and left running.
+// New returns a Supervisor. It first adopts the live instances that a
+// previous daemon recorded in the state file (adopt.go) and stops the
+// other processes it left running.
 func New(o Options) (*Supervisor, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -104,6 +120,7 @@ func New(o Options) (*Supervisor, error) {
 		logs:       &logFiles{files: map[string]*logFile{}},
 		healthyRun: healthyRun,
 		oom:        o.OOM,
+		outputDir:  o.OutputDir,
 		apps:       map[string]*app{},
 		live:       map[*instance]struct{}{},
 	}
@@ -112,7 +129,7 @@ func New(o Options) (*Supervisor, error) {
 		if err != nil {
 			s.log.Error("reading the process state file", "err", err)
 		}
-		reapLeftovers(s.log, left, 5*time.Second)
+		reapLeftovers(s.log, s.adoptLeftovers(left), 5*time.Second)
 		s.state.mu.Lock()
 		s.state.writeLocked()
 		s.state.mu.Unlock()
@@ -127,6 +144,7 @@ func New(o Options) (*Supervisor, error) {
 // before their instances get SIGTERM.
 func (s *Supervisor) Run(ctx context.Context) error {
 	<-ctx.Done()
+	s.StopUnclaimed(context.Background())
 	s.mu.Lock()
 	s.closed = true
 	byApp := map[string][]*instance{}
@@ -148,6 +166,38 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	wg.Wait()
 	s.wg.Wait()
 	return nil
+}
+
+// Freeze stops the supervisor from starting any process, for good, and
+// returns once every start under way is recorded in the state file: the
+// daemon is about to replace itself (exec) and the next image adopts what
+// the file lists. Processes that end meanwhile leave the file as usual.
+func (s *Supervisor) Freeze() {
+	s.startMu.Lock()
+}
+
+// DrainAll waits, app by app in parallel, until no request is in flight to
+// the app's web instances, for at most its drain timeout; long-lived
+// streams are ended when it begins. The processes are left running: the
+// daemon hands them over.
+func (s *Supervisor) DrainAll(ctx context.Context) {
+	s.mu.Lock()
+	byApp := map[string][]*instance{}
+	for in := range s.live {
+		byApp[in.app] = append(byApp[in.app], in)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for app, insts := range byApp {
+		wg.Go(func() {
+			var timeout time.Duration
+			for _, in := range insts {
+				timeout = max(timeout, in.policy.withDefaults().DrainTimeout)
+			}
+			s.drain(ctx, app, webAddrs(insts), timeout)
+		})
+	}
+	wg.Wait()
 }
 
 // Status returns the instances of app, sorted by kind, ordinal and
@@ -203,6 +253,11 @@ func (s *Supervisor) lockApp(name string, create bool) (*app, error) {
 // addresses are routed away and drained first, for at most the app's drain
 // timeout.
 func (s *Supervisor) Stop(ctx context.Context, appName string) error {
+	s.mu.Lock()
+	ads := s.adopted[appName]
+	delete(s.adopted, appName)
+	s.mu.Unlock()
+	s.stopAdoptees(ctx, appName, ads)
 	a, err := s.lockApp(appName, false)
 	if err != nil || a == nil {
 		return err
@@ -250,6 +305,7 @@ func (s *Supervisor) spawn(spec *AppSpec, ps ProcessSpec, n, gen, fixed int) (*i
 		s: s, app: spec.App, spec: ps, n: n, gen: gen, revision: spec.Revision, dir: spec.Dir,
 		policy: spec.Policy, logPath: logPath(spec.Logs.Dir, ps.Kind, n),
 		boot: make(chan error, 1), quit: make(chan struct{}), kill: make(chan struct{}), done: make(chan struct{}),
+		digest: specDigest(ps, spec),
 	}
 	in.log = s.log.With("app", spec.App, "process", in.name(), "generation", gen)
 	in.output = s.outputLimit(spec.App, spec.Logs.withDefaults().Rate)

@@ -6,10 +6,12 @@
 //     client open on the old instance (default drain bound, 30 s);
 //   - term-inflight: the status a 3 s request in flight gets when the
 //     daemon receives SIGTERM, and how long the daemon takes to exit;
-//   - hup, term+start, kill+start: under a steady load (one client, about
-//     100 requests per second), the failed requests and the longest gap
-//     between two answered ones, for SIGHUP, and for SIGTERM or SIGKILL
-//     followed at once by a new daemon;
+//   - hup, term+start, kill+start: three apps (Python, Node, and a Python
+//     app that takes 3 s to boot, as a framework app does), each under a
+//     steady load (one client, about 100 requests per second), the failed
+//     requests and the longest gap between two answered ones, per app, for
+//     SIGHUP (a restart in place), and for SIGTERM or SIGKILL followed at
+//     once by a new daemon (which adopts the apps a SIGKILL left);
 //   - recreate: under an open-loop load of -rate requests per second (150;
 //     each request sent on time, whatever the others wait), `piku restart`
 //     of a second app that pins its PORT and sets PIKU_ROLLOUT=recreate, so
@@ -17,13 +19,14 @@
 //     one starts: the failed requests, the longest request (the longest
 //     hold) and the p99 latency of the requests sent during the run.
 //
-// Usage: go run ./internal/bench/restart -piku ./bin/piku [-runs 5] [-port 41000] [-only recreate] [-rate 150] [-hold-requests N]
+// Usage: go run ./internal/bench/restart -piku ./bin/piku [-runs 5] [-port 41000] [-only recreate|restarts] [-rate 150] [-hold-requests N]
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +42,16 @@ import (
 	"syscall"
 	"time"
 )
+
+// nodeServer is the Node app of the restart measures.
+const nodeServer = `require('http').createServer((req, res) => res.end('node\n')).listen(process.env.PORT, '127.0.0.1');
+`
+
+// slowServer is the Python app that takes 3 s to boot.
+const slowServer = `import time
+time.sleep(3)
+exec(open("server.py").read())
+`
 
 const server = `import http.server, os, signal, sys, time
 
@@ -72,7 +85,7 @@ func main() {
 	bin := flag.String("piku", "./bin/piku", "the piku binary")
 	runs := flag.Int("runs", 5, "runs of each measure")
 	port := flag.Int("port", 41000, "the proxy's HTTP port; apps get the 100 ports above it, the pinned app the 150th")
-	only := flag.String("only", "", "run only this measure (recreate); all by default")
+	only := flag.String("only", "", "run only this measure (recreate, restarts: hup, term+start and kill+start); all by default")
 	rate := flag.Int("rate", 150, "requests per second of the recreate measure's load")
 	holdRequests := flag.Int("hold-requests", 0, "PIKU_HOLD_REQUESTS of the pinned app (0: unset, the default 256)")
 	flag.Parse()
@@ -110,7 +123,21 @@ func run(bin string, runs, port int, only string, rate, holdRequests int) error 
 	if err := os.MkdirAll(pinned, 0o755); err != nil {
 		return err
 	}
+	node := filepath.Join(b.root, "apps", "node")
+	slow := filepath.Join(b.root, "apps", "slow")
+	for _, dir := range []string{node, slow} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
 	for path, text := range map[string]string{
+		filepath.Join(node, "Procfile"):    "web: node server.js\n",
+		filepath.Join(node, "ENV"):         "NGINX_SERVER_NAME=node.test\n",
+		filepath.Join(node, "server.js"):   nodeServer,
+		filepath.Join(slow, "Procfile"):    "web: python3 slow.py\n",
+		filepath.Join(slow, "ENV"):         "NGINX_SERVER_NAME=slow.test\nGREETING=slow\n",
+		filepath.Join(slow, "slow.py"):     slowServer,
+		filepath.Join(slow, "server.py"):   server,
 		filepath.Join(app, "Procfile"):     "web: python3 server.py\n",
 		filepath.Join(app, "ENV"):          "NGINX_SERVER_NAME=app.test\nGREETING=v0\n",
 		filepath.Join(app, "server.py"):    server,
@@ -127,11 +154,14 @@ func run(bin string, runs, port int, only string, rate, holdRequests int) error 
 	}
 	defer b.signal(syscall.SIGTERM)
 
-	if only == "recreate" {
+	switch only {
+	case "recreate":
 		return b.recreates(runs, rate)
-	}
-	if only != "" {
-		return fmt.Errorf("-only %q: the only measure that runs alone is recreate", only)
+	case "restarts":
+		return b.restarts(runs)
+	case "":
+	default:
+		return fmt.Errorf("-only %q: the measures that run alone are recreate and restarts", only)
 	}
 
 	var push []time.Duration
@@ -158,21 +188,8 @@ func run(bin string, runs, port int, only string, rate, holdRequests int) error 
 	}
 	fmt.Printf("term-inflight: request in flight answered %v; daemon exit after SIGTERM: median %v of %v\n", statuses, median(exits), exits)
 
-	for _, sc := range []struct {
-		name string
-		sig  syscall.Signal
-	}{{"hup", syscall.SIGHUP}, {"term+start", syscall.SIGTERM}, {"kill+start", syscall.SIGKILL}} {
-		var failed []int
-		var gaps []time.Duration
-		for range runs {
-			f, gap, err := b.underLoad(sc.sig)
-			if err != nil {
-				return err
-			}
-			failed, gaps = append(failed, f), append(gaps, gap)
-		}
-		slices.Sort(failed)
-		fmt.Printf("%s: failed requests median %d of %v; longest gap median %v of %v\n", sc.name, failed[len(failed)/2], failed, median(gaps), gaps)
+	if err := b.restarts(runs); err != nil {
+		return err
 	}
 	return b.recreates(runs, rate)
 }
@@ -384,59 +401,156 @@ func (b *bench) termInFlight() (string, time.Duration, error) {
 	return strconv.Itoa(code), d, nil
 }
 
-// underLoad runs a steady load, sends sig (and starts a new daemon unless
-// sig is SIGHUP and the daemon survived), and returns the failed requests
-// and the longest gap between two answered ones.
-func (b *bench) underLoad(sig syscall.Signal) (int, time.Duration, error) {
-	var (
-		mu     sync.Mutex
-		failed int
-		last   = time.Now()
-		gap    time.Duration
-	)
+// loadHosts are the apps the restart measures load.
+var loadHosts = []string{"app.test", "node.test", "slow.test"}
+
+// restarts runs hup, term+start and kill+start runs times each and prints
+// them, per app.
+func (b *bench) restarts(runs int) error {
+	for _, host := range loadHosts {
+		if err := b.await(host); err != nil {
+			return err
+		}
+	}
+	for _, sc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"hup", syscall.SIGHUP}, {"term+start", syscall.SIGTERM}, {"kill+start", syscall.SIGKILL}} {
+		failed := map[string][]int{}
+		gaps := map[string][]time.Duration{}
+		pids := 0
+		for range runs {
+			res, kept, err := b.underLoad(sc.sig)
+			if err != nil {
+				return err
+			}
+			for host, r := range res {
+				failed[host] = append(failed[host], r.failed)
+				gaps[host] = append(gaps[host], r.gap)
+			}
+			if kept {
+				pids++
+			}
+		}
+		for _, host := range loadHosts {
+			f := slices.Sorted(slices.Values(failed[host]))
+			fmt.Printf("%s %s: failed requests median %d of %v; longest gap median %v of %v\n",
+				sc.name, host, f[len(f)/2], f, median(gaps[host]), gaps[host])
+		}
+		fmt.Printf("%s: app pids kept in %d of %d runs\n", sc.name, pids, runs)
+	}
+	return nil
+}
+
+// await waits until the app of host answers, for at most 60 s.
+func (b *bench) await(host string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for !b.answers(host) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within 60 s", host)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// loadResult is what one app's load saw in one run.
+type loadResult struct {
+	failed int
+	gap    time.Duration // the longest time between two answered requests
+}
+
+// underLoad runs a steady load on each app, sends sig (and starts a new
+// daemon unless sig is SIGHUP), waits until every app answers again and a
+// second more, and returns what each load saw, and whether every app's
+// web process is the one it was before.
+func (b *bench) underLoad(sig syscall.Signal) (map[string]loadResult, bool, error) {
+	var mu sync.Mutex
+	res := map[string]loadResult{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	for _, host := range loadHosts {
+		wg.Go(func() {
+			last := time.Now()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				req, _ := http.NewRequest(http.MethodGet, b.url+"/", nil)
+				req.Host = host
+				ok := false
+				if resp, err := c.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ok = resp.StatusCode == http.StatusOK
+				}
+				now := time.Now()
+				mu.Lock()
+				r := res[host]
+				if ok {
+					r.gap = max(r.gap, now.Sub(last))
+					last = now
+				} else {
+					r.failed++
+				}
+				res[host] = r
+				mu.Unlock()
 			}
-			ok, _ := b.get("/")
-			now := time.Now()
-			mu.Lock()
-			if ok {
-				gap = max(gap, now.Sub(last))
-				last = now
-			} else {
-				failed++
-			}
-			mu.Unlock()
-		}
-	})
+		})
+	}
+	before := b.pids()
 	time.Sleep(time.Second)
 	b.signal(sig)
 	if sig == syscall.SIGHUP {
-		time.Sleep(2 * time.Second)
+		// The same process restarts in place; should it die instead,
+		// start another, as a service manager would.
 		select {
 		case <-b.exited:
-			// The daemon died of it: start another, as a service manager would.
 			if err := b.start(); err != nil {
-				return 0, 0, err
+				return nil, false, err
 			}
-		default:
+		case <-time.After(3 * time.Second):
 		}
 	} else {
 		<-b.exited
 		if err := b.start(); err != nil {
-			return 0, 0, err
+			return nil, false, err
+		}
+	}
+	for _, host := range loadHosts {
+		if err := b.await(host); err != nil {
+			return nil, false, err
 		}
 	}
 	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
-	return failed, gap, nil
+	return res, slices.Equal(before, b.pids()), nil
+}
+
+// pids returns the pids of the apps' web processes, from run/processes.json.
+func (b *bench) pids() []int {
+	data, err := os.ReadFile(filepath.Join(b.root, "run", "processes.json"))
+	if err != nil {
+		return nil
+	}
+	var list []struct {
+		PID int `json:"pid"`
+	}
+	if json.Unmarshal(data, &list) != nil {
+		return nil
+	}
+	var out []int
+	for _, p := range list {
+		out = append(out, p.PID)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -32,7 +32,7 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	br := c.br
 	if br.Buffered() == 0 {
 		c.state.Store(connIdle)
-		if c.s.closing.Load() || c.served && c.s.noKeepAlive.Load() {
+		if c.served && (c.s.closing.Load() || c.s.noKeepAlive.Load()) {
 			return nil, nil, http.ErrServerClosed
 		}
 		// A new connection has ReadHeaderTimeout for its first byte, as

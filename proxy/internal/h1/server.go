@@ -219,12 +219,27 @@ func (s *Server) stop(force bool) <-chan struct{} {
 		}
 	}
 	for c := range s.conns {
-		if force || c.state.CompareAndSwap(connIdle, connClosed) {
+		switch {
+		case force:
+			c.nc.Close()
+		case !c.servedOnce.Load():
+			// Accepted but no request yet: its first request may be on
+			// its way (a client that connected as the shutdown began),
+			// and closing would reset it, which a client retries only
+			// on a connection it used before. It gets newConnGrace to
+			// send it, served then with Connection: close, as
+			// net/http's Shutdown leaves new connections for 5 s.
+			_ = c.nc.SetReadDeadline(time.Now().Add(newConnGrace))
+		case c.state.CompareAndSwap(connIdle, connClosed):
 			c.nc.Close()
 		}
 	}
 	return s.empty
 }
+
+// newConnGrace is how long a graceful stop waits for the first request of
+// a connection accepted before it began.
+const newConnGrace = 2 * time.Second
 
 // SetKeepAlivesEnabled turns keep-alive on and off, as
 // http.Server.SetKeepAlivesEnabled does: off, the connections idle

@@ -1,0 +1,324 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The daemon restarts in place (SIGHUP, `piku service restart`): it runs
+// the binary now at its path with --check-settings, and only if that
+// succeeds stops accepting (the listening sockets stay open, so the
+// kernel queues new connections in their backlog and none is refused),
+// drains the requests in flight, and exec()s that binary in its own
+// process: the same pid, so systemd and the apps' parent stay the same,
+// and the apps stay its children. The listening sockets (HTTP, HTTPS, the
+// control socket, metrics) pass to the new image as inherited file
+// descriptors named in HandoverEnv; the new image takes them instead of
+// binding, and adopts the apps from run/processes.json as after a crash
+// (supervisor/adopt.go), but as their parent, so their exit status is
+// known again.
+
+// HandoverEnv lists the listening sockets an image of the daemon hands to
+// the next: "FD=KEY,FD=KEY", KEY being "tcp:ADDRESS" or "unix:PATH" as the
+// settings name them.
+const HandoverEnv = "PIKU_LISTEN_FDS"
+
+// checkTimeout bounds the settings check of the new binary.
+const checkTimeout = 30 * time.Second
+
+// listeners opens the daemon's listening sockets, taking those the image
+// before handed over instead of binding, and hands them to the next.
+type listeners struct {
+	log *slog.Logger
+
+	mu        sync.Mutex
+	inherited map[string]int          // key -> fd, until claimed
+	open      map[string]net.Listener // key -> listener
+	stored    map[string]bool         // keys in systemd's file descriptor store
+}
+
+// inheritListeners reads HandoverEnv, and removes it from the environment
+// so that no app inherits it.
+func inheritListeners(log *slog.Logger) *listeners {
+	return inheritFrom(log, 3)
+}
+
+// inheritFrom is inheritListeners, with the first descriptor systemd passes
+// at firstFD.
+func inheritFrom(log *slog.Logger, firstFD int) *listeners {
+	l := &listeners{log: log, inherited: map[string]int{}, open: map[string]net.Listener{}, stored: map[string]bool{}}
+	// systemd's file descriptor store first (fdstore.go); an image before
+	// this one, in the same process, hands over the same sockets again.
+	for key, fd := range systemdListeners(firstFD) {
+		l.inherited[key] = fd
+		l.stored[key] = true
+	}
+	v, ok := os.LookupEnv(HandoverEnv)
+	if !ok {
+		return l
+	}
+	_ = os.Unsetenv(HandoverEnv)
+	for item := range strings.SplitSeq(v, ",") {
+		fdText, key, ok := strings.Cut(item, "=")
+		fd, err := strconv.Atoi(fdText)
+		if !ok || err != nil || fd < 3 {
+			log.Warn("ignoring a handed-over socket", "item", item)
+			continue
+		}
+		unix.CloseOnExec(fd)
+		if old, ok := l.inherited[key]; ok {
+			_ = unix.Close(old)
+		}
+		l.inherited[key] = fd
+	}
+	return l
+}
+
+// listen returns the listener for key: the one handed over, or else what
+// bind opens.
+func (l *listeners) listen(key string, bind func() (net.Listener, error)) (net.Listener, error) {
+	l.mu.Lock()
+	fd, ok := l.inherited[key]
+	delete(l.inherited, key)
+	l.mu.Unlock()
+	if ok {
+		f := os.NewFile(uintptr(fd), key)
+		ln, err := net.FileListener(f)
+		_ = f.Close()
+		if err == nil {
+			if u, ok := ln.(*net.UnixListener); ok {
+				u.SetUnlinkOnClose(true) // as when bound here
+			}
+			l.log.Info("listening on a socket handed over", "socket", key)
+			l.add(key, ln)
+			return ln, nil
+		}
+		l.log.Warn("cannot use a socket handed over: binding again", "socket", key, "err", err)
+	}
+	ln, err := bind()
+	if err != nil {
+		return nil, err
+	}
+	l.add(key, ln)
+	return ln, nil
+}
+
+func (l *listeners) add(key string, ln net.Listener) {
+	l.mu.Lock()
+	l.open[key] = ln
+	stored := l.stored[key]
+	l.stored[key] = true
+	l.mu.Unlock()
+	if stored || os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	if err := storeListener(key, ln); err != nil {
+		l.log.Warn("cannot keep the socket in systemd's file descriptor store: a crash of the daemon will refuse connections until the next one listens", "socket", key, "err", err)
+	} else {
+		l.log.Info("socket kept in systemd's file descriptor store", "socket", key)
+	}
+}
+
+// closeUnclaimed closes the sockets handed over that nothing asked for:
+// the new settings turned them off or moved them.
+func (l *listeners) closeUnclaimed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, fd := range l.inherited {
+		l.log.Info("closing a socket handed over that the settings no longer name", "socket", key)
+		_ = unix.Close(fd)
+		if l.stored[key] {
+			unstoreListener(key)
+			delete(l.stored, key)
+		}
+	}
+	clear(l.inherited)
+}
+
+// prepare duplicates every open listener for the next image, before the
+// parts of this one close theirs (a unix socket's file is then kept), and
+// returns the copies with HandoverEnv's value.
+func (l *listeners) prepare() ([]*os.File, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var files []*os.File
+	var items []string
+	keys := make([]string, 0, len(l.open))
+	for key := range l.open {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		ln := l.open[key]
+		fl, ok := ln.(interface{ File() (*os.File, error) })
+		if !ok {
+			continue
+		}
+		if u, ok := ln.(*net.UnixListener); ok {
+			u.SetUnlinkOnClose(false)
+		}
+		f, err := fl.File()
+		if err != nil {
+			for _, f := range files {
+				_ = f.Close()
+			}
+			return nil, "", fmt.Errorf("handing over %s: %w", key, err)
+		}
+		files = append(files, f)
+		items = append(items, strconv.Itoa(int(f.Fd()))+"="+key)
+	}
+	return files, strings.Join(items, ","), nil
+}
+
+// successor returns the binary now at the daemon's path: after an
+// upgrade, the new one.
+func successor() (string, error) {
+	exe, err := os.Executable() // "(deleted)" is trimmed: the file now at the path
+	if err != nil {
+		return "", fmt.Errorf("finding the daemon's binary: %w", err)
+	}
+	return exe, nil
+}
+
+// checkSuccessor runs the binary now at the daemon's path with the
+// daemon's arguments and --check-settings: it must start and accept the
+// settings as they are now (flags, PIKU_* variables, piku.yaml) before
+// this daemon hands over to it.
+func checkSuccessor(ctx context.Context) (string, error) {
+	exe, err := successor()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Args = append(append([]string{os.Args[0]}, os.Args[1:]...), "--check-settings")
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, HandoverEnv+"=") })
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 2000 {
+			msg = msg[len(msg)-2000:]
+		}
+		if msg != "" {
+			return exe, fmt.Errorf("%s --check-settings: %w: %s", exe, err, msg)
+		}
+		return exe, fmt.Errorf("%s --check-settings: %w", exe, err)
+	}
+	return exe, nil
+}
+
+// execSelf replaces the daemon's image with exe, handing it files. SIGHUP
+// is ignored across the exec (a disposition exec keeps), so that a second
+// one cannot end the process before the new image handles it again; the
+// new image installs its handler before it starts any app, so no app
+// inherits the ignored signal. It returns only on failure.
+func execSelf(exe string, files []*os.File, env string) error {
+	for _, f := range files {
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("handing over %s: %w", f.Name(), err)
+		}
+	}
+	envv := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, HandoverEnv+"=") })
+	if env != "" {
+		envv = append(envv, HandoverEnv+"="+env)
+	}
+	signal.Ignore(syscall.SIGHUP)
+	err := syscall.Exec(exe, os.Args, envv)
+	return fmt.Errorf("exec %s: %w", exe, err)
+}
+
+// errRestartBusy is the answer to a restart asked for while one is under
+// way.
+var errRestartBusy = errors.New("the daemon is already restarting")
+
+// restartPlan is a checked restart in place: the binary to exec and the
+// sockets to hand it.
+type restartPlan struct {
+	exe   string
+	files []*os.File
+	env   string
+}
+
+// askRestart is the control API's restart: the main loop checks the new
+// binary and answers; on success it restarts once the answer is sent.
+func (d *Daemon) askRestart(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.restartReq <- reply:
+	case <-ctx.Done():
+		return errRestartBusy
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// planRestart checks the binary now at the daemon's path and the settings,
+// and duplicates the listening sockets for it. An error, logged, leaves
+// this daemon serving.
+func (d *Daemon) planRestart(ctx context.Context) (*restartPlan, error) {
+	exe, err := checkSuccessor(ctx)
+	if err == nil {
+		var p restartPlan
+		p.files, p.env, err = d.lis.prepare()
+		if err == nil {
+			p.exe = exe
+			return &p, nil
+		}
+	}
+	err = fmt.Errorf("not restarting in place: %w; this daemon goes on serving", err)
+	d.log.Error(err.Error())
+	return nil, err
+}
+
+// restartInPlace stops accepting (the listening sockets stay open in
+// p.files, so new connections wait in their backlog), drains the requests
+// in flight (long-lived streams are ended; each app's drain timeout
+// bounds its requests, and the proxy's shutdown timeout all of them),
+// freezes the supervisor and execs p.exe. Should the exec fail, the
+// daemon exits and the apps keep running for the next one to adopt. It
+// returns only when stop (the daemon's stop signal) ended before the
+// exec: the daemon then stops as it would have, its proxy already
+// stopped.
+func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy func(), proxyDone <-chan struct{}, stopMetrics func(), metricsDone <-chan struct{}) {
+	d.log.Info("restarting in place: stopped accepting; draining the requests in flight", "binary", p.exe)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		d.sup.DrainAll(context.Background())
+	}()
+	stopProxy()
+	stopMetrics()
+	<-proxyDone
+	<-metricsDone
+	<-drained
+	if stop.Err() != nil {
+		for _, f := range p.files {
+			_ = f.Close()
+		}
+		return
+	}
+	d.sup.Freeze()
+	d.log.Info("handing over", "binary", p.exe, "sockets", p.env)
+	err := execSelf(p.exe, p.files, p.env)
+	d.log.Error("restart in place failed: exiting; the apps keep running for the next daemon to adopt", "err", err)
+	os.Exit(1)
+}
