@@ -114,8 +114,8 @@ type Tracked struct {
 	Process *procgroup.Process
 }
 
-// Adopted is a run an earlier daemon left going, as Options.Tracked
-// recorded it, with its process adopted.
+// Adopted is a run an earlier daemon left going, as Options.Track was
+// told about it, with its process adopted.
 type Adopted struct {
 	Tracked
 	// Done is called once the run has ended.
