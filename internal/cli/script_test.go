@@ -163,10 +163,14 @@ func psLines(ts *testscript.TestScript, app string) (string, error) {
 	for _, in := range st.Instances {
 		fmt.Fprintf(&b, "%s.%d %s %d %d restarts=%d gen=%d\n", in.Kind, in.N, in.State, in.PID, in.Port, in.Restarts, in.Generation)
 	}
+	for _, j := range st.Cron {
+		fmt.Fprintf(&b, "%s cron running=%v last_exit=%s\n", j.Name, j.Running, j.LastExit)
+	}
 	return b.String(), nil
 }
 
-// waitps APP REGEXP: wait until the app's instance lines match REGEXP
+// waitps APP REGEXP: wait until the app's instance lines (and cron lines,
+// "NAME cron running=BOOL last_exit=EXIT") match REGEXP
 // (multi-line mode); with !, until they do not.
 func cmdWaitPS(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {

@@ -9,6 +9,14 @@
 // lumberjack) between a header and a footer line. A job runs at most once at
 // a time: when it is due while its previous run is still going, the log
 // says so and that time is skipped.
+//
+// A run outlives the daemon, as a supervised process does, when
+// Options.OutputDir is set: it is started without Pdeathsig and writes into
+// a FIFO there, which the runner copies into the job's log. A restart in
+// place (Handover) leaves the runs going; the next daemon's runner adopts
+// them (Options.Adopted), goes on copying their output, writes their footer
+// and counts each as its job's run. Each job's last run, exit and duration
+// are kept in Options.StateFile, so they outlive the daemon too.
 package cron
 
 import (
@@ -16,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -74,11 +85,41 @@ type Options struct {
 	// rotated; default 10. LogBackups old logs are kept; default 3.
 	LogMaxSizeMB, LogBackups int
 	// Track, when set, is told about every run's process group as it
-	// starts (app, job name, process) and calls the function it returns
-	// once the run is over: the daemon records runs in its process state
-	// file, so that a daemon killed with SIGKILL leaves nothing a later
-	// one does not find.
-	Track func(app, name string, p *procgroup.Process) (done func())
+	// starts and calls the function it returns once the run is over: the
+	// daemon records runs in its process state file, so that a later
+	// daemon adopts them (or, without an output FIFO, stops them).
+	Track func(t Tracked) (done func())
+	// OutputDir, when set, holds each run's output FIFO: the run is then
+	// started without Pdeathsig and outlives the daemon, for the next one
+	// to adopt. Empty (the default), a run writes to a pipe and dies with
+	// the daemon.
+	OutputDir string
+	// StateFile, when set, keeps each job's last run, exit and duration
+	// (JSON, written atomically), read when Run starts; default none.
+	StateFile string
+	// Adopted are the runs an earlier daemon left going, already adopted
+	// (procgroup.Adopt): Run follows each as the run of its job.
+	Adopted []Adopted
+	// Logger is for the runner's own messages; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Tracked is a run as Options.Track is told about it.
+type Tracked struct {
+	App, Name string
+	// Log is the job's log file.
+	Log string
+	// Output is the run's output FIFO; "" for a plain pipe.
+	Output  string
+	Process *procgroup.Process
+}
+
+// Adopted is a run an earlier daemon left going, as Options.Track was
+// told about it, with its process adopted.
+type Adopted struct {
+	Tracked
+	// Done is called once the run has ended.
+	Done func()
 }
 
 // ErrStopped is returned by requests to a Runner that is not running.
@@ -110,6 +151,9 @@ func New(opts Options) *Runner {
 	if opts.LogBackups <= 0 {
 		opts.LogBackups = 3
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	return &Runner{
 		opts:    opts,
 		reqs:    make(chan func(*state)),
@@ -135,6 +179,10 @@ type job struct {
 // run is one execution of a job.
 type run struct {
 	cancel context.CancelFunc
+	// out is the output FIFO the run's copier reads, nil for a pipe;
+	// copied is closed when the copier has returned.
+	out    *os.File
+	copied chan struct{}
 }
 
 type finished struct {
@@ -154,6 +202,10 @@ type state struct {
 	finished chan finished
 	runs     sync.WaitGroup
 	ctx      context.Context
+	// saved is what the state file holds, by app and job.
+	saved map[string]map[string]savedJob
+	// handedOver is set by Handover: no run starts any more.
+	handedOver bool
 }
 
 // Run runs the jobs until ctx ends or Stop is called; then it stops every
@@ -170,6 +222,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &state{apps: map[string][]*job{}, finished: make(chan finished), ctx: ctx}
+	s.saved = r.loadState()
+	for _, a := range r.opts.Adopted {
+		r.adopt(s, a)
+	}
 	var timer Timer
 	var fire <-chan time.Time
 	defer func() {
@@ -192,7 +248,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-fire:
 			r.due(s)
 		case f := <-s.finished:
-			s.finish(f)
+			r.finish(s, f)
 		case <-r.stop:
 			cancel()
 			return r.shutdown(s)
@@ -216,7 +272,7 @@ func (r *Runner) shutdown(s *state) error {
 	for {
 		select {
 		case f := <-s.finished:
-			s.finish(f)
+			r.finish(s, f)
 		case <-waited:
 			for _, jobs := range s.apps {
 				for _, j := range jobs {
@@ -269,10 +325,18 @@ func (r *Runner) Set(app string, jobs []Job) error {
 		var next []*job
 		for _, spec := range jobs {
 			nj := &job{Job: spec, app: app, next: spec.Schedule.Next(now)}
+			if sv, ok := s.saved[app][spec.Name]; ok && sv.Schedule == spec.Schedule.String() && sv.Command == spec.Command {
+				nj.lastRun, nj.lastExit, nj.lastCode, nj.lastDur = sv.LastRun, sv.LastExit, sv.LastExitCode, sv.LastDuration
+			}
 			if o, ok := old[spec.Name]; ok {
 				nj.run = o.run
-				if o.Schedule.String() == spec.Schedule.String() && o.Command == spec.Command {
-					nj.next, nj.lastRun, nj.lastExit = o.next, o.lastRun, o.lastExit
+				switch {
+				case o.Schedule == nil:
+					// A run adopted before the app set its jobs: its
+					// status is this job's.
+					nj.lastRun, nj.lastExit, nj.lastCode, nj.lastDur = o.lastRun, o.lastExit, o.lastCode, o.lastDur
+				case o.Schedule.String() == spec.Schedule.String() && o.Command == spec.Command:
+					nj.next, nj.lastRun, nj.lastExit, nj.lastCode, nj.lastDur = o.next, o.lastRun, o.lastExit, o.lastCode, o.lastDur
 				}
 				if o.Log == spec.Log {
 					nj.log = o.log
@@ -293,11 +357,16 @@ func (r *Runner) Set(app string, jobs []Job) error {
 			_ = o.log.Close()
 		}
 		slices.SortFunc(next, func(a, b *job) int { return cmpString(a.Name, b.Name) })
+		delete(s.saved, app)
 		if len(next) == 0 {
 			delete(s.apps, app)
 		} else {
 			s.apps[app] = next
 		}
+		for _, j := range next {
+			s.record(j)
+		}
+		r.saveState(s)
 	})
 }
 
@@ -319,7 +388,11 @@ func (r *Runner) Status(app string) ([]JobStatus, error) {
 	var out []JobStatus
 	err := r.do(func(s *state) {
 		for _, j := range s.apps[app] {
-			out = append(out, JobStatus{Name: j.Name, Schedule: j.Schedule.String(), NextRun: j.next,
+			sched := "-" // a run adopted before its app set its jobs
+			if j.Schedule != nil {
+				sched = j.Schedule.String()
+			}
+			out = append(out, JobStatus{Name: j.Name, Schedule: sched, NextRun: j.next,
 				LastRun: j.lastRun, LastExit: j.lastExit, LastExitCode: j.lastCode, LastDuration: j.lastDur,
 				Running: j.run != nil})
 		}
@@ -350,83 +423,158 @@ func (r *Runner) due(s *state) {
 			}
 			at := j.next
 			j.next = j.Schedule.Next(now)
+			if s.handedOver {
+				continue // the next daemon runs it
+			}
 			if j.run != nil {
 				fmt.Fprintf(j.log, "[%s] %s: skipped: previous run still going\n", at.Format(time.RFC3339), j.Name)
 				continue
 			}
 			j.lastRun = at
 			j.run = r.start(s, j, at)
+			s.record(j)
+			r.saveState(s)
 		}
 	}
 }
 
 // finish records the end of a run.
-func (s *state) finish(f finished) {
+func (r *Runner) finish(s *state, f finished) {
 	for _, jobs := range s.apps {
 		for _, j := range jobs {
 			if j.run == f.run {
 				j.run = nil
 				j.lastExit, j.lastCode, j.lastDur = f.exit, f.code, f.dur
+				s.record(j)
+				r.saveState(s)
 			}
 		}
 	}
 }
 
-// start launches a run of j in its own goroutine, owned by s.runs.
+// start launches a run of j, followed in its own goroutine owned by
+// s.runs. The process starts here, in the owner, and is tracked before
+// start returns: a Handover then finds every run recorded. It returns nil
+// when the run could not start, with the job's status saying why.
 func (r *Runner) start(s *state, j *job, at time.Time) *run {
+	fmt.Fprintf(j.log, "[%s] %s: running: %s\n", at.Format(time.RFC3339), j.Name, j.Command)
+	p, out, fifo, err := r.spawn(j)
+	if err != nil {
+		fmt.Fprintf(j.log, "[%s] %s: could not start: %v\n", time.Now().Format(time.RFC3339), j.Name, err)
+		j.lastExit, j.lastCode, j.lastDur = "could not start: "+err.Error(), -1, 0
+		return nil
+	}
+	done := func() {}
+	if r.opts.Track != nil {
+		done = r.opts.Track(Tracked{App: j.app, Name: j.Name, Log: j.Log, Output: fifo, Process: p})
+	}
+	return r.follow(s, j.log, j.Name, p, out, fifo, done)
+}
+
+// spawn starts j's command: without Pdeathsig and writing into a new FIFO
+// under OutputDir when there is one (out reads it), else with Pdeathsig
+// and writing into the job's log through a pipe.
+func (r *Runner) spawn(j *job) (p *procgroup.Process, out *os.File, fifo string, err error) {
+	cmd := exec.Command("/bin/sh", "-c", j.Command)
+	cmd.Dir, cmd.Env = j.Dir, slices.Clone(j.Env)
+	if r.opts.OutputDir != "" {
+		fifo = filepath.Join(r.opts.OutputDir, fmt.Sprintf("%s.%s.%d.fifo", j.app, j.Name, time.Now().UnixNano()))
+		var w *os.File
+		err = os.MkdirAll(r.opts.OutputDir, 0o700)
+		if err == nil {
+			out, w, err = procgroup.OutputFIFO(fifo)
+		}
+		if err == nil {
+			cmd.Stdout, cmd.Stderr = w, w
+			p, err = procgroup.StartOutliving(cmd)
+			_ = w.Close()
+			if err != nil {
+				_ = out.Close()
+				_ = os.Remove(fifo)
+				return nil, nil, "", err
+			}
+			return p, out, fifo, nil
+		}
+		r.opts.Logger.Warn("cannot make a cron run's output FIFO: using a pipe, so the run will not survive the daemon",
+			"app", j.app, "job", j.Name, "err", err)
+		cmd = exec.Command("/bin/sh", "-c", j.Command)
+		cmd.Dir, cmd.Env = j.Dir, slices.Clone(j.Env)
+	}
+	cmd.Stdout, cmd.Stderr = j.log, j.log
+	// Bound the wait for output after the shell exits, in case a
+	// background child keeps the pipe open.
+	cmd.WaitDelay = r.opts.StopTimeout
+	p, err = procgroup.Start(cmd)
+	return p, nil, "", err
+}
+
+// follow copies the output of a run's process p from out (when not nil)
+// into log, waits for p to end, or stops it when the run is cancelled,
+// writes the footer and reports the run as finished. done is called once
+// p has ended; fifo, if any, is removed then.
+func (r *Runner) follow(s *state, log io.Writer, name string, p *procgroup.Process, out *os.File, fifo string, done func()) *run {
 	ctx, cancel := context.WithCancel(s.ctx)
-	ru := &run{cancel: cancel}
-	log, name, command, dir, env := j.log, j.Name, j.Command, j.Dir, slices.Clone(j.Env)
-	app, track := j.app, r.opts.Track
+	ru := &run{cancel: cancel, out: out}
+	if out != nil {
+		ru.copied = make(chan struct{})
+		go copyOutput(out, log, ru.copied)
+	}
+	stopTimeout := r.opts.StopTimeout
 	s.runs.Add(1)
 	go func() {
 		defer s.runs.Done()
 		defer cancel()
-		started := func(p *procgroup.Process) func() {
-			if track == nil {
-				return func() {}
-			}
-			return track(app, name, p)
+		stopped := false
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			stopped = true
+			p.Stop(stopTimeout, nil)
 		}
-		res := execute(ctx, log, name, command, dir, env, at, r.opts.StopTimeout, started)
+		if ru.copied != nil {
+			// Bound the wait for output after the leader exits, in
+			// case a background child keeps the FIFO open.
+			t := time.NewTimer(stopTimeout)
+			select {
+			case <-ru.copied:
+			case <-t.C:
+				_ = out.SetReadDeadline(time.Now())
+				<-ru.copied
+			}
+			t.Stop()
+		}
+		if fifo != "" {
+			_ = os.Remove(fifo)
+		}
+		done()
+		exit := p.Exit()
+		status := exit
+		if stopped {
+			status += " (stopped)"
+		}
+		dur := time.Since(p.Started)
+		fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, dur.Round(time.Millisecond))
 		// The owner may be shutting down; it reads finished until every
 		// run is done.
-		s.finished <- finished{run: ru, result: res}
+		s.finished <- finished{run: ru, result: result{exit: exit, code: p.ExitCode(), dur: dur}}
 	}()
 	return ru
 }
 
-// execute runs one command and returns how it ended. started is told
-// about the run's process group once it runs; what it returns is called
-// when the run is over.
-func execute(ctx context.Context, log io.Writer, name, command, dir string, env []string, at time.Time, stopTimeout time.Duration,
-	started func(*procgroup.Process) (done func())) result {
-	fmt.Fprintf(log, "[%s] %s: running: %s\n", at.Format(time.RFC3339), name, command)
-	cmd := exec.Command("/bin/sh", "-c", command)
-	cmd.Dir, cmd.Env = dir, env
-	cmd.Stdout, cmd.Stderr = log, log
-	// Bound the wait for output after the shell exits, in case a
-	// background child keeps the pipe open.
-	cmd.WaitDelay = stopTimeout
-	p, err := procgroup.Start(cmd)
-	if err != nil {
-		fmt.Fprintf(log, "[%s] %s: could not start: %v\n", time.Now().Format(time.RFC3339), name, err)
-		return result{exit: "could not start: " + err.Error(), code: -1}
+// copyOutput copies a run's output from the FIFO out into log until every
+// writer has closed it, or until a read deadline ends it (a handover, or
+// a background child that keeps it open), and closes out.
+func copyOutput(out *os.File, log io.Writer, copied chan<- struct{}) {
+	defer close(copied)
+	defer out.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := out.Read(buf)
+		if n > 0 {
+			_, _ = log.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
 	}
-	defer started(p)()
-	stopped := false
-	select {
-	case <-p.Done():
-	case <-ctx.Done():
-		stopped = true
-		p.Stop(stopTimeout, nil)
-	}
-	exit := p.Exit()
-	status := exit
-	if stopped {
-		status += " (stopped)"
-	}
-	dur := time.Since(p.Started)
-	fmt.Fprintf(log, "[%s] %s: %s after %s\n", time.Now().Format(time.RFC3339), name, status, dur.Round(time.Millisecond))
-	return result{exit: exit, code: p.Cmd.ProcessState.ExitCode(), dur: dur}
 }

@@ -89,10 +89,17 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, stopTimeout time.Duration) *fixture {
+	return newFixtureWith(t, t.TempDir(), Options{StopTimeout: stopTimeout})
+}
+
+// newFixtureWith runs a Runner with opts (and the fixture's clock), its
+// jobs in dir.
+func newFixtureWith(t *testing.T, dir string, opts Options) *fixture {
 	testdeps.Require(t, "sh", "apt-get install dash")
 	base := goroutines()
-	f := &fixture{t: t, clock: &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 30, 0, time.UTC)}, dir: t.TempDir(), errc: make(chan error, 1)}
-	f.r = New(Options{Clock: f.clock, StopTimeout: stopTimeout})
+	f := &fixture{t: t, clock: &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 30, 0, time.UTC)}, dir: dir, errc: make(chan error, 1)}
+	opts.Clock = f.clock
+	f.r = New(opts)
 	go func() { f.errc <- f.r.Run(context.Background()) }()
 	t.Cleanup(func() {
 		f.r.Stop()

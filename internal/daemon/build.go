@@ -76,7 +76,22 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
-	d.cron = cron.New(cron.Options{Track: d.sup.Track})
+	// Cron runs outlive the daemon as the apps do: their output goes
+	// through a FIFO, and the runs an earlier daemon left are followed.
+	var left []cron.Adopted
+	for _, lr := range d.sup.LeftRuns() {
+		left = append(left, cron.Adopted{Tracked: cron.Tracked{App: lr.App, Name: lr.Name, Log: lr.Log, Output: lr.Output,
+			Process: lr.Process}, Done: lr.Done})
+	}
+	d.cron = cron.New(cron.Options{
+		Track: func(t cron.Tracked) func() {
+			return d.sup.Track(supervisor.CronRun{App: t.App, Name: t.Name, Log: t.Log, Output: t.Output, Process: t.Process})
+		},
+		OutputDir: d.root.OutputDir(),
+		StateFile: d.root.CronStateFile(),
+		Adopted:   left,
+		Logger:    d.log.With("part", "cron"),
+	})
 	d.procs, d.certHosts, d.jobs = d.sup, d.certs, d.cron
 	return nil
 }

@@ -296,6 +296,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// (stopped, destroyed, broken) is stopped, and the sockets it
 		// handed over that the settings no longer name are closed.
 		d.sup.StopUnclaimed(context.WithoutCancel(startCtx))
+		d.cron.StopUnclaimed()
 		lis.closeUnclaimed()
 	}()
 	if cfg.Ready != nil {

@@ -30,7 +30,9 @@ import (
 // descriptors named in HandoverEnv; the new image takes them instead of
 // binding, and adopts the apps from run/processes.json as after a crash
 // (supervisor/adopt.go), but as their parent, so their exit status is
-// known again.
+// known again. Cron runs going on are handed over too: the runner stops
+// copying their output (it waits in their FIFO) and starts no run, and the
+// new image's runner adopts them.
 
 // HandoverEnv lists the listening sockets an image of the daemon hands to
 // the next: "FD=KEY,FD=KEY", KEY being "tcp:ADDRESS" or "unix:PATH" as the
@@ -317,6 +319,7 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 		return
 	}
 	d.sup.Freeze()
+	d.cron.Handover()
 	d.log.Info("handing over", "binary", p.exe, "sockets", p.env)
 	err := execSelf(p.exe, p.files, p.env)
 	d.log.Error("restart in place failed: exiting; the apps keep running for the next daemon to adopt", "err", err)

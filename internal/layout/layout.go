@@ -115,6 +115,10 @@ func (r Root) PidFile() string { return filepath.Join(r.RunDir(), "piku.pid") }
 // by one that stops what it left.
 func (r Root) ProcessStateFile() string { return filepath.Join(r.RunDir(), "processes.json") }
 
+// CronStateFile is run/cron.json, each cron job's last run, exit and
+// duration, so that `piku ps` shows them after the daemon restarts.
+func (r Root) CronStateFile() string { return filepath.Join(r.RunDir(), "cron.json") }
+
 // OutputDir is run/output, where each supervised process's output FIFO
 // lives: the pipe outlives the daemon, so that apps keep running (and
 // their output waits) while no daemon reads it.

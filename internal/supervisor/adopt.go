@@ -65,6 +65,23 @@ func (s *Supervisor) outputPath(app, kind string, n, gen int) string {
 func (s *Supervisor) adoptLeftovers(list []liveProc) (rest []liveProc) {
 	byApp := map[string][]adoptee{}
 	for _, rec := range list {
+		if !rec.Supervised && rec.Output != "" && rec.Log != "" && rec.PGID == rec.PID {
+			// A cron run that writes into a FIFO: the cron runner
+			// follows it (LeftRuns).
+			p, err := procgroup.Adopt(rec.PID, rec.PGID, rec.Start, rec.Token, rec.Started)
+			if err != nil {
+				rest = append(rest, rec)
+				continue
+			}
+			s.log.Info("adopted a cron run left by an earlier daemon", "app", rec.App, "job", rec.Kind, "pid", rec.PID)
+			s.state.procs[rec.PID] = rec
+			pid := rec.PID
+			s.leftRuns = append(s.leftRuns, LeftRun{
+				CronRun: CronRun{App: rec.App, Name: rec.Kind, Log: rec.Log, Output: rec.Output, Process: p},
+				Done:    func() { s.state.remove(pid) },
+			})
+			continue
+		}
 		if !rec.Supervised || rec.Spec == "" || rec.Output == "" || rec.PGID != rec.PID {
 			rest = append(rest, rec)
 			continue

@@ -50,6 +50,8 @@ type liveProc struct {
 	Restarts int       `json:"restarts,omitempty"`
 	// Output is the FIFO the process writes its output to.
 	Output string `json:"output,omitempty"`
+	// Log is a cron run's log file, where its adopter copies its output.
+	Log string `json:"log,omitempty"`
 }
 
 // stateFile keeps the list of live processes on disk, so that a daemon
@@ -173,12 +175,43 @@ func reapLeftovers(log *slog.Logger, list []liveProc, grace time.Duration) {
 	}
 }
 
-// Track records p, a process group the daemon started outside the
-// supervisor (a cron run of app), in the state file, so that a later
-// daemon stops it like the supervisor's own when this one was killed. The
-// function returned removes it once the group has ended.
-func (s *Supervisor) Track(app, kind string, p *procgroup.Process) (done func()) {
+// CronRun is a cron run of app, as the daemon records it in the state
+// file.
+type CronRun struct {
+	App, Name string
+	// Log is the job's log file; Output the run's output FIFO, "" for a
+	// pipe (a run that dies with the daemon).
+	Log, Output string
+	Process     *procgroup.Process
+}
+
+// LeftRun is a cron run an earlier daemon left going, adopted.
+type LeftRun struct {
+	CronRun
+	// Done removes the run's record once it has ended.
+	Done func()
+}
+
+// Track records r, a process group the daemon started outside the
+// supervisor (a cron run), in the state file: a later daemon adopts it
+// when it writes into a FIFO (LeftRuns), and otherwise stops it like the
+// supervisor's own when this one was killed. The function returned
+// removes it once the group has ended.
+func (s *Supervisor) Track(r CronRun) (done func()) {
+	p := r.Process
 	_, start, _ := procgroup.Stat(p.Pid())
-	s.state.add(liveProc{App: app, Kind: kind, PID: p.Pid(), PGID: p.PGID, Start: start, Token: p.Token})
+	s.state.add(liveProc{App: r.App, Kind: r.Name, PID: p.Pid(), PGID: p.PGID, Start: start, Token: p.Token,
+		Started: p.Started, Output: r.Output, Log: r.Log})
 	return func() { s.state.remove(p.Pid()) }
+}
+
+// LeftRuns returns the cron runs an earlier daemon left going, adopted
+// when the supervisor was made: the cron runner follows them. A second
+// call returns none.
+func (s *Supervisor) LeftRuns() []LeftRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.leftRuns
+	s.leftRuns = nil
+	return out
 }

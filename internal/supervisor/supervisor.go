@@ -49,6 +49,9 @@ type Supervisor struct {
 	// adopted are the live instances of an earlier daemon, by app, until
 	// the app's first Apply claims them (adopt.go).
 	adopted map[string][]adoptee
+	// leftRuns are the cron runs of an earlier daemon, adopted, until
+	// LeftRuns hands them to the cron runner.
+	leftRuns []LeftRun
 
 	// startMu is held for reading while a process starts and is recorded
 	// in the state file; Freeze takes it for good.

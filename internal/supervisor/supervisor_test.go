@@ -707,3 +707,62 @@ func TestRestartMovesOffATakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCronRunAdoptedFromStateFile: a cron run recorded with its log and
+// output FIFO, still the recorded process, is adopted and handed to the
+// cron runner (LeftRuns), its record kept until it ends; one recorded
+// without a FIFO (a run that was to die with its daemon) is stopped.
+func TestCronRunAdoptedFromStateFile(t *testing.T) {
+	var pids []int
+	for range 2 {
+		cmd := exec.Command("sleep", "1000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		pids = append(pids, pid)
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL); _, _ = cmd.Process.Wait() })
+	}
+	dir := t.TempDir()
+	_, start0, err := procgroup.Stat(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, start1, err := procgroup.Stat(pids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "run", "processes.json")
+	list := []liveProc{
+		{App: "blog", Kind: "cron1", PID: pids[0], PGID: pids[0], Start: start0,
+			Output: filepath.Join(dir, "blog.cron1.1.fifo"), Log: filepath.Join(dir, "cron1.log")},
+		{App: "blog", Kind: "cron2", PID: pids[1], PGID: pids[1], Start: start1},
+	}
+	b, _ := json.Marshal(list)
+	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startSup(t, state)
+	left := ts.LeftRuns()
+	if len(left) != 1 || left[0].App != "blog" || left[0].Name != "cron1" || left[0].Log != list[0].Log ||
+		left[0].Output != list[0].Output || left[0].Process.Pid() != pids[0] {
+		t.Fatalf("LeftRuns() = %+v", left)
+	}
+	if again := ts.LeftRuns(); len(again) != 0 {
+		t.Errorf("second LeftRuns() = %+v", again)
+	}
+	eventually(t, "the run without a FIFO to be stopped", func() bool { return gone(pids[1]) })
+	if recorded, _ := readState(state); len(recorded) != 1 || recorded[0].PID != pids[0] {
+		t.Errorf("state file = %+v", recorded)
+	}
+	_ = left[0].Process.Signal(syscall.SIGKILL)
+	<-left[0].Process.Done()
+	left[0].Done()
+	if recorded, _ := readState(state); len(recorded) != 0 {
+		t.Errorf("after the run ended, state file = %+v", recorded)
+	}
+}
