@@ -150,23 +150,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.StopUnclaimed(context.Background())
 	s.mu.Lock()
 	s.closed = true
-	byApp := map[string][]*instance{}
-	for in := range s.live {
-		byApp[in.app] = append(byApp[in.app], in)
-	}
 	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for app, insts := range byApp {
-		wg.Go(func() {
-			var timeout time.Duration
-			for _, in := range insts {
-				timeout = max(timeout, in.policy.withDefaults().DrainTimeout)
-			}
-			s.drain(context.Background(), app, webAddrs(insts), timeout)
-			stopAll(context.Background(), insts)
-		})
-	}
-	wg.Wait()
+	s.drainEach(context.Background(), func(insts []*instance) { stopAll(context.Background(), insts) })
 	s.wg.Wait()
 	return nil
 }
@@ -183,7 +168,12 @@ func (s *Supervisor) Freeze() {
 // the app's web instances, for at most its drain timeout; long-lived
 // streams are ended when it begins. The processes are left running: the
 // daemon hands them over.
-func (s *Supervisor) DrainAll(ctx context.Context) {
+func (s *Supervisor) DrainAll(ctx context.Context) { s.drainEach(ctx, nil) }
+
+// drainEach drains every app's web instances, apps in parallel, each for
+// at most its longest drain timeout, then calls then (if set) with the
+// app's instances; it returns when every app is done.
+func (s *Supervisor) drainEach(ctx context.Context, then func([]*instance)) {
 	s.mu.Lock()
 	byApp := map[string][]*instance{}
 	for in := range s.live {
@@ -198,6 +188,9 @@ func (s *Supervisor) DrainAll(ctx context.Context) {
 				timeout = max(timeout, in.policy.withDefaults().DrainTimeout)
 			}
 			s.drain(ctx, app, webAddrs(insts), timeout)
+			if then != nil {
+				then(insts)
+			}
 		})
 	}
 	wg.Wait()
