@@ -96,11 +96,7 @@ func (c *Client) Stop(ctx context.Context, app string, out io.Writer) error {
 // settings failed their check). On success the daemon is restarting:
 // Ping answers again, with a later Started, once the new image serves.
 func (c *Client) Restart(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://piku/v1/restart", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.call(ctx, http.MethodPost, "/v1/restart")
 	if err != nil {
 		return err
 	}
@@ -117,11 +113,7 @@ var ErrRestartUnsupported = errors.New("the running piku daemon cannot restart i
 
 // Forget asks the daemon to stop app and drop it.
 func (c *Client) Forget(ctx context.Context, app string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://piku/v1/apps/"+url.PathEscape(app), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.call(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app))
 	if err != nil {
 		return err
 	}
@@ -129,16 +121,21 @@ func (c *Client) Forget(ctx context.Context, app string) error {
 	return checkResponse(resp)
 }
 
+// call sends a request without a body to the daemon; the caller closes
+// the response's body.
+func (c *Client) call(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://piku"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(req)
+}
+
 // Pause asks the daemon to hold app's requests until resume is called;
 // should the client die first, its connection's end resumes them.
 func (c *Client) Pause(ctx context.Context, app string) (resume func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://piku/v1/apps/"+url.PathEscape(app)+"/pause", nil)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp, err := c.do(req)
+	resp, err := c.call(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/pause")
 	if err != nil {
 		cancel()
 		return nil, err
@@ -170,11 +167,7 @@ func (c *Client) Pause(ctx context.Context, app string) (resume func(), err erro
 
 // Metrics returns the daemon's metrics in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://piku/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.do(req)
+	resp, err := c.call(ctx, http.MethodGet, "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +183,7 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://piku"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.call(ctx, http.MethodGet, path)
 	if err != nil {
 		return err
 	}
