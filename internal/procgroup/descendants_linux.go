@@ -23,18 +23,13 @@ func Tagged(token string) []int {
 		return nil
 	}
 	want := []byte(TagVar + "=" + token + "\x00")
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	self := os.Getpid()
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for pid := range allPIDs() {
+		if pid == self {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 		if err != nil || !bytes.Contains(append([]byte{0}, b...), append([]byte{0}, want...)) {
 			continue
 		}
@@ -75,16 +70,8 @@ func ReapOrphans() int {
 	if err != nil {
 		return 0
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
 	n := 0
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for pid := range allPIDs() {
 		st, err := readStat(pid)
 		if err != nil || st.ppid != self || st.state != 'Z' {
 			continue

@@ -3,6 +3,7 @@ package procgroup
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"os"
 	"os/exec"
 	"strconv"
@@ -59,21 +60,29 @@ func Members(pgid int) []int {
 	if pgid <= 1 {
 		return nil
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for pid := range allPIDs() {
 		if pg, _, err := Stat(pid); err == nil && pg == pgid && !zombie(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// allPIDs yields the pid of every process /proc lists (none when it
+// cannot be read).
+func allPIDs() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if pid, err := strconv.Atoi(e.Name()); err == nil && !yield(pid) {
+				return
+			}
+		}
+	}
 }
 
 // RSS returns the resident memory of pid in bytes, 0 if unknown.

@@ -77,14 +77,9 @@ func socketHolders(inodes map[string]bool, first bool) []int {
 	if len(inodes) == 0 {
 		return nil
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err == nil && holdsSocket(pid, inodes) {
+	for pid := range allPIDs() {
+		if holdsSocket(pid, inodes) {
 			out = append(out, pid)
 			if first {
 				break
