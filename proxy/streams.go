@@ -63,12 +63,7 @@ type streamSlot struct {
 // context.WithCancel): through the parent's own AfterFunc when it has one,
 // which saves the goroutine context.AfterFunc would otherwise start to
 // wait for a parent of a kind it does not know.
-func (s *streamSlot) AfterFunc(f func()) (stop func() bool) {
-	if a, ok := s.Context.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(s.Context, f)
-}
+func (s *streamSlot) AfterFunc(f func()) (stop func() bool) { return h1.AfterFunc(s.Context, f) }
 
 // Value returns the slot itself for streamSlotKey, else the parent's value.
 func (s *streamSlot) Value(key any) any {

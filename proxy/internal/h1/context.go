@@ -129,6 +129,18 @@ func (rc *requestContext) cancel() {
 	}
 }
 
+// AfterFunc is context.AfterFunc, through ctx's own AfterFunc method when
+// it has one (this server's request contexts, and contexts that wrap one
+// and pass the method on): context.AfterFunc would otherwise wrap the
+// call in a context of its own, with a goroutine and three allocations
+// more for a parent of a kind it does not know.
+func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
+
 // CancelFunc returns the function that cancels ctx, and true, when ctx is
 // the context of a request this package's server serves: a handler that
 // must be able to cut its request needs no child context of its own.

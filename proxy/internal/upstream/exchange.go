@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +60,7 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 		return nil, err
 	}
 	// The client going away cuts the backend connection at once.
-	stop := afterFunc(ctx, c.cut)
+	stop := h1.AfterFunc(ctx, c.cut)
 	x := &Exchange{p: p, c: c, req: req, stop: stop}
 	// The fields the proxy set before the backend's go to the client
 	// with an error page; the backend's go only with its own answer.
@@ -734,15 +733,4 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// afterFunc is context.AfterFunc, through the context's own AfterFunc
-// method when it has one (as the proxy's HTTP/1.1 server's request
-// contexts do): context.AfterFunc would wrap the call in a context of its
-// own, with three allocations more.
-func afterFunc(ctx context.Context, f func()) (stop func() bool) {
-	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(ctx, f)
 }
