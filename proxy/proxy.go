@@ -113,7 +113,10 @@ type Server struct {
 	log     *slog.Logger    // summarises repeated warnings (logsummary.go)
 	summary *summaryHandler // log's handler
 	bufs    bufferPool      // response body copy buffers
-	zpools  encoderPools    // gzip and zstd encoders (compress.go)
+	// spoolFiles counts the bodies buffered (spool.go) that went to a
+	// temporary file.
+	spoolFiles atomic.Int64
+	zpools     encoderPools // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/piku/piku/proxy/internal/upstream"
@@ -22,7 +23,9 @@ import (
 // two processes, a gunicorn one four sync workers). What is held beyond
 // spoolMem bytes not yet read goes to a temporary file in
 // Options.TempDir, unlinked as soon as it is made, so that nothing is
-// left on disk when the request ends, however it ends.
+// left on disk when the request ends, however it ends; an answer goes
+// there only while the client is behind (waitForClient), so that one read
+// by a client that keeps up costs no disk and no copy.
 
 // spoolMem is how much of one body is held in memory.
 const spoolMem = 64 << 10
@@ -35,11 +38,12 @@ var errSpoolAborted = errors.New("body buffer abandoned")
 // falls that far behind, what comes next in an unlinked temporary file,
 // until the reader has caught up with it. A reader that keeps up (a
 // client reading as fast as the app sends) costs no disk. One goroutine
-// writes it (Write, then finish); one reads it as it grows (spoolReader).
+// writes it (Write or fill, then finish); one reads it as it grows
+// (spoolReader or drainTo).
 type spool struct {
 	dir  string
 	mu   sync.Mutex
-	more sync.Cond // signalled when data comes or the body ends
+	more sync.Cond // signalled when data comes or goes, or the body ends
 	ring []byte    // made at the first write
 	r, n int       // the ring's read position and bytes unread
 	hint int64     // the body's length when known, else -1
@@ -47,18 +51,107 @@ type spool struct {
 	fw   int64 // bytes written to the file
 	fr   int64 // bytes of the file read
 	// inFile sends writes to the file: the ring was full. It holds until
-	// the reader has read the file to its end, so that what is in the
-	// ring is always older than what is in the file.
+	// the reader has read the file to its end and the ring is empty, so
+	// that what is in the ring is always older than what is in the file.
 	inFile bool
-	total  int64 // bytes written
 	done   bool  // finish was called
 	err    error // the writer's error, or errSpoolAborted
+	// files counts the bodies that went to a temporary file (nil: not
+	// counted).
+	files *atomic.Int64
+
+	// For an answer (fill and drainTo):
+	pooled bool // ring came from ringPool
+	// writing is set while drainTo writes to the client: fill, its ring
+	// full, then waits spillAfter for that write to take some of it
+	// before it goes on to the file.
+	writing    bool
+	spillAfter time.Duration
+	wake       *time.Timer // ends fill's wait for a write (spillAfter)
 }
 
-func newSpool(dir string, size int64) *spool {
-	sp := &spool{dir: dir, hint: size}
+// spillAfter is how long an answer's reading ahead, its ring full, waits
+// for a write to the client under way to take some of it before what
+// comes next goes to the temporary file: a client that cannot take
+// anything for that long is behind (nginx writes to its temporary file
+// when the client's socket takes no more). A client that keeps up never
+// makes the answer go to the file, and the app waits at most this long
+// for a slow one.
+const spillAfter = 5 * time.Millisecond
+
+// ringPool holds answers' rings (spoolMem bytes each).
+var ringPool = sync.Pool{New: func() any { b := make([]byte, spoolMem); return &b }}
+
+func newSpool(dir string, size int64, files *atomic.Int64) *spool {
+	sp := &spool{dir: dir, hint: size, files: files, spillAfter: spillAfter}
 	sp.more.L = &sp.mu
 	return sp
+}
+
+// makeRing makes the ring, of the body's length when that is known and
+// smaller than spoolMem; pooled takes a full-size one from ringPool. sp.mu
+// is held.
+func (sp *spool) makeRing(pooled bool) {
+	if sp.ring != nil {
+		return
+	}
+	if sp.hint > 0 && sp.hint < spoolMem {
+		sp.ring = make([]byte, sp.hint)
+		return
+	}
+	if pooled {
+		sp.ring, sp.pooled = *ringPool.Get().(*[]byte), true
+		return
+	}
+	sp.ring = make([]byte, spoolMem)
+}
+
+// free returns the ring's free space that comes next, or nil when the
+// ring is full. sp.mu is held.
+func (sp *spool) free() []byte {
+	if sp.n == len(sp.ring) {
+		return nil
+	}
+	at := (sp.r + sp.n) % len(sp.ring)
+	end := len(sp.ring)
+	if at < sp.r {
+		end = sp.r
+	}
+	return sp.ring[at:end]
+}
+
+// caughtUpWithFile ends writing to the file once the reader has read it
+// and the ring to their ends. sp.mu is held.
+func (sp *spool) caughtUpWithFile() {
+	if sp.inFile && sp.fr == sp.fw && sp.n == 0 {
+		sp.inFile = false
+	}
+}
+
+// appendFile writes p at the end of the file, made at the first call.
+// sp.mu is held, and released while the bytes go to the file: only the
+// writer writes, and the reader reads only below fw.
+func (sp *spool) appendFile(p []byte) (int, error) {
+	f := sp.f
+	if f == nil {
+		var err error
+		if f, err = tempFile(sp.dir); err != nil {
+			return 0, err
+		}
+		sp.f = f
+		if sp.files != nil {
+			sp.files.Add(1)
+		}
+	}
+	off := sp.fw
+	sp.mu.Unlock()
+	k, err := f.WriteAt(p, off)
+	sp.mu.Lock()
+	sp.fw += int64(k)
+	if err != nil {
+		err = fmt.Errorf("buffering a body: %w", err)
+	}
+	return k, err
 }
 
 // Write appends p.
@@ -68,56 +161,183 @@ func (sp *spool) Write(p []byte) (int, error) {
 	if sp.err != nil {
 		return 0, sp.err
 	}
-	if sp.ring == nil {
-		size := int64(spoolMem)
-		if sp.hint > 0 && sp.hint < size {
-			size = sp.hint
-		}
-		sp.ring = make([]byte, size)
-	}
-	if sp.inFile && sp.fr == sp.fw {
-		sp.inFile = false // the reader caught up: the ring is empty
-	}
+	sp.makeRing(false)
+	sp.caughtUpWithFile()
 	written := 0
 	if !sp.inFile {
-		for written < len(p) && sp.n < len(sp.ring) {
-			at := (sp.r + sp.n) % len(sp.ring)
-			end := len(sp.ring)
-			if at < sp.r {
-				end = sp.r
+		for written < len(p) {
+			free := sp.free()
+			if free == nil {
+				break
 			}
-			k := copy(sp.ring[at:end], p[written:])
+			k := copy(free, p[written:])
 			sp.n += k
 			written += k
 		}
 	}
+	var err error
 	if written < len(p) {
 		sp.inFile = true
-		f := sp.f
-		if f == nil {
-			var err error
-			if f, err = tempFile(sp.dir); err != nil {
-				return written, err
-			}
-			sp.f = f
-		}
-		off := sp.fw
-		// Only this goroutine writes, and the reader reads only below
-		// fw: the lock is not needed while the bytes go to the file.
-		sp.mu.Unlock()
-		k, err := f.WriteAt(p[written:], off)
-		sp.mu.Lock()
-		sp.fw += int64(k)
+		var k int
+		k, err = sp.appendFile(p[written:])
 		written += k
-		if err != nil {
-			sp.total += int64(written)
+	}
+	sp.more.Broadcast()
+	return written, err
+}
+
+// fill reads src to its end into the spool: straight into the ring while
+// the client keeps up (no copy of the proxy's own), and through buf into
+// the file while it is behind (waitForClient). It returns src's error,
+// nil at its end, or errSpoolAborted once the reader gave up.
+func (sp *spool) fill(src io.Reader, buf []byte) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.makeRing(true)
+	for {
+		if sp.err != nil {
+			return sp.err
+		}
+		sp.caughtUpWithFile()
+		if !sp.inFile {
+			if free := sp.free(); free != nil {
+				// drainTo reads only the ring's unread part.
+				sp.mu.Unlock()
+				k, err := src.Read(free)
+				sp.mu.Lock()
+				sp.n += k
+				if k > 0 {
+					sp.more.Broadcast()
+				}
+				if err != nil {
+					return eofNil(err)
+				}
+				continue
+			}
+			if sp.waitForClient() {
+				continue
+			}
+			sp.inFile = true
+		}
+		sp.mu.Unlock()
+		k, err := src.Read(buf)
+		sp.mu.Lock()
+		if k > 0 && sp.err == nil {
+			_, werr := sp.appendFile(buf[:k])
 			sp.more.Broadcast()
-			return written, fmt.Errorf("buffering a body: %w", err)
+			if werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			return eofNil(err)
 		}
 	}
-	sp.total += int64(written)
+}
+
+// eofNil is err, or nil for io.EOF.
+func eofNil(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// waitForClient waits, the ring full, for drainTo to take some of it:
+// for as long as it takes while drainTo is not writing (it is about to
+// take data), and for spillAfter of a write under way. It reports false
+// when that write took nothing in time: the client is behind. sp.mu is
+// held.
+func (sp *spool) waitForClient() bool {
+	var deadline time.Time
+	for sp.n == len(sp.ring) && sp.err == nil {
+		if sp.writing {
+			now := time.Now()
+			switch {
+			case deadline.IsZero():
+				deadline = now.Add(sp.spillAfter)
+				if sp.wake == nil {
+					sp.wake = time.AfterFunc(sp.spillAfter, sp.wakeUp)
+				} else {
+					sp.wake.Reset(sp.spillAfter)
+				}
+			case !now.Before(deadline):
+				return false
+			}
+		}
+		sp.more.Wait()
+	}
+	if !deadline.IsZero() {
+		sp.wake.Stop()
+	}
+	return true
+}
+
+// wakeUp ends a wait of waitForClient.
+func (sp *spool) wakeUp() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	sp.more.Broadcast()
-	return written, nil
+}
+
+// drainTo writes the spool to w as it grows, straight from the ring, until
+// its end, and calls flush, when not nil, whenever w has caught up. It
+// returns w's or flush's error, or the writer's.
+func (sp *spool) drainTo(w io.Writer, flush func() error, buf []byte) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for {
+		for sp.n == 0 && sp.fr == sp.fw && !sp.done && sp.err == nil {
+			sp.more.Wait()
+		}
+		var p []byte
+		fromRing := sp.n > 0
+		switch {
+		case fromRing:
+			p = sp.ring[sp.r:min(len(sp.ring), sp.r+sp.n)]
+		case sp.fr < sp.fw:
+			f, off := sp.f, sp.fr
+			p = buf[:min(int64(len(buf)), sp.fw-sp.fr)]
+			sp.mu.Unlock()
+			k, err := f.ReadAt(p, off)
+			sp.mu.Lock()
+			if k < len(p) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("reading a buffered body back: %w", err)
+			}
+		default:
+			return sp.err
+		}
+		// fill does not write to p: it is unread ring, or the file below fr.
+		sp.writing = true
+		sp.more.Broadcast()
+		sp.mu.Unlock()
+		_, err := w.Write(p)
+		sp.mu.Lock()
+		sp.writing = false
+		if fromRing {
+			sp.r = (sp.r + len(p)) % len(sp.ring)
+			sp.n -= len(p)
+		} else {
+			sp.fr += int64(len(p))
+		}
+		sp.more.Broadcast()
+		if err != nil {
+			return err
+		}
+		if flush != nil && sp.n == 0 && sp.fr == sp.fw {
+			sp.writing = true
+			sp.mu.Unlock()
+			err = flush()
+			sp.mu.Lock()
+			sp.writing = false
+			if err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // finish ends the body: err is the writer's error, nil at its end.
@@ -141,11 +361,20 @@ func (sp *spool) abort() {
 	sp.more.Broadcast()
 }
 
-// close releases the file, which was unlinked when it was made.
+// close releases the file, which was unlinked when it was made, and an
+// answer's ring: neither fill nor drainTo may run any more.
 func (sp *spool) close() {
 	sp.mu.Lock()
 	f := sp.f
 	sp.f = nil
+	if sp.pooled {
+		ring := sp.ring[:cap(sp.ring)]
+		ringPool.Put(&ring)
+		sp.ring, sp.pooled = nil, false
+	}
+	if sp.wake != nil {
+		sp.wake.Stop()
+	}
 	sp.mu.Unlock()
 	if f != nil {
 		_ = f.Close()
@@ -243,7 +472,7 @@ var errBodyTooLarge = errors.New("request body too large")
 // closes the spool.
 func (s *Server) spoolRequest(w http.ResponseWriter, r *http.Request, info *reqInfo, b *upstream.Body) (*spool, bool) {
 	limit := info.route.MaxBodySize
-	sp := newSpool(s.o.TempDir, r.ContentLength)
+	sp := newSpool(s.o.TempDir, r.ContentLength, &s.spoolFiles)
 	rc := http.NewResponseController(w)
 	timeout := s.o.ClientBodyTimeout
 	var set time.Time // when the read deadline was last moved
@@ -352,7 +581,7 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 // writes it to the client as fast as the client reads it. flush, when
 // not nil, is called whenever the client has caught up.
 func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error) error {
-	sp := newSpool(s.o.TempDir, x.Length())
+	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
 	done := make(chan error, 1)
 	go func() {
@@ -366,34 +595,13 @@ func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush
 			sp.finish(err)
 			done <- err
 		}()
-		if err = x.CopyTo(sp, nil, buf); err == nil && !x.BodyLeft() {
+		if err = sp.fill(x, buf); err == nil && !x.BodyLeft() {
 			x.Finish() // the backend is done with: its connection goes back
 		}
 	}()
-	rd := spoolReader{sp: sp}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)
-	var err error
-	for {
-		n, rerr := rd.Read(buf)
-		if n > 0 {
-			if _, err = w.Write(buf[:n]); err != nil {
-				break
-			}
-			if flush != nil && rd.caughtUp() {
-				if err = flush(); err != nil {
-					break
-				}
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
+	err := sp.drainTo(w, flush, buf)
 	if err != nil {
 		// The client or the backend failed: the reader stops.
 		x.Cancel()

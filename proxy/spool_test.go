@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,6 +231,33 @@ func TestResponseBuffered(t *testing.T) {
 	}
 }
 
+// TestResponseBufferedClientKeepsUp: an answer read ahead of a client
+// that keeps up with it is not written to disk (as nginx writes to its
+// temporary file only while the client cannot take more): 64 answers of
+// 4 MiB, to a client that reads each as fast as it can, make no temporary
+// file, with the proxy on one thread as on two.
+func TestResponseBufferedClientKeepsUp(t *testing.T) {
+	const size = 4 << 20
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.Copy(w, io.LimitReader(zeros{}, size))
+	})
+	s, addr := startProxy(t, Options{}, appRoute(be))
+	for _, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		for range 32 {
+			r := do(t, nil, addr, "GET", "app.test", "/big", nil)
+			if r.code != 200 || len(r.body) != size {
+				t.Fatalf("GOMAXPROCS=%d: %d, %d bytes; want 200 and %d", procs, r.code, len(r.body), size)
+			}
+		}
+		runtime.GOMAXPROCS(prev)
+		if n := s.spoolFiles.Swap(0); n != 0 {
+			t.Errorf("GOMAXPROCS=%d: %d of 32 answers went to a temporary file, want none", procs, n)
+		}
+	}
+}
+
 // zeros reads as zero bytes without end.
 type zeros struct{}
 
@@ -274,7 +302,7 @@ func TestResponseBufferingRules(t *testing.T) {
 // across the memory and file parts, waits for what is still to come, and
 // ends with the writer's end.
 func TestSpoolReadsWhileWritten(t *testing.T) {
-	sp := newSpool(t.TempDir(), -1)
+	sp := newSpool(t.TempDir(), -1, nil)
 	defer sp.close()
 	want := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz0123456789"), 10000) // 360 KB
 	var wg sync.WaitGroup
@@ -296,11 +324,55 @@ func TestSpoolReadsWhileWritten(t *testing.T) {
 	}
 }
 
+// TestSpoolFillSpillsForStalledClient: an answer's reading ahead goes on
+// into the file once a write to the client has taken nothing for
+// spillAfter, so that the app is not held by a client that does not read;
+// the client then gets every byte, in order.
+func TestSpoolFillSpillsForStalledClient(t *testing.T) {
+	var files atomic.Int64
+	sp := newSpool(t.TempDir(), -1, &files)
+	defer sp.close()
+	sp.spillAfter = time.Millisecond
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	release := make(chan struct{})
+	w := &blockedWriter{release: release}
+	drained := make(chan error, 1)
+	go func() { drained <- sp.drainTo(w, nil, make([]byte, 32<<10)) }()
+	if err := sp.fill(bytes.NewReader(want), make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	sp.finish(nil)
+	if files.Load() != 1 || sp.fw == 0 {
+		t.Errorf("%d files, %d bytes in the file; want 1 file holding what the ring could not", files.Load(), sp.fw)
+	}
+	close(release)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.got.Bytes(), want) {
+		t.Errorf("the client got %d bytes, want the %d written, in order", w.got.Len(), len(want))
+	}
+}
+
+// blockedWriter's writes wait until release is closed.
+type blockedWriter struct {
+	release chan struct{}
+	got     bytes.Buffer
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.got.Write(p)
+}
+
 // TestSpoolRingAndFile: what a reader that falls behind leaves goes to the
 // file, in order after the ring; once the reader has caught up, the ring
 // is used again and the file is not grown.
 func TestSpoolRingAndFile(t *testing.T) {
-	sp := newSpool(t.TempDir(), -1)
+	sp := newSpool(t.TempDir(), -1, nil)
 	defer sp.close()
 	rd := spoolReader{sp: sp}
 	var want, got []byte
