@@ -77,6 +77,7 @@ PIKU_HTTPS, ...), then PIKU_ROOT/piku.yaml (keys named like the flags).`,
 	f.Int("max-connections", 0, "client connections the proxy holds open at most; 0 derives it from the open file limit and the memory; clients beyond wait in the backlog [$PIKU_MAX_CONNECTIONS]")
 	f.Int("max-header-bytes", proxy.DefaultMaxHeaderBytes, "bytes a request's header section (request line and fields) may take; each line a quarter of it, at least 8 KiB [$PIKU_MAX_HEADER_BYTES]")
 	f.Int("max-header-fields", proxy.DefaultMaxHeaderFields, "header fields a request may carry [$PIKU_MAX_HEADER_FIELDS]")
+	f.Int("procs", 0, "threads that run the daemon's Go code at once (GOMAXPROCS); 0: $GOMAXPROCS if set, else one, and more, up to the CPUs, while the daemon is busy [$PIKU_PROCS]")
 	f.Bool("check-settings", false, "check the settings and the binary, print them and exit (a restart in place runs the new binary so first)")
 	f.String("http1-server", "piku", "what serves plain HTTP: piku's own HTTP/1.1 server, or net/http's as an escape hatch [$PIKU_HTTP1_SERVER]")
 	return cmd
@@ -160,6 +161,10 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 	if maxConns < 0 {
 		return daemon.Config{}, nil, fmt.Errorf("max-connections: %d: want a count, or 0 to derive it", maxConns)
 	}
+	procs := v.GetInt("procs")
+	if procs < 0 || procs > 1024 {
+		return daemon.Config{}, nil, fmt.Errorf("procs: %d: want 1 to 1024, or 0 for one and more while busy", procs)
+	}
 	sendTimeout := v.GetDuration("send-timeout")
 	switch {
 	case sendTimeout < 0:
@@ -193,6 +198,7 @@ func (c *cli) daemonConfig(v *viper.Viper) (daemon.Config, func(), error) {
 		NoCgroups:       noCgroups,
 		SendTimeout:     sendTimeout,
 		MaxConns:        maxConns,
+		Procs:           procs,
 		MaxHeaderBytes:  maxHeaderBytes,
 		MaxHeaderFields: maxHeaderFields,
 		Version:         Version,

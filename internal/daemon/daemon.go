@@ -82,6 +82,10 @@ type Config struct {
 	// MaxHeaderBytes and MaxHeaderFields bound a request's header
 	// (proxy.Options); 0 = the proxy's defaults, 32 KiB and 100 fields.
 	MaxHeaderBytes, MaxHeaderFields int
+	// Procs is how many threads run the daemon's Go code at once
+	// (GOMAXPROCS); 0 = GOMAXPROCS if set, else one, and more while the
+	// daemon is busy (procs.go).
+	Procs int
 	// Ready, when set, is called once the daemon listens and has started
 	// bringing apps up.
 	Ready func()
@@ -166,6 +170,7 @@ const GCPercent = 400
 // returns.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	gov := setProcs(cfg.Procs, cfg.Logger)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
@@ -225,7 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunning()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 16)
 	goRun := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -236,6 +241,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	goRun("supervisor", d.sup.Run)
+	if gov != nil {
+		goRun("threads", func(ctx context.Context) error { return gov.run(ctx, d.log) })
+	}
 	goRun("orphan reaper", func(ctx context.Context) error { return reapOrphans(ctx, d.log) })
 	// The proxy stops first when the daemon stops (below), so that it has
 	// stopped accepting before the apps behind it stop.
