@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -349,11 +350,13 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration, p
 		profErr <- nil
 	}
 	cpu0 := cpuOf(t.pids())
+	sys0 := sysOf(t.pids())
 	out, err := run(d)
 	if err != nil {
 		return daemonRow{}, err
 	}
 	cpu := cpuOf(t.pids()) - cpu0
+	sys := sysOf(t.pids()) - sys0
 	if err := <-profErr; err != nil {
 		return daemonRow{}, err
 	}
@@ -379,7 +382,7 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration, p
 	cpuPerReq := "-"
 	if n > 0 {
 		row.cpuPerReq = cpu / n * 1e6
-		cpuPerReq = fmt.Sprintf("%.1f µs", row.cpuPerReq)
+		cpuPerReq = fmt.Sprintf("%.1f µs (kernel %.1f)", row.cpuPerReq, sys/n*1e6)
 	}
 	row.line = fmt.Sprintf("| %s | %s | %s | %.0f | %s | %s | %s | %.0f |", t.name, proto, resp.label, rps, p50, p99, cpuPerReq, errs)
 	return row, nil
@@ -429,4 +432,22 @@ func waitAnswer(url, host string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer from %s: %w", url, last)
+}
+
+func sysOf(pids []int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:])
+		if len(f) < 15 {
+			continue
+		}
+		n, _ := strconv.ParseInt(string(f[12]), 10, 64)
+		sum += float64(n) / 100
+	}
+	return sum
 }
