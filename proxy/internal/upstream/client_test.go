@@ -252,3 +252,29 @@ func TestPostWaitsForAKeptConnection(t *testing.T) {
 		t.Errorf("%d connections after the backend kept one open, want 2: the POST reuses one", n)
 	}
 }
+
+// TestCancelAfterFinish: canceling an exchange that has ended (the proxy's
+// client writer failing after the reader of the answer finished it)
+// leaves its connection alone: the pool may have given it to another
+// request already, which must not find it cut.
+func TestCancelAfterFinish(t *testing.T) {
+	addr, accepted := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	cl, p := testClient(), &Pool{}
+	defer p.CloseIdle()
+	req := &Request{R: httptest.NewRequest(http.MethodGet, "http://app.test/", nil), Fields: allFields{}, Header: http.Header{}}
+	x, err := cl.RoundTrip(p, addr, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(x); err != nil {
+		t.Fatal(err)
+	}
+	x.Finish() // the connection goes back to the pool
+	x.Cancel() // too late: it must not cut it
+	if code, body := get(t, cl, p, addr); code != 200 || body != "ok" {
+		t.Fatalf("the next request: %d %q", code, body)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want the first one reused", n)
+	}
+}

@@ -37,7 +37,7 @@ type Exchange struct {
 	body     io.Reader
 	lbody    lengthBody // body, for a Content-Length (no allocation of its own)
 	eof      bool
-	ended    bool
+	ended    bool // Finish was called; guarded by mu
 
 	upgradeOK bool // a 101 answer says "Connection: upgrade"
 
@@ -47,8 +47,9 @@ type Exchange struct {
 	npreset    int
 	presetMany http.Header // when there are more
 
-	mu       sync.Mutex // guards headRead
+	mu       sync.Mutex // guards headRead, ended and canceled
 	headRead bool       // the answer's head came: the body writer leaves the read deadline alone
+	canceled bool       // Cancel cut the connection: it is not reused
 }
 
 // exchange writes req on c and reads the response's header.
@@ -547,8 +548,17 @@ func (x *Exchange) Whole() bool {
 
 // Cancel makes a read of the response body, blocked or to come, fail at
 // once; it may be called from any goroutine. The exchange must still be
-// ended (Abort).
-func (x *Exchange) Cancel() { _ = x.c.nc.SetDeadline(aLongTimeAgo) }
+// ended (Abort). Once it has ended, Cancel does nothing: its connection
+// may be in the pool, or carrying another request, by then.
+func (x *Exchange) Cancel() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.ended {
+		return
+	}
+	x.canceled = true
+	_ = x.c.nc.SetDeadline(aLongTimeAgo)
+}
 
 // BodyLeft reports whether the answer came while the client was still
 // sending the request body: the backend will not read the rest, and the
@@ -568,11 +578,14 @@ func (x *Exchange) Abort() {
 // neither side asked to close; else it is closed. A second call does
 // nothing.
 func (x *Exchange) Finish() {
-	if x.ended {
+	x.mu.Lock()
+	ended, canceled := x.ended, x.canceled
+	x.ended = true
+	x.mu.Unlock()
+	if ended {
 		return
 	}
-	x.ended = true
-	reuse := x.keep && x.eof
+	reuse := x.keep && x.eof && !canceled
 	if x.wrote != nil && !x.req.Body.Done() {
 		// The backend answered before it had the whole body, which the
 		// client is still sending: it will not read the rest. Closing
