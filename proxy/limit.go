@@ -129,21 +129,36 @@ func (c *clientConn) CloseWrite() error {
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
-	if c.sendTimeout > 0 {
-		var set time.Time
-		if ns := c.wdeadline.Load(); ns != 0 {
-			set = time.Unix(0, ns)
-		}
-		now := time.Now
-		if c.now != nil {
-			now = c.now
-		}
-		if t, keep := h1.KeepDeadline(set, now(), c.sendTimeout); !keep {
-			_ = c.Conn.SetWriteDeadline(t)
-			c.wdeadline.Store(t.UnixNano())
-		}
-	}
+	c.moveSendDeadline()
 	return c.Conn.Write(p)
+}
+
+// WriteBuffers writes v with one system call where the connection can
+// (writev, for TCP), bounded by the send timeout as Write is
+// (h1.BuffersWriter).
+func (c *clientConn) WriteBuffers(v *net.Buffers) (int64, error) {
+	c.moveSendDeadline()
+	return v.WriteTo(c.Conn)
+}
+
+// moveSendDeadline moves the write deadline to the send timeout from now,
+// unless the one set may stay (h1.KeepDeadline).
+func (c *clientConn) moveSendDeadline() {
+	if c.sendTimeout <= 0 {
+		return
+	}
+	var set time.Time
+	if ns := c.wdeadline.Load(); ns != 0 {
+		set = time.Unix(0, ns)
+	}
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	if t, keep := h1.KeepDeadline(set, now(), c.sendTimeout); !keep {
+		_ = c.Conn.SetWriteDeadline(t)
+		c.wdeadline.Store(t.UnixNano())
+	}
 }
 
 // SetWriteDeadline sets the write deadline until the next write moves it.

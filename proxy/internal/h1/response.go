@@ -35,6 +35,10 @@ type h1Response struct {
 	clen       int64 // the Content-Length the handler set, or -1
 	written    int64
 	trailers   []string // declared in the Trailer header
+	// werr is the error of a chunk written straight to the connection
+	// (writeBody): the connection is done, as a failed write through the
+	// buffer leaves the buffer failed.
+	werr error
 }
 
 func (w *h1Response) Header() http.Header { return w.header }
@@ -245,6 +249,9 @@ func (w *h1Response) Write(p []byte) (int, error) {
 	if w.head {
 		return len(p), nil
 	}
+	if w.werr != nil {
+		return 0, w.werr
+	}
 	if !w.sentHeader {
 		if w.clen < 0 && len(w.c.pending)+len(p) <= bufferBeforeChunking {
 			w.c.pending = append(w.c.pending, p...)
@@ -261,14 +268,46 @@ func (w *h1Response) Write(p []byte) (int, error) {
 func (w *h1Response) writeBody(p []byte) error {
 	bw := w.c.bw
 	if w.chunked {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
-		bw.WriteString("\r\n")
-		bw.Write(p)
-		_, err := bw.WriteString("\r\n")
-		return err
+		var hex [18]byte
+		size := append(strconv.AppendInt(hex[:0], int64(len(p)), 16), '\r', '\n')
+		if len(p) < bw.Size() {
+			bw.Write(size)
+			bw.Write(p)
+			_, err := bw.WriteString("\r\n")
+			return err
+		}
+		// A chunk larger than the buffer goes out whole with its
+		// framing in one system call (writev), as nginx sends it:
+		// through the buffer it took three writes, two of them of a
+		// few bytes, and a copy of the buffer's size.
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		v := net.Buffers{size, p, crlf}
+		w.werr = writeBuffers(w.c.nc, &v)
+		return w.werr
 	}
 	_, err := bw.Write(p)
+	return err
+}
+
+// crlf ends a chunk.
+var crlf = []byte("\r\n")
+
+// BuffersWriter is a connection that writes several buffers with one
+// system call, as net.Buffers does for a TCP connection (writev). A
+// connection that wraps a TCP connection implements it to keep that.
+type BuffersWriter interface {
+	WriteBuffers(v *net.Buffers) (int64, error)
+}
+
+// writeBuffers writes v to nc: with one system call where nc can.
+func writeBuffers(nc net.Conn, v *net.Buffers) error {
+	if bw, ok := nc.(BuffersWriter); ok {
+		_, err := bw.WriteBuffers(v)
+		return err
+	}
+	_, err := v.WriteTo(nc)
 	return err
 }
 
@@ -285,6 +324,9 @@ func (w *h1Response) FlushError() error {
 	}
 	if !w.sentHeader {
 		w.commit(false)
+	}
+	if w.werr != nil {
+		return w.werr
 	}
 	return w.c.bw.Flush()
 }
@@ -375,6 +417,9 @@ func (w *h1Response) finish(body *h1Body) bool {
 	keep := !w.closeAfter
 	if w.clen >= 0 && !w.head && !w.noBody && w.written != w.clen {
 		keep = false // too short: the client waits for the rest
+	}
+	if w.werr != nil {
+		return false
 	}
 	if err := c.bw.Flush(); err != nil {
 		return false
