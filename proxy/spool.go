@@ -435,13 +435,6 @@ func (rd spoolReader) Read(p []byte) (int, error) {
 	return 0, err
 }
 
-// caughtUp reports whether everything written so far was read.
-func (rd spoolReader) caughtUp() bool {
-	rd.sp.mu.Lock()
-	defer rd.sp.mu.Unlock()
-	return rd.sp.n == 0 && rd.sp.fr == rd.sp.fw
-}
-
 // tempFile makes a temporary file in dir (made 0700 first) and unlinks it
 // at once: it lives as long as it is open.
 func tempFile(dir string) (*os.File, error) {

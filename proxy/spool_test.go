@@ -399,7 +399,7 @@ func TestSpoolRingAndFile(t *testing.T) {
 	}
 	write(50, 'c') // after the file's, in the file
 	read(spoolMem + 140)
-	if !rd.caughtUp() {
+	if sp.n != 0 || sp.fr != sp.fw {
 		t.Fatal("not caught up after reading all")
 	}
 	write(1000, 'd') // caught up: back to the ring
