@@ -9,3 +9,6 @@ func usable(*conn) (ok, closed bool) { return true, false }
 
 // peeker is the unix one's stand-in.
 type peeker struct{}
+
+// flushAndWait writes what c.bw holds.
+func flushAndWait(c *conn) error { return c.bw.Flush() }

@@ -2,7 +2,10 @@
 
 package upstream
 
-import "syscall"
+import (
+	"bufio"
+	"syscall"
+)
 
 // usable reports whether an idle backend connection may carry a request:
 // the backend has not closed it and sent nothing on it since its last
@@ -14,30 +17,64 @@ import "syscall"
 // late answer, a body sent to HEAD) make the connection unusable; only
 // "nothing to read yet" keeps it.
 func usable(c *conn) (ok, closed bool) {
+	p, err := c.raw()
+	if p == nil {
+		return err == nil, false
+	}
+	return p.usable()
+}
+
+// flushAndWait writes what c.bw holds and returns once the answer can be
+// read, the connection's read deadline passed or it was closed (the read
+// that follows then says which). The wait is armed before the request is
+// written, so that no answer can come unseen, and the read that follows
+// finds it: without the wait, the first read, right after the write,
+// finds nothing, and a second read follows the poller's wake-up.
+func flushAndWait(c *conn) error {
+	p, _ := c.raw()
+	if p == nil {
+		return c.bw.Flush()
+	}
+	p.step, p.werr = 0, nil
+	_ = p.rc.Read(p.sendFn)
+	return p.werr
+}
+
+// raw returns c's raw connection helper, made at the first call; nil (and
+// no error) for a connection that has no file descriptor.
+func (c *conn) raw() (*peeker, error) {
 	if c.peek == nil {
 		sc, ok := c.nc.(syscall.Conn)
 		if !ok {
-			return true, false
+			return nil, nil
 		}
 		rc, err := sc.SyscallConn()
 		if err != nil {
-			return false, false
+			return nil, err
 		}
-		// Made once per connection: a check costs no allocation.
-		p := &peeker{rc: rc}
+		// Made once per connection: a look or a send costs no
+		// allocation.
+		p := &peeker{rc: rc, bw: c.bw}
 		p.fn = p.look
+		p.sendFn = p.send
 		c.peek = p
 	}
-	return c.peek.usable()
+	return c.peek, nil
 }
 
-// peeker looks at one connection without reading from it.
+// peeker looks at one connection without reading from it, and sends a
+// request on it with the wait for the answer armed first.
 type peeker struct {
 	rc     syscall.RawConn
 	fn     func(fd uintptr) bool
 	ok     bool
 	closed bool
 	b      [1]byte
+
+	bw     *bufio.Writer // the connection's writer
+	sendFn func(fd uintptr) bool
+	step   int   // calls of send in this flushAndWait
+	werr   error // the flush's error
 }
 
 func (p *peeker) usable() (ok, closed bool) {
@@ -51,4 +88,17 @@ func (p *peeker) look(fd uintptr) bool {
 	p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 	p.closed = err == nil && n == 0 || err == syscall.ECONNRESET
 	return true // never wait for the connection to become readable
+}
+
+// send is flushAndWait's step under the connection's read lock, the
+// poller's readiness reset: the first call writes the request and asks to
+// wait for the connection to become readable (a write that failed ends
+// it), the second, once it is, ends the wait without reading.
+func (p *peeker) send(uintptr) bool {
+	p.step++
+	if p.step == 1 {
+		p.werr = p.bw.Flush()
+		return p.werr != nil
+	}
+	return true
 }

@@ -101,14 +101,19 @@ func (cl *Client) exchange(p *Pool, c *conn, req *Request, reused bool) (*Exchan
 	if inline {
 		c.bw.Write(req.Body.Buf)
 	}
-	// The head goes out before a body still to come, which may be slow:
-	// the backend sees the request at once.
-	if err := c.bw.Flush(); err != nil {
-		return fail(err, true)
-	}
 	if req.Body == nil || inline {
+		// The request goes out whole from here, and the answer is
+		// waited for at once.
 		c.setReadDeadline(time.Now(), cl.ResponseHeaderTimeout)
+		if err := flushAndWait(c); err != nil {
+			return fail(err, true)
+		}
 	} else {
+		// The head goes out before a body still to come, which may be
+		// slow: the backend sees the request at once.
+		if err := c.bw.Flush(); err != nil {
+			return fail(err, true)
+		}
 		// The header timeout starts once the body is written (as
 		// http.Transport's ResponseHeaderTimeout): an upload may take
 		// longer than the backend takes to answer it.
