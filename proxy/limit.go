@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/piku/piku/proxy/internal/h1"
@@ -119,6 +121,16 @@ type clientConn struct {
 
 // NetConn returns the connection c wraps, as tls.Conn.NetConn does.
 func (c *clientConn) NetConn() net.Conn { return c.Conn }
+
+// SyscallConn returns the raw connection of the connection c wraps, for
+// the HTTP/1.1 server's wait for the next request (h1's sendAndWait).
+func (c *clientConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
 
 // CloseWrite shuts down the writing side, if the connection has one.
 func (c *clientConn) CloseWrite() error {

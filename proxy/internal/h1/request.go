@@ -31,15 +31,23 @@ func badRequest(msg string) error { return &h1Error{http.StatusBadRequest, msg} 
 func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 	br := c.br
 	if br.Buffered() == 0 {
-		c.state.Store(connIdle)
-		if c.served && (c.s.closing.Load() || c.s.noKeepAlive.Load()) {
-			return nil, nil, http.ErrServerClosed
-		}
 		// A new connection has ReadHeaderTimeout for its first byte, as
 		// with net/http; a kept-alive one the idle timeout.
 		wait := c.s.idleTimeout
 		if !c.served {
 			wait = c.s.readHeaderTimeout
+		}
+		if c.flushLater {
+			// The last response goes out as the wait begins.
+			c.setReadDeadline(time.Now(), wait)
+			if err := c.sendAndWait(); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			c.state.Store(connIdle)
+		}
+		if c.served && (c.s.closing.Load() || c.s.noKeepAlive.Load()) {
+			return nil, nil, http.ErrServerClosed
 		}
 		c.setReadDeadline(time.Now(), wait)
 		if _, err := br.Peek(1); err != nil {
@@ -49,6 +57,14 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 			return nil, nil, http.ErrServerClosed
 		}
 	} else {
+		if c.flushLater {
+			// A request came with the last one (pipelined): the last
+			// response goes out now.
+			c.flushLater = false
+			if err := c.bw.Flush(); err != nil {
+				return nil, nil, err
+			}
+		}
 		c.state.Store(connActive)
 	}
 	// The whole section, request line and fields, is bounded (as nginx's

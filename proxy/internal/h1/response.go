@@ -421,6 +421,13 @@ func (w *h1Response) finish(body *h1Body) bool {
 	if w.werr != nil {
 		return false
 	}
+	if keep && body == nil {
+		// The response is whole in bw: it goes out as the wait for the
+		// next request begins (sendAndWait), or when the connection
+		// closes.
+		c.flushLater = true
+		return true
+	}
 	if err := c.bw.Flush(); err != nil {
 		return false
 	}

@@ -334,6 +334,14 @@ type h1Conn struct {
 	pending  []byte // body held back until its framing is known
 	tmpl     http.Request
 	served   bool // a request was read on it: it waits the idle timeout now
+	// flushLater is set when the last response waits in bw, whole: it is
+	// sent as the wait for the next request begins (sendAndWait).
+	flushLater bool
+	rc         syscall.RawConn       // nc's, for sendAndWait; made at its first call
+	noRaw      bool                  // nc has none
+	sendFn     func(fd uintptr) bool // sendStep, made with rc
+	sendCalls  int                   // sendStep's calls in this sendAndWait
+	sendErr    error                 // the flush's error in sendAndWait
 	// servedOnce is served, for SetKeepAlivesEnabled.
 	servedOnce atomic.Bool
 	hijacked   bool
@@ -403,6 +411,53 @@ func KeepDeadline(set, now time.Time, d time.Duration) (time.Time, bool) {
 	return t, early >= 0 && early <= min(deadlineSlack, d/4)
 }
 
+// sendAndWait sends the response that waits in bw (flushLater), marks
+// the connection idle and waits until the next request can be read, its
+// read deadline passed or it was closed (the read that follows says
+// which). The wait is armed before the response is written, so that no
+// request can come unseen and the read that follows finds it: without it,
+// the read right after the response finds nothing (Go's poller reads until
+// EAGAIN, where nginx knows from epoll's edge that a short read emptied
+// the socket), and a second read follows the poller's wake-up.
+func (c *h1Conn) sendAndWait() error {
+	c.flushLater = false
+	if c.rc == nil && !c.noRaw {
+		if sc, ok := c.nc.(syscall.Conn); ok {
+			c.rc, _ = sc.SyscallConn()
+		}
+		if c.rc == nil {
+			c.noRaw = true
+		} else {
+			c.sendFn = c.sendStep
+		}
+	}
+	if c.rc == nil {
+		err := c.bw.Flush()
+		c.state.Store(connIdle)
+		return err
+	}
+	c.sendCalls, c.sendErr = 0, nil
+	_ = c.rc.Read(c.sendFn)
+	return c.sendErr
+}
+
+// sendStep is sendAndWait's step under the connection's read lock, the
+// poller's readiness reset: the first call writes the response, marks the
+// connection idle (a graceful stop may close it from then on) and asks to
+// wait, unless the write failed or the server is closing; the second, once
+// the connection is readable, ends the wait without reading.
+func (c *h1Conn) sendStep(uintptr) bool {
+	c.sendCalls++
+	if c.sendCalls > 1 {
+		return true
+	}
+	if c.sendErr = c.bw.Flush(); c.sendErr != nil {
+		return true
+	}
+	c.state.Store(connIdle)
+	return c.s.closing.Load() || c.s.noKeepAlive.Load()
+}
+
 func (c *h1Conn) serve() {
 	defer c.close()
 	defer c.cancelCtx()
@@ -423,6 +478,10 @@ func (c *h1Conn) serve() {
 func (c *h1Conn) close() {
 	if c.hijacked {
 		return
+	}
+	if c.flushLater {
+		c.flushLater = false
+		c.bw.Flush()
 	}
 	c.nc.Close()
 	c.s.forget(c)
