@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -242,6 +241,27 @@ func stopCame(stop context.Context, sigs <-chan os.Signal) bool {
 	return stop.Err() != nil || len(sigs) > 0
 }
 
+// signalBarrier returns once every signal the process caught before the
+// call has reached the channels notified of it: the daemon sends itself
+// SIGWINCH and waits for it. Go hands caught signals to the channels in
+// one goroutine, the lowest number first among those caught together, so
+// a SIGTERM (15) or SIGINT (2) caught before has been handed on by the
+// time SIGWINCH (28) arrives. (It is bounded, should SIGWINCH never come.)
+func signalBarrier() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGWINCH)
+	defer signal.Stop(c)
+	if syscall.Kill(os.Getpid(), syscall.SIGWINCH) != nil {
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-c:
+	case <-t.C:
+	}
+}
+
 // execSelf replaces the daemon's image with exe, handing it files, unless
 // a stop came (stopCame), which it checks last, just before the exec: it
 // then returns errStopBeforeExec, and the caller stops instead. SIGHUP is
@@ -249,20 +269,27 @@ func stopCame(stop context.Context, sigs <-chan os.Signal) bool {
 // one cannot end the process before the new image handles it again; the
 // new image installs its handler before it starts any app, so no app
 // inherits the ignored signal. HandoverEnv is always set, so that the new
-// image catches stop signals from its start (earlysignal). It returns
-// only on failure.
-func execSelf(stop context.Context, sigs <-chan os.Signal, exe string, files []*os.File, env string) error {
+// image catches stop signals from its start (earlysignal); guard, when
+// not nil, is the write end of the handover guard's pipe (startGuard),
+// which the new image inherits. It returns only on failure.
+func execSelf(stop context.Context, sigs <-chan os.Signal, exe string, files []*os.File, env string, guard *os.File) error {
+	envv := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, HandoverEnv+"=") || strings.HasPrefix(kv, earlysignal.GuardEnv+"=")
+	})
+	envv = append(envv, HandoverEnv+"="+env)
+	if guard != nil {
+		files = append(slices.Clip(files), guard)
+		envv = append(envv, earlysignal.GuardEnv+"="+strconv.Itoa(int(guard.Fd())))
+	}
 	for _, f := range files {
 		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 			return fmt.Errorf("handing over %s: %w", f.Name(), err)
 		}
 	}
-	envv := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, HandoverEnv+"=") })
-	envv = append(envv, HandoverEnv+"="+env)
 	argv := os.Args
 	// A signal caught from here on is lost with this image; the new one
 	// catches them once its first packages are initialised (earlysignal).
-	runtime.Gosched() // let a signal just caught reach sigs and stop
+	signalBarrier()
 	if stopCame(stop, sigs) {
 		return errStopBeforeExec
 	}
@@ -355,8 +382,16 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 	}
 	d.sup.Freeze()
 	d.cron.Handover()
+	// A stop signal that comes from the check below to the new image's
+	// catch would end the daemon and leave the apps running: the guard
+	// stops them then (Guard).
+	guard, err := startGuard(p.exe, d.root)
+	if err != nil {
+		d.log.Warn("restarting in place without a guard: a stop signal in the moments of the exec would leave the apps running", "err", err)
+	}
 	d.log.Info("handing over", "binary", p.exe, "sockets", p.env)
-	err := execSelf(stop, sigs, p.exe, p.files, p.env)
+	err = execSelf(stop, sigs, p.exe, p.files, p.env, guard)
+	releaseGuard(guard) // this image goes on: stopping, or exiting below
 	if errors.Is(err, errStopBeforeExec) {
 		d.log.Info("a stop signal came as the daemon was handing over: not restarting")
 		abandon()

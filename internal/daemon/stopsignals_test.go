@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"syscall"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestExecSelfStopsFirst(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := execSelf(tt.stop, tt.sigs, "/nonexistent/piku", nil, "")
+			err := execSelf(tt.stop, tt.sigs, "/nonexistent/piku", nil, "", nil)
 			if !errors.Is(err, errStopBeforeExec) {
 				t.Fatalf("execSelf = %v, want %v", err, errStopBeforeExec)
 			}
@@ -57,5 +58,23 @@ func TestStopOnSignal(t *testing.T) {
 	case <-ctx.Done():
 	case <-testdeps.Waiting(t).Done():
 		t.Fatal("the signal did not end the context")
+	}
+}
+
+// TestSignalBarrier: a SIGTERM the process caught is in the channel
+// notified of it once signalBarrier returns, as execSelf's check needs.
+func TestSignalBarrier(t *testing.T) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	for i := range 20 {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		signalBarrier()
+		if len(sigs) != 1 {
+			t.Fatalf("try %d: the SIGTERM caught is not in the channel after the barrier", i)
+		}
+		<-sigs
 	}
 }

@@ -13,12 +13,21 @@ package earlysignal
 import (
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 )
 
 // Env is set, by the image of the daemon that restarts in place, in the
 // environment of the next (daemon.HandoverEnv names the same variable).
 const Env = "PIKU_LISTEN_FDS"
+
+// GuardEnv, set with Env, is the descriptor of a pipe to the guard the
+// previous image started (daemon.Guard): once the signals are caught, a
+// byte on it tells the guard that this image is in charge. Should this
+// image end before (a signal in the moments before the catch), the guard
+// reads the end of the pipe instead and stops every app, as the stop
+// would have.
+const GuardEnv = "PIKU_HANDOVER_GUARD"
 
 // Stops receives the SIGINT and SIGTERM a daemon image started by a restart
 // in place got from its start; nil in any other process, whose signals
@@ -33,5 +42,20 @@ func catch(lookup func(string) (string, bool)) chan os.Signal {
 	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	if v, ok := lookup(GuardEnv); ok {
+		_ = os.Unsetenv(GuardEnv) // for no app to inherit
+		releaseGuard(v)
+	}
 	return c
+}
+
+// releaseGuard writes the byte that releases the guard on descriptor fd,
+// and closes it.
+func releaseGuard(fd string) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return
+	}
+	_, _ = syscall.Write(n, []byte{'k'})
+	_ = syscall.Close(n)
 }

@@ -3,6 +3,7 @@ package earlysignal
 import (
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -30,5 +31,35 @@ func TestCatch(t *testing.T) {
 		}
 	case <-testdeps.Waiting(t).Done():
 		t.Fatal("SIGTERM was not caught")
+	}
+}
+
+// TestCatchReleasesTheGuard: once the signals are caught, a byte on the
+// guard's pipe releases it, and the descriptor is closed.
+func TestCatchReleasesTheGuard(t *testing.T) {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	r := os.NewFile(uintptr(p[0]), "guard pipe")
+	defer r.Close()
+	fd := strconv.Itoa(p[1]) // catch closes it
+	c := catch(func(k string) (string, bool) {
+		switch k {
+		case Env:
+			return "", true
+		case GuardEnv:
+			return fd, true
+		}
+		return "", false
+	})
+	defer signal.Stop(c)
+	buf := make([]byte, 2)
+	if n, err := r.Read(buf); n != 1 || buf[0] != 'k' {
+		t.Fatalf("read %q, %v; want the release byte", buf[:n], err)
+	}
+	// The write end is closed: the next read is the end of the pipe.
+	if n, err := r.Read(buf); n != 0 || err == nil {
+		t.Fatalf("read %q, %v after the release; want the end", buf[:n], err)
 	}
 }
