@@ -79,7 +79,7 @@ reverse proxy. Commands that name an APP act on that app under PIKU_ROOT.`,
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
-	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand(), c.confineCommand())
+	root.AddCommand(c.gitReceivePackCommand(), c.gitUploadPackCommand(), c.gitHookCommand(), c.confineCommand(), c.handoverGuardCommand())
 	c.completeArgs(root)
 	withUsage(root)
 	return root

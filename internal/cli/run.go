@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,12 +60,17 @@ heroku run does: piku run APP 'ls | wc -l'.`,
 			// the app's cgroups, so all it starts is in them) and is
 			// confined to the app's files as its processes are.
 			c.joinAppCgroups(root, app)
-			if confine := isolation.ConfineEnv(root, app, a.Env.Get); len(confine) > 0 {
-				sh.Env = append(sh.Env, confine...)
-				bin := strings.TrimPrefix(confine[0], procgroup.ConfineVar+"=")
-				sh.Args = append([]string{bin, isolation.ConfineSubcommand, "--", sh.Path}, sh.Args[1:]...)
-				sh.Path = bin
+			sh.Env = append(sh.Env, isolation.ConfineEnv(root, app, a.Env.Get)...)
+			// It gets the app's limits per process (core file size,
+			// and the nice value PIKU_NICE gives `run`, or every kind),
+			// set by its prelude before it runs anything, as the app's
+			// processes do.
+			limits, err := isolation.ParseLimits(a.Env.Get)
+			if err != nil {
+				return fmt.Errorf("app %q: ENV: %w", app, err)
 			}
+			sh.Env = append(sh.Env, limits.ProcessEnv(isolation.RunKind)...)
+			procgroup.Prelude(sh)
 			_ = procgroup.BecomeSubreaper()
 			sh.Stdin, sh.Stdout, sh.Stderr = c.stdin, c.stdout, c.stderr
 			err = sh.Run()

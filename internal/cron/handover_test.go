@@ -183,3 +183,39 @@ func TestStateFileKeepsLastRun(t *testing.T) {
 		t.Errorf("a changed job kept its status: %+v", st)
 	}
 }
+
+// TestStopAfterHandoverStopsRuns: a restart in place that a stop signal
+// cancels after the handover stops the runner as any stop does: the run
+// going on is stopped (not left for a next daemon), and its FIFO goes.
+func TestStopAfterHandoverStopsRuns(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var tracked []Tracked
+	track := func(tr Tracked) func() {
+		mu.Lock()
+		defer mu.Unlock()
+		tracked = append(tracked, tr)
+		return func() {}
+	}
+	f := newFixtureWith(t, dir, Options{StopTimeout: 5 * time.Second, OutputDir: filepath.Join(dir, "output"), Track: track})
+	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "echo started; exec sleep 1000")}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitArmed(time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
+	f.clock.Advance(30 * time.Second)
+	f.waitLog("cron1", "started\n")
+	f.r.Handover()
+	f.r.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tracked) != 1 {
+		t.Fatalf("tracked: %+v", tracked)
+	}
+	if pid := tracked[0].Process.Pid(); syscall.Kill(pid, 0) == nil {
+		t.Errorf("the run (pid %d) outlived the stop after the handover", pid)
+	}
+	if _, err := os.Stat(tracked[0].Output); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the FIFO is left: %v", err)
+	}
+	f.waitLog("cron1", "cron1: signal: terminated (stopped) after")
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/piku/piku/internal/certs"
 	"github.com/piku/piku/internal/control"
 	"github.com/piku/piku/internal/cron"
+	"github.com/piku/piku/internal/earlysignal"
 	"github.com/piku/piku/internal/isolation"
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/metrics"
@@ -170,6 +171,11 @@ const GCPercent = 400
 // returns.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.defaults()
+	// An image a restart in place started has caught stop signals since
+	// its start (earlysignal): one that came before ctx heard of them
+	// stops it too, once it knows the apps it adopted.
+	ctx, release := stopOnSignal(ctx, earlysignal.Stops, cfg.Logger)
+	defer release()
 	gov := setProcs(cfg.Procs, cfg.Logger)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/piku/piku/internal/earlysignal"
 )
 
 // The daemon restarts in place (SIGHUP, `piku service restart`): it runs
@@ -37,7 +39,9 @@ import (
 // HandoverEnv lists the listening sockets an image of the daemon hands to
 // the next: "FD=KEY,FD=KEY", KEY being "tcp:ADDRESS" or "unix:PATH" as the
 // settings name them.
-const HandoverEnv = "PIKU_LISTEN_FDS"
+// Its presence also tells the new image to catch stop signals from its
+// start (earlysignal).
+const HandoverEnv = earlysignal.Env
 
 // checkTimeout bounds the settings check of the new binary.
 const checkTimeout = 30 * time.Second
@@ -75,6 +79,9 @@ func inheritFrom(log *slog.Logger, firstFD int) *listeners {
 	}
 	_ = os.Unsetenv(HandoverEnv)
 	for item := range strings.SplitSeq(v, ",") {
+		if item == "" {
+			continue // set with no socket
+		}
 		fdText, key, ok := strings.Cut(item, "=")
 		fd, err := strconv.Atoi(fdText)
 		if !ok || err != nil || fd < 3 {
@@ -224,23 +231,70 @@ func checkSuccessor(ctx context.Context) (string, error) {
 	return exe, nil
 }
 
-// execSelf replaces the daemon's image with exe, handing it files. SIGHUP
-// is ignored across the exec (a disposition exec keeps), so that a second
+// errStopBeforeExec is execSelf's answer when a stop came first.
+var errStopBeforeExec = errors.New("a stop signal came before the exec: not handing over")
+
+// stopCame reports whether the daemon was told to stop: stop ended, or
+// a stop signal is waiting in sigs (caught by the daemon itself, one step
+// before the stop context hears of it).
+func stopCame(stop context.Context, sigs <-chan os.Signal) bool {
+	return stop.Err() != nil || len(sigs) > 0
+}
+
+// signalBarrier returns once every signal the process caught before the
+// call has reached the channels notified of it: the daemon sends itself
+// SIGWINCH and waits for it. Go hands caught signals to the channels in
+// one goroutine, the lowest number first among those caught together, so
+// a SIGTERM (15) or SIGINT (2) caught before has been handed on by the
+// time SIGWINCH (28) arrives. (It is bounded, should SIGWINCH never come.)
+func signalBarrier() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGWINCH)
+	defer signal.Stop(c)
+	if syscall.Kill(os.Getpid(), syscall.SIGWINCH) != nil {
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-c:
+	case <-t.C:
+	}
+}
+
+// execSelf replaces the daemon's image with exe, handing it files, unless
+// a stop came (stopCame), which it checks last, just before the exec: it
+// then returns errStopBeforeExec, and the caller stops instead. SIGHUP is
+// ignored across the exec (a disposition exec keeps), so that a second
 // one cannot end the process before the new image handles it again; the
 // new image installs its handler before it starts any app, so no app
-// inherits the ignored signal. It returns only on failure.
-func execSelf(exe string, files []*os.File, env string) error {
+// inherits the ignored signal. HandoverEnv is always set, so that the new
+// image catches stop signals from its start (earlysignal); guard, when
+// not nil, is the write end of the handover guard's pipe (startGuard),
+// which the new image inherits. It returns only on failure.
+func execSelf(stop context.Context, sigs <-chan os.Signal, exe string, files []*os.File, env string, guard *os.File) error {
+	envv := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, HandoverEnv+"=") || strings.HasPrefix(kv, earlysignal.GuardEnv+"=")
+	})
+	envv = append(envv, HandoverEnv+"="+env)
+	if guard != nil {
+		files = append(slices.Clip(files), guard)
+		envv = append(envv, earlysignal.GuardEnv+"="+strconv.Itoa(int(guard.Fd())))
+	}
 	for _, f := range files {
 		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 			return fmt.Errorf("handing over %s: %w", f.Name(), err)
 		}
 	}
-	envv := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, HandoverEnv+"=") })
-	if env != "" {
-		envv = append(envv, HandoverEnv+"="+env)
+	argv := os.Args
+	// A signal caught from here on is lost with this image; the new one
+	// catches them once its first packages are initialised (earlysignal).
+	signalBarrier()
+	if stopCame(stop, sigs) {
+		return errStopBeforeExec
 	}
 	signal.Ignore(syscall.SIGHUP)
-	err := syscall.Exec(exe, os.Args, envv)
+	err := syscall.Exec(exe, argv, envv)
 	return fmt.Errorf("exec %s: %w", exe, err)
 }
 
@@ -297,10 +351,20 @@ func (d *Daemon) planRestart(ctx context.Context) (*restartPlan, error) {
 // bounds its requests, and the proxy's shutdown timeout all of them),
 // freezes the supervisor and execs p.exe. Should the exec fail, the
 // daemon exits and the apps keep running for the next one to adopt. It
-// returns only when stop (the daemon's stop signal) ended before the
-// exec: the daemon then stops as it would have, its proxy already
-// stopped.
+// returns only when a stop (stop ended, or SIGINT or SIGTERM came) came
+// before the exec: the daemon then stops as it would have, its proxy
+// already stopped, the supervisor thawed.
 func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy func(), proxyDone <-chan struct{}, stopMetrics func(), metricsDone <-chan struct{}) {
+	// The daemon's own ear for stop signals, beside the stop context:
+	// checked just before the exec, it hears a signal one step sooner.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	abandon := func() {
+		for _, f := range p.files {
+			_ = f.Close()
+		}
+	}
 	d.log.Info("restarting in place: stopped accepting; draining the requests in flight", "binary", p.exe)
 	drained := make(chan struct{})
 	go func() {
@@ -312,16 +376,31 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 	<-proxyDone
 	<-metricsDone
 	<-drained
-	if stop.Err() != nil {
-		for _, f := range p.files {
-			_ = f.Close()
-		}
+	if stopCame(stop, sigs) {
+		abandon()
 		return
 	}
 	d.sup.Freeze()
 	d.cron.Handover()
+	// A stop signal that comes from the check below to the new image's
+	// catch would end the daemon and leave the apps running: the guard
+	// stops them then (Guard).
+	guard, err := startGuard(p.exe, d.root)
+	if err != nil {
+		d.log.Warn("restarting in place without a guard: a stop signal in the moments of the exec would leave the apps running", "err", err)
+	}
 	d.log.Info("handing over", "binary", p.exe, "sockets", p.env)
-	err := execSelf(p.exe, p.files, p.env)
+	err = execSelf(stop, sigs, p.exe, p.files, p.env, guard)
+	releaseGuard(guard) // this image goes on: stopping, or exiting below
+	if errors.Is(err, errStopBeforeExec) {
+		d.log.Info("a stop signal came as the daemon was handing over: not restarting")
+		abandon()
+		// The stop below ends every process, a restart that waited on
+		// the freeze included; cron's runs, handed over, are stopped as
+		// any run is when the runner stops.
+		d.sup.Thaw()
+		return
+	}
 	d.log.Error("restart in place failed: exiting; the apps keep running for the next daemon to adopt", "err", err)
 	os.Exit(1)
 }

@@ -127,17 +127,10 @@ func (d *Daemon) makePlan(a *appconfig.App, restart []string) (*plan, error) {
 		base.Set(k, v)
 	}
 	// The per-process limits every mode enforces (rlimits, nice), set
-	// by each process's prelude before it runs anything.
-	if limits.CoreMax == isolation.CoreUnlimited {
-		base.Set(procgroup.CoreVar, "unlimited")
-	} else {
-		base.Set(procgroup.CoreVar, strconv.FormatInt(limits.CoreMax, 10))
-	}
+	// by each process's prelude before it runs anything; they override
+	// what the app's ENV may say of the prelude's own variables.
 	environ := func(kind string) []string {
-		if n, ok := limits.NiceOf(kind); ok {
-			return append(base.Environ(), procgroup.NiceVar+"="+strconv.Itoa(n))
-		}
-		return base.Environ()
+		return append(base.Environ(), limits.ProcessEnv(kind)...)
 	}
 
 	for _, e := range a.Procfile.Entries {

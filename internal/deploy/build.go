@@ -29,8 +29,10 @@ type build struct {
 	app  string
 	dir  string        // the release directory
 	env  *procfile.Env // the app's environment (Bootstrap + ENV + overrides)
-	out  io.Writer     // step lines
-	cmd  io.Writer     // command output (indented)
+	// limits are what env asks of each process (setLimits).
+	limits isolation.Limits
+	out    io.Writer // step lines
+	cmd    io.Writer // command output (indented)
 }
 
 // environ is what build commands run with: the deploying process's own
@@ -46,9 +48,22 @@ func (b *build) environ(extra ...string) []string {
 	}
 	env = append(env, b.env.Environ()...)
 	// Builds and release commands run confined to their app, as its
-	// processes do.
+	// processes do, and with its limits per process: the core file size
+	// and the nice value for every kind (not a kind's own), set by their
+	// prelude (procgroup.Start, a shell line) before they run anything.
 	env = append(env, isolation.ConfineEnv(b.root, b.app, b.env.Get)...)
+	env = append(env, b.limits.ProcessEnv("")...)
 	return append(env, extra...)
+}
+
+// setLimits reads the limits per process the app's environment asks for.
+func (b *build) setLimits() error {
+	l, err := isolation.ParseLimits(b.env.Get)
+	if err != nil {
+		return fmt.Errorf("app %q: ENV: %w", b.app, err)
+	}
+	b.limits = l
+	return nil
 }
 
 // lookPath finds a program on the app's PATH.
@@ -88,7 +103,9 @@ func (b *build) run(dir string, extra []string, prog string, args ...string) err
 	if err != nil {
 		return fmt.Errorf("%s is not installed", prog)
 	}
-	cmd := exec.Command(path, args...)
+	// Through a shell line, so that the prelude sets the limits first;
+	// the shell execs the program with the arguments as given.
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `exec "$@"`, "sh", path}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = b.environ(append([]string{"PWD=" + dir}, extra...)...)
 	if err := b.runGroup(b.ctx, cmd); err != nil {

@@ -2,9 +2,12 @@ package deploy
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -157,4 +160,67 @@ func TestBuildRust(t *testing.T) {
 	if got := readFile(t, filepath.Join(root.App("rusty"), "release.out")); got != "rust v1\n" {
 		t.Errorf("release ran %q", got)
 	}
+}
+
+// TestBuildGetsLimitsPerProcess: preflight, release and the build's own
+// programs (b.run) start with the app's core file size limit and its nice
+// value for every kind (not a kind's own), as the app's processes do.
+func TestBuildGetsLimitsPerProcess(t *testing.T) {
+	testdeps.Require(t, "nice", "apt-get install coreutils")
+	root := newRoot(t)
+	g := newGitRepo(t, root, "lim")
+	fd := &fakeDaemon{root: root}
+	d, out := newDeployer(root, fd)
+	if err := os.MkdirAll(root.Env("lim"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root.EnvFile("lim"), []byte("PIKU_CORE_MAX=1M\nPIKU_NICE=5,worker:15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const report = `grep "core file" /proc/self/limits; nice`
+	rev := g.commit(map[string]string{
+		"Procfile": "worker: sleep 1000\npreflight: (" + report + ") > preflight.out\nrelease: (" + report + ") > release.out\n",
+	})
+	if err := d.Deploy(context.Background(), g.push(rev)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Below the test's own priority nothing goes (a nice value is
+	// only ever raised).
+	want := regexp.MustCompile(`^Max core file size +1048576 +1048576 +bytes +\n` + strconv.Itoa(max(5, ownNice(t))) + "\n$")
+	for _, f := range []string{"preflight.out", "release.out"} {
+		if got := readFile(t, filepath.Join(root.App("lim"), f)); !want.MatchString(got) {
+			t.Errorf("%s: %q, want %s", f, got, want)
+		}
+	}
+
+	b := &build{ctx: context.Background(), root: root, app: "lim", dir: root.App("lim"), out: io.Discard, cmd: io.Discard}
+	var err error
+	if b.env, err = releaseEnv(root, "lim", b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.setLimits(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.run(b.dir, nil, "sh", "-c", "("+report+") > run.out"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(b.dir, "run.out")); !want.MatchString(got) {
+		t.Errorf("a build program: %q, want %s", got, want)
+	}
+}
+
+// ownNice is the nice value of the test process.
+func ownNice(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.Atoi(f[16]) // field 19 of the line
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -130,6 +130,9 @@ func (d *Deployer) Deploy(ctx context.Context, p Push) (err error) {
 	if b.env, err = releaseEnv(root, app, dir); err != nil {
 		return err
 	}
+	if err := b.setLimits(); err != nil {
+		return err
+	}
 	timeout, err := releaseTimeout(b.env)
 	if err != nil {
 		return fmt.Errorf("app %q: %w", app, err)

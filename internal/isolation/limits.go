@@ -68,12 +68,17 @@ func (l Limits) NiceOf(kind string) (int, bool) {
 	return n, ok
 }
 
+// RunKind is the name PIKU_NICE may give the commands of `piku run`
+// (run:15), beside the Procfile's kinds; without it they get the value
+// for every kind. Builds and release commands get that value always.
+const RunKind = "run"
+
 // CheckKinds refuses a per-kind setting that names a kind the app does
-// not have (has reports whether it has one), so that a misspelt kind is
-// said rather than silently ignored.
+// not have (has reports whether it has one) nor RunKind, so that a
+// misspelt kind is said rather than silently ignored.
 func (l Limits) CheckKinds(spec string, has func(kind string) bool) error {
 	for _, k := range slices.Sorted(maps.Keys(l.Nice)) {
-		if k != "" && !has(k) {
+		if k != "" && k != RunKind && !has(k) {
 			return fmt.Errorf("%s=%q: the Procfile has no kind %q", KeyNice, spec, k)
 		}
 	}

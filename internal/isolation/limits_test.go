@@ -101,6 +101,9 @@ func TestCheckKinds(t *testing.T) {
 	if err := (Limits{Nice: map[string]int{"": 3, "worker": 10}}).CheckKinds("3,worker:10", has); err != nil {
 		t.Errorf("known kinds: %v", err)
 	}
+	if err := (Limits{Nice: map[string]int{"": 3, RunKind: 12}}).CheckKinds("3,run:12", has); err != nil {
+		t.Errorf("the name of piku run: %v", err)
+	}
 	err := (Limits{Nice: map[string]int{"wroker": 10}}).CheckKinds("wroker:10", has)
 	if err == nil || err.Error() != `PIKU_NICE="wroker:10": the Procfile has no kind "wroker"` {
 		t.Errorf("a misspelt kind: %v", err)

@@ -55,6 +55,13 @@ func Start(cmd *exec.Cmd) (*Process, error) { return start(cmd, true) }
 // leaves it running for the next daemon to adopt (Adopt).
 func StartOutliving(cmd *exec.Cmd) (*Process, error) { return start(cmd, false) }
 
+// Prelude gives cmd, a shell line (/bin/sh -c LINE), the prelude Start
+// gives one (the cgroups, limits, nice value and confinement its
+// environment names, set before it runs anything), for a command started
+// otherwise: `piku run`, which stays in its terminal's process group.
+// Other commands only get their confinement.
+func Prelude(cmd *exec.Cmd) { prelude(cmd) }
+
 func start(cmd *exec.Cmd, deathsig bool) (*Process, error) {
 	setGroup(cmd, deathsig)
 	token := newToken()

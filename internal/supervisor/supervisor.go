@@ -54,7 +54,7 @@ type Supervisor struct {
 	leftRuns []LeftRun
 
 	// startMu is held for reading while a process starts and is recorded
-	// in the state file; Freeze takes it for good.
+	// in the state file; Freeze takes it, Thaw gives it back.
 	startMu sync.RWMutex
 }
 
@@ -162,6 +162,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // the file lists. Processes that end meanwhile leave the file as usual.
 func (s *Supervisor) Freeze() {
 	s.startMu.Lock()
+}
+
+// Thaw undoes Freeze, when the daemon stops instead of replacing itself:
+// an instance whose restart waited on the freeze starts, so that its
+// owner sees the stop, and the stop then ends every process as usual.
+// (Frozen, such an owner would wait for ever, and the stop with it.)
+func (s *Supervisor) Thaw() {
+	s.startMu.Unlock()
 }
 
 // DrainAll waits, app by app in parallel, until no request is in flight to

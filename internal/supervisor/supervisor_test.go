@@ -766,3 +766,35 @@ func TestCronRunAdoptedFromStateFile(t *testing.T) {
 		t.Errorf("after the run ended, state file = %+v", recorded)
 	}
 }
+
+// TestStopAfterFreezeAndThaw: a restart in place that a stop signal
+// cancels after the freeze thaws the supervisor, and the stop then ends
+// an instance whose restart had waited on the freeze.
+func TestStopAfterFreezeAndThaw(t *testing.T) {
+	ts := startSup(t, "")
+	spec := ts.spec("frozen", ProcessSpec{Kind: "worker", Count: 1, Command: "exit 3"})
+	spec.Policy.BackoffMax = 20 * time.Millisecond
+	_ = ts.Apply(context.Background(), spec)
+	eventually(t, "a restart", func() bool { return ts.Status("frozen")[0].Restarts > 0 })
+	ts.Freeze()
+	// The next restart is due (its retry time is cleared), then waits on
+	// the freeze to start its process.
+	eventually(t, "a restart waiting on the freeze", func() bool {
+		st := ts.Status("frozen")[0]
+		return (st.State == StateBackoff || st.State == StateCrashLoop) && st.NextRetry.IsZero()
+	})
+	ts.Thaw()
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.Stop(context.Background(), "frozen") }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-testdeps.Waiting(t).Done():
+		t.Fatal("the stop after a freeze and a thaw did not end")
+	}
+	if st := ts.Status("frozen"); len(st) != 0 {
+		t.Errorf("after the stop: %+v", st)
+	}
+}
