@@ -7,10 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/piku/piku/internal/layout"
 	"github.com/piku/piku/internal/supervisor"
 )
+
+// guardWait is how long Guard waits for the new image: its exec and the
+// start of its first packages take milliseconds.
+var guardWait = 30 * time.Second
 
 // GuardSubcommand is the hidden command that runs Guard: the image that
 // restarts in place starts `EXE __handover-guard` just before its exec.
@@ -59,9 +64,27 @@ func releaseGuard(w *os.File) {
 // nor adopt them before the next start, so Guard stops every process the
 // state file lists, apps and cron runs, as a stop would (SIGTERM to each
 // group, SIGKILL after the stop timeout).
+//
+// A daemon image that neither says so nor ends within guardWait is in
+// charge all the same (a binary from before the guard, which never
+// writes the byte): Guard then leaves, so that the apps are never stopped
+// long after the exec, by the end of a daemon that could adopt them.
 func Guard(root layout.Root, r *os.File, log *slog.Logger) error {
-	buf := make([]byte, 1)
-	if n, _ := r.Read(buf); n == 1 {
+	said := make(chan bool, 1)
+	go func() { // ends with the process when guardWait passes first
+		buf := make([]byte, 1)
+		n, _ := r.Read(buf)
+		said <- n == 1
+	}()
+	t := time.NewTimer(guardWait)
+	defer t.Stop()
+	select {
+	case ok := <-said:
+		if ok {
+			return nil
+		}
+	case <-t.C:
+		log.Info("the daemon's new image neither said it is in charge nor ended: leaving the apps to it", "waited", guardWait)
 		return nil
 	}
 	log.Warn("the daemon ended during its restart in place, before it could catch a stop signal: stopping every app, as its stop would have")
