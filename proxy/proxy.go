@@ -116,6 +116,9 @@ type Server struct {
 	// spoolFiles counts the bodies buffered (spool.go) that went to a
 	// temporary file.
 	spoolFiles atomic.Int64
+	// spillAfter, in nanoseconds, replaces the const spillAfter when set
+	// (tests).
+	spillAfter atomic.Int64
 	zpools     encoderPools // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]

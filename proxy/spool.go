@@ -576,6 +576,9 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error) error {
 	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
+	if d := s.spillAfter.Load(); d > 0 {
+		sp.spillAfter = time.Duration(d)
+	}
 	done := make(chan error, 1)
 	go func() {
 		buf := s.bufs.Get()

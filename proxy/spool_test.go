@@ -235,7 +235,9 @@ func TestResponseBuffered(t *testing.T) {
 // that keeps up with it is not written to disk (as nginx writes to its
 // temporary file only while the client cannot take more): 64 answers of
 // 4 MiB, to a client that reads each as fast as it can, make no temporary
-// file, with the proxy on one thread as on two.
+// file, with the proxy on one thread as on two. (Keeping up is taking
+// something of each write within spillAfter: an hour here, so that a busy
+// machine cannot make the client look slow.)
 func TestResponseBufferedClientKeepsUp(t *testing.T) {
 	const size = 4 << 20
 	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -243,6 +245,7 @@ func TestResponseBufferedClientKeepsUp(t *testing.T) {
 		io.Copy(w, io.LimitReader(zeros{}, size))
 	})
 	s, addr := startProxy(t, Options{}, appRoute(be))
+	s.spillAfter.Store(int64(time.Hour))
 	for _, procs := range []int{1, 2} {
 		prev := runtime.GOMAXPROCS(procs)
 		for range 32 {

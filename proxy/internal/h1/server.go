@@ -438,6 +438,13 @@ func (c *h1Conn) sendAndWait() error {
 	}
 	c.sendCalls, c.sendErr = 0, nil
 	_ = c.rc.Read(c.sendFn)
+	if c.sendCalls == 0 {
+		// The read could not begin (the connection closed, or its
+		// deadline passed): the response goes out all the same.
+		err := c.bw.Flush()
+		c.state.Store(connIdle)
+		return err
+	}
 	return c.sendErr
 }
 

@@ -37,6 +37,12 @@ func flushAndWait(c *conn) error {
 	}
 	p.step, p.werr = 0, nil
 	_ = p.rc.Read(p.sendFn)
+	if p.step == 0 {
+		// The read could not begin (the connection closed, or its
+		// deadline passed): the request goes out all the same, and
+		// the read that follows says what became of it.
+		return c.bw.Flush()
+	}
 	return p.werr
 }
 
