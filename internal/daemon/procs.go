@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -125,9 +126,11 @@ func (g *governor) run(ctx context.Context, log *slog.Logger) error {
 			cpu := cpuTime()
 			idle, total := machineIdle()
 			load := float64(cpu-lastCPU) / float64(now.Sub(last))
-			spare := 0.0
+			spare := math.Inf(1) // unknown: the daemon's own use decides
 			if total > lastTotal {
 				spare = float64(idle-lastIdle) / float64(total-lastTotal) * float64(runtime.NumCPU())
+			} else if total != 0 {
+				spare = 0 // no tick passed
 			}
 			before := g.cur
 			if n := g.next(load, spare); n != before {
