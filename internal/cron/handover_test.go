@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,20 +110,32 @@ func TestUnclaimedAdoptedRunIsStopped(t *testing.T) {
 	}
 }
 
+// trackedRuns records the runs the runner tracks (Options.Track).
+type trackedRuns struct {
+	mu   sync.Mutex
+	runs []Tracked
+}
+
+func (r *trackedRuns) track(t Tracked) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = append(r.runs, t)
+	return func() {}
+}
+
+func (r *trackedRuns) all() []Tracked {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.runs)
+}
+
 // TestRunWritesThroughFIFO: with an output folder, a run writes into a
 // FIFO there, tracked with the run, which the runner copies into the log
 // and removes once the run is over.
 func TestRunWritesThroughFIFO(t *testing.T) {
 	dir := t.TempDir()
-	var mu sync.Mutex
-	var tracked []Tracked
-	track := func(tr Tracked) func() {
-		mu.Lock()
-		defer mu.Unlock()
-		tracked = append(tracked, tr)
-		return func() {}
-	}
-	f := newFixtureWith(t, dir, Options{StopTimeout: time.Second, OutputDir: filepath.Join(dir, "output"), Track: track})
+	var tr trackedRuns
+	f := newFixtureWith(t, dir, Options{StopTimeout: time.Second, OutputDir: filepath.Join(dir, "output"), Track: tr.track})
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "echo through the fifo; exit 2")}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +149,7 @@ func TestRunWritesThroughFIFO(t *testing.T) {
 	if log := f.log("cron1"); !strings.Contains(log, "through the fifo\n") {
 		t.Errorf("log:\n%s", log)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	tracked := tr.all()
 	if len(tracked) != 1 || tracked[0].Output == "" || filepath.Dir(tracked[0].Output) != filepath.Join(dir, "output") ||
 		tracked[0].Log != filepath.Join(dir, "logs", "cron1.log") || tracked[0].App != "blog" {
 		t.Fatalf("tracked: %+v", tracked)
@@ -189,15 +201,8 @@ func TestStateFileKeepsLastRun(t *testing.T) {
 // going on is stopped (not left for a next daemon), and its FIFO goes.
 func TestStopAfterHandoverStopsRuns(t *testing.T) {
 	dir := t.TempDir()
-	var mu sync.Mutex
-	var tracked []Tracked
-	track := func(tr Tracked) func() {
-		mu.Lock()
-		defer mu.Unlock()
-		tracked = append(tracked, tr)
-		return func() {}
-	}
-	f := newFixtureWith(t, dir, Options{StopTimeout: 5 * time.Second, OutputDir: filepath.Join(dir, "output"), Track: track})
+	var tr trackedRuns
+	f := newFixtureWith(t, dir, Options{StopTimeout: 5 * time.Second, OutputDir: filepath.Join(dir, "output"), Track: tr.track})
 	if err := f.r.Set("blog", []Job{f.job("cron1", "* * * * *", "echo started; exec sleep 1000")}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,8 +211,7 @@ func TestStopAfterHandoverStopsRuns(t *testing.T) {
 	f.waitLog("cron1", "started\n")
 	f.r.Handover()
 	f.r.Stop()
-	mu.Lock()
-	defer mu.Unlock()
+	tracked := tr.all()
 	if len(tracked) != 1 {
 		t.Fatalf("tracked: %+v", tracked)
 	}

@@ -1,34 +1,14 @@
 package daemon
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/piku/piku/internal/layout"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestGuard: the guard of a restart in place leaves at once when the new
 // image says it is in charge, stops the apps when the daemon ends without
@@ -53,11 +33,20 @@ func TestGuard(t *testing.T) {
 		defer r.Close()
 		defer w.Close()
 		daemon(w)
-		var log syncBuffer
-		if err := Guard(root, r, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		// The log goes to a file, read once Guard has returned.
+		log, err := os.Create(t.TempDir() + "/guard.log")
+		if err != nil {
 			t.Fatal(err)
 		}
-		return log.String()
+		defer log.Close()
+		if err := Guard(root, r, slog.New(slog.NewTextHandler(log, nil))); err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.ReadFile(log.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
 	}
 	t.Run("in charge", func(t *testing.T) {
 		if out := run(t, func(w *os.File) { w.Write([]byte{'k'}) }); strings.Contains(out, "stopping every app") {
