@@ -37,9 +37,9 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 		if !c.served {
 			wait = c.s.readHeaderTimeout
 		}
+		c.setReadDeadline(time.Now(), wait)
 		if c.flushLater {
 			// The last response goes out as the wait begins.
-			c.setReadDeadline(time.Now(), wait)
 			if err := c.sendAndWait(); err != nil {
 				return nil, nil, err
 			}
@@ -49,7 +49,6 @@ func (c *h1Conn) readRequest() (*http.Request, *h1Body, error) {
 		if c.served && (c.s.closing.Load() || c.s.noKeepAlive.Load()) {
 			return nil, nil, http.ErrServerClosed
 		}
-		c.setReadDeadline(time.Now(), wait)
 		if _, err := br.Peek(1); err != nil {
 			return nil, nil, err
 		}
