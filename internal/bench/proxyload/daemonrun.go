@@ -126,11 +126,12 @@ func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []str
 
 	fmt.Printf("%d connections, %s a row (1 s of warm-up first), %d round(s), wrk -t2 (HTTP/1.1), h2load -t2 -m1 (HTTP/2 over TLS), %d CPUs, load average %s\n\n",
 		conns, d, rounds, runtime.NumCPU(), machine.LoadAverage())
-	fmt.Println("| target | protocol | response | req/s | p50 | p99 | CPU per request | errors |")
-	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|")
+	fmt.Println("| target | protocol | response | req/s | p50 | p99 | CPU per request | machine's CPU per request | errors |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|")
 	type rowKey struct{ target, proto, resp string }
 	var order []rowKey
 	cpus := map[rowKey][]float64{}
+	machines := map[rowKey][]float64{}
 	for round := range max(rounds, 1) {
 		for _, resp := range allResponses() {
 			if !slices.Contains(responses, resp.label) {
@@ -162,6 +163,7 @@ func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []str
 						order = append(order, k)
 					}
 					cpus[k] = append(cpus[k], row.cpuPerReq)
+					machines[k] = append(machines[k], row.machinePerReq)
 				}
 			}
 		}
@@ -179,25 +181,35 @@ func daemonRun(pikuBins []string, d time.Duration, conns, rounds int, only []str
 			return s[len(s)/2]
 		}
 		fmt.Printf("\nmedians of %d rounds, load average %s\n\n", rounds, machine.LoadAverage())
-		fmt.Println("| target | protocol | response | CPU per request (median) | rounds | / nginx's of the round (median) | rounds |")
-		fmt.Println("|---|---|---|---:|---|---:|---|")
+		// The machine's CPU (every process's and the kernel's work done
+		// outside any process, such as TCP pacing timers) is the fairer
+		// comparison of proxies that leave different shares of their
+		// network work to the kernel's own contexts.
+		fmt.Println("| target | protocol | response | CPU per request (median) | rounds | / nginx's of the round (median) | rounds | machine's CPU per request (median) | / nginx's (median) |")
+		fmt.Println("|---|---|---|---:|---|---:|---|---:|---:|")
+		ratioToNginx := func(k rowKey, of map[rowKey][]float64) (string, []string) {
+			v, n := of[k], of[rowKey{"nginx", k.proto, k.resp}]
+			if len(n) != len(v) || k.target == "nginx" {
+				return "-", []string{"-"}
+			}
+			r := make([]float64, len(v))
+			rs := make([]string, len(v))
+			for i := range v {
+				r[i] = v[i] / n[i]
+				rs[i] = fmt.Sprintf("%.2f", r[i])
+			}
+			return fmt.Sprintf("%.2fx", median(r)), rs
+		}
 		for _, k := range order {
 			v := cpus[k]
 			all := make([]string, len(v))
 			for i, x := range v {
 				all[i] = fmt.Sprintf("%.1f", x)
 			}
-			ratio, ratios := "-", "-"
-			if n := cpus[rowKey{"nginx", k.proto, k.resp}]; len(n) == len(v) && k.target != "nginx" {
-				r := make([]float64, len(v))
-				rs := make([]string, len(v))
-				for i := range v {
-					r[i] = v[i] / n[i]
-					rs[i] = fmt.Sprintf("%.2f", r[i])
-				}
-				ratio, ratios = fmt.Sprintf("%.2fx", median(r)), strings.Join(rs, ", ")
-			}
-			fmt.Printf("| %s | %s | %s | %.1f µs | %s | %s | %s |\n", k.target, k.proto, k.resp, median(v), strings.Join(all, ", "), ratio, ratios)
+			ratio, ratios := ratioToNginx(k, cpus)
+			mratio, _ := ratioToNginx(k, machines)
+			fmt.Printf("| %s | %s | %s | %.1f µs | %s | %s | %s | %.1f µs | %s |\n", k.target, k.proto, k.resp, median(v), strings.Join(all, ", "),
+				ratio, strings.Join(ratios, ", "), median(machines[k]), mratio)
 		}
 	}
 	return nil
@@ -300,11 +312,14 @@ type daemonTarget struct {
 	pids                func() []int
 }
 
-// daemonRow is one measured row: its table line, its protocol and the
-// CPU time per request in µs.
+// daemonRow is one measured row: its table line, its protocol, the CPU
+// time per request of the target's processes in µs, and the machine's
+// (every CPU's busy time: the load generator, the app and the kernel's
+// work outside any process too).
 type daemonRow struct {
-	line, proto string
-	cpuPerReq   float64
+	line, proto   string
+	cpuPerReq     float64
+	machinePerReq float64
 }
 
 // load runs one row against t and returns it. prof, when set, runs
@@ -351,12 +366,14 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration, p
 	}
 	cpu0 := cpuOf(t.pids())
 	sys0 := sysOf(t.pids())
+	busy0 := machine.Busy()
 	out, err := run(d)
 	if err != nil {
 		return daemonRow{}, err
 	}
 	cpu := cpuOf(t.pids()) - cpu0
 	sys := sysOf(t.pids()) - sys0
+	busy := machine.Busy() - busy0
 	if err := <-profErr; err != nil {
 		return daemonRow{}, err
 	}
@@ -379,12 +396,14 @@ func (t daemonTarget) load(resp response, h2 bool, conns int, d time.Duration, p
 			floatAfter(out, `Socket errors: .*timeout (\d+)`)
 	}
 	row := daemonRow{proto: proto}
-	cpuPerReq := "-"
+	cpuPerReq, machinePerReq := "-", "-"
 	if n > 0 {
 		row.cpuPerReq = cpu / n * 1e6
+		row.machinePerReq = busy / n * 1e6
 		cpuPerReq = fmt.Sprintf("%.1f µs (kernel %.1f)", row.cpuPerReq, sys/n*1e6)
+		machinePerReq = fmt.Sprintf("%.1f µs", row.machinePerReq)
 	}
-	row.line = fmt.Sprintf("| %s | %s | %s | %.0f | %s | %s | %s | %.0f |", t.name, proto, resp.label, rps, p50, p99, cpuPerReq, errs)
+	row.line = fmt.Sprintf("| %s | %s | %s | %.0f | %s | %s | %s | %s | %.0f |", t.name, proto, resp.label, rps, p50, p99, cpuPerReq, machinePerReq, errs)
 	return row, nil
 }
 
