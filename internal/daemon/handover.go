@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -160,11 +161,11 @@ func (l *listeners) closeUnclaimed() {
 
 // prepare duplicates every open listener for the next image, before the
 // parts of this one close theirs (a unix socket's file is then kept), and
-// returns the copies with HandoverEnv's value.
-func (l *listeners) prepare() ([]*os.File, string, error) {
+// returns the copies with HandoverEnv's value and the paths of the unix
+// sockets' files, which a restart abandoned removes.
+func (l *listeners) prepare() (files []*os.File, env string, unixPaths []string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var files []*os.File
 	var items []string
 	keys := make([]string, 0, len(l.open))
 	for key := range l.open {
@@ -177,20 +178,26 @@ func (l *listeners) prepare() ([]*os.File, string, error) {
 		if !ok {
 			continue
 		}
-		if u, ok := ln.(*net.UnixListener); ok {
-			u.SetUnlinkOnClose(false)
-		}
 		f, err := fl.File()
 		if err != nil {
 			for _, f := range files {
 				_ = f.Close()
 			}
-			return nil, "", fmt.Errorf("handing over %s: %w", key, err)
+			for _, ln := range l.open {
+				if u, ok := ln.(*net.UnixListener); ok {
+					u.SetUnlinkOnClose(true)
+				}
+			}
+			return nil, "", nil, fmt.Errorf("handing over %s: %w", key, err)
+		}
+		if u, ok := ln.(*net.UnixListener); ok {
+			u.SetUnlinkOnClose(false)
+			unixPaths = append(unixPaths, u.Addr().String())
 		}
 		files = append(files, f)
 		items = append(items, strconv.Itoa(int(f.Fd()))+"="+key)
 	}
-	return files, strings.Join(items, ","), nil
+	return files, strings.Join(items, ","), unixPaths, nil
 }
 
 // successor returns the binary now at the daemon's path: after an
@@ -308,6 +315,23 @@ type restartPlan struct {
 	exe   string
 	files []*os.File
 	env   string
+	// unixPaths are the files of the unix sockets handed over, which
+	// this image's close keeps for the next.
+	unixPaths []string
+}
+
+// abandon gives the restart up: the copies of the listening sockets are
+// closed and the unix sockets' files removed, as a stop without a restart
+// would have (their listeners are closed, or about to be).
+func (p *restartPlan) abandon(log *slog.Logger) {
+	for _, f := range p.files {
+		_ = f.Close()
+	}
+	for _, path := range p.unixPaths {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("cannot remove a socket's file after a restart given up", "path", path, "err", err)
+		}
+	}
 }
 
 // askRestart is the control API's restart: the main loop checks the new
@@ -334,7 +358,7 @@ func (d *Daemon) planRestart(ctx context.Context) (*restartPlan, error) {
 	exe, err := checkSuccessor(ctx)
 	if err == nil {
 		var p restartPlan
-		p.files, p.env, err = d.lis.prepare()
+		p.files, p.env, p.unixPaths, err = d.lis.prepare()
 		if err == nil {
 			p.exe = exe
 			return &p, nil
@@ -360,11 +384,6 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	abandon := func() {
-		for _, f := range p.files {
-			_ = f.Close()
-		}
-	}
 	d.log.Info("restarting in place: stopped accepting; draining the requests in flight", "binary", p.exe)
 	drained := make(chan struct{})
 	go func() {
@@ -377,7 +396,7 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 	<-metricsDone
 	<-drained
 	if stopCame(stop, sigs) {
-		abandon()
+		p.abandon(d.log)
 		return
 	}
 	d.sup.Freeze()
@@ -394,7 +413,7 @@ func (d *Daemon) restartInPlace(stop context.Context, p *restartPlan, stopProxy 
 	releaseGuard(guard) // this image goes on: stopping, or exiting below
 	if errors.Is(err, errStopBeforeExec) {
 		d.log.Info("a stop signal came as the daemon was handing over: not restarting")
-		abandon()
+		p.abandon(d.log)
 		// The stop below ends every process, a restart that waited on
 		// the freeze included; cron's runs, handed over, are stopped as
 		// any run is when the runner stops.
