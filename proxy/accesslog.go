@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // accessLog writes one line per request in the combined log format
@@ -196,3 +199,18 @@ func (w *logWriter) Write(p []byte) (int, error) {
 }
 
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteRaw passes a body relayed through a pipe on (h1.RawWriter),
+// counting its bytes.
+func (w *logWriter) WriteRaw(n int64, send func(net.Conn) (int64, error)) (bool, int64, error) {
+	rw, ok := w.ResponseWriter.(h1.RawWriter)
+	if !ok {
+		return false, 0, nil
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	handled, k, err := rw.WriteRaw(n, send)
+	w.bytes += k
+	return handled, k, err
+}

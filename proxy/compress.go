@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/piku/piku/proxy/internal/h1"
 )
 
 // Compression of proxied responses follows what piku's nginx template
@@ -255,6 +258,19 @@ func (w *compressWriter) Flush() { _ = w.FlushError() }
 // Unwrap lets http.ResponseController reach the connection (Hijack, for
 // a 101 answer, which is never compressed).
 func (w *compressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteRaw passes a body relayed through a pipe on (h1.RawWriter) when it
+// is not compressed.
+func (w *compressWriter) WriteRaw(n int64, send func(net.Conn) (int64, error)) (bool, int64, error) {
+	if !w.decided {
+		w.WriteHeader(http.StatusOK)
+	}
+	rw, ok := w.ResponseWriter.(h1.RawWriter)
+	if w.zw != nil || !ok {
+		return false, 0, nil
+	}
+	return rw.WriteRaw(n, send)
+}
 
 // finish ends the compressed stream and returns the encoder to its pool.
 func (w *compressWriter) finish() {

@@ -208,8 +208,13 @@ func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange, buffer bo
 	if x.Length() < 0 || isEventStream(w.Header()) {
 		flush = flushFunc(w)
 	}
+	if flush == nil {
+		if ok, err := s.copySpliced(w, x, buffer); ok {
+			return err
+		}
+	}
 	if buffer {
-		return s.copyBuffered(w, x, flush)
+		return s.copyBuffered(w, x, flush, nil)
 	}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)

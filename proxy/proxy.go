@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/piku/piku/proxy/internal/h1"
+	"github.com/piku/piku/proxy/internal/splice"
 	"github.com/piku/piku/proxy/internal/upstream"
 )
 
@@ -119,7 +120,12 @@ type Server struct {
 	// spillAfter, in nanoseconds, replaces the const spillAfter when set
 	// (tests).
 	spillAfter atomic.Int64
-	zpools     encoderPools // gzip and zstd encoders (compress.go)
+	// pipes are lent to answers relayed through a pipe (splice.go),
+	// splicedAnswers counts those, and noSplice (tests) turns it off.
+	pipes          splice.Pool
+	splicedAnswers atomic.Int64
+	noSplice       atomic.Bool
+	zpools         encoderPools // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]
 	cloudflare atomic.Pointer[[]*net.IPNet] // nil: the built-in list
@@ -206,6 +212,7 @@ func New(o Options) *Server {
 		ready:      make(chan struct{}),
 		accept:     newAcceptGate(),
 		closing:    make(chan struct{}),
+		pipes:      splice.Pool{Max: maxPipes},
 	}
 	s.table.Store(&table{exact: map[string]*route{}, apps: map[string]*route{}})
 	return s
@@ -235,6 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 		stopSummary()
 		<-sumDone
 	}()
+	defer s.pipes.Close()
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	type listener struct {

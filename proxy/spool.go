@@ -106,6 +106,18 @@ func (sp *spool) makeRing(pooled bool) {
 	sp.ring = make([]byte, spoolMem)
 }
 
+// hold puts p, the first bytes of an answer (at most spoolMem), in the
+// ring before fill reads the rest.
+func (sp *spool) hold(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.makeRing(true)
+	sp.n = copy(sp.ring, p)
+}
+
 // free returns the ring's free space that comes next, or nil when the
 // ring is full. sp.mu is held.
 func (sp *spool) free() []byte {
@@ -573,9 +585,10 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 // sends it, and ends the exchange when it is read whole, while this one
 // writes it to the client as fast as the client reads it. flush, when
 // not nil, is called whenever the client has caught up.
-func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error) error {
+func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error, held []byte) error {
 	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
+	sp.hold(held)
 	if d := s.spillAfter.Load(); d > 0 {
 		sp.spillAfter = time.Duration(d)
 	}

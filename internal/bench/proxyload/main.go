@@ -88,7 +88,7 @@ func main() {
 	caddyBin := flag.String("caddy", "", "caddy binary; default: caddy on PATH; \"none\" skips Caddy")
 	rounds := flag.Int("rounds", 1, "interleaved rounds of every row; the medians are shown")
 	only := flag.String("targets", "", "comma-separated substrings: run only the targets whose name has one (\"piku,nginx\")")
-	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB, 10 KB text, 100 KB text (asked for with Accept-Encoding: gzip), and \"10 KB text uncompressed\", \"100 KB text uncompressed\"")
+	sizes := flag.String("responses", "13 B,1 MiB", "comma-separated responses to measure: 13 B, 1 MiB (chunked), 1 MiB with length, 10 KB text, 100 KB text (asked for with Accept-Encoding: gzip), and \"10 KB text uncompressed\", \"100 KB text uncompressed\"")
 	asJSON := flag.Bool("json", false, "print one JSON object per target and response instead of a table")
 	h2 := flag.Bool("h2", true, "also measure HTTP/2 over TLS to piku, nginx and Caddy (their own processes)")
 	serveProxy := flag.String("serve-proxy", "", "internal: run only piku's proxy in front of this backend address, print its address")
@@ -346,16 +346,21 @@ var (
 // allResponses are the responses a run may measure.
 func allResponses() []response {
 	return []response{{"13 B", "/small", len(smallBody), false}, {"1 MiB", "/big", len(bigBody), false},
+		{"1 MiB with length", "/big-length", len(bigBody), false},
 		{"10 KB text", "/text10k", len(text10k), true}, {"100 KB text", "/text100k", len(text100k), true},
 		{"10 KB text uncompressed", "/text10k", len(text10k), false}, {"100 KB text uncompressed", "/text100k", len(text100k), false}}
 }
 
-// backendHandler is the app behind every proxy: a 13-byte answer, 1 MiB,
-// and 10 KB and 100 KB of text with a Content-Length.
+// backendHandler is the app behind every proxy: a 13-byte answer, 1 MiB
+// chunked and with a Content-Length, and 10 KB and 100 KB of text with a
+// Content-Length.
 func backendHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/big":
+			w.Write(bigBody) // chunked: the handler writes more than net/http buffers
+		case "/big-length":
+			w.Header().Set("Content-Length", strconv.Itoa(len(bigBody)))
 			w.Write(bigBody)
 		case "/text10k", "/text100k":
 			page := text10k

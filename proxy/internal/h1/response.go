@@ -452,3 +452,39 @@ var (
 	_ http.Flusher        = (*h1Response)(nil)
 	_ http.Hijacker       = (*h1Response)(nil)
 )
+
+// RawWriter is a response whose body can go straight to the client's
+// connection instead of through the server's buffer: one sent as it is,
+// with a Content-Length (not chunked, not the answer to HEAD).
+type RawWriter interface {
+	// WriteRaw sends the header and what the server holds, then calls
+	// send with the client's connection to write up to n bytes of the
+	// body; the bytes send reports written count as the body's. It
+	// reports false, calling nothing, when the body cannot go that way.
+	WriteRaw(n int64, send func(nc net.Conn) (int64, error)) (bool, int64, error)
+}
+
+// WriteRaw implements RawWriter.
+func (w *h1Response) WriteRaw(n int64, send func(nc net.Conn) (int64, error)) (bool, int64, error) {
+	if w.hijacked || w.noBody || w.head || w.werr != nil {
+		return false, 0, nil
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.clen < 0 || w.written+n > w.clen {
+		return false, 0, nil
+	}
+	if !w.sentHeader {
+		w.commit(false)
+	}
+	if w.chunked {
+		return false, 0, nil
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return true, 0, err
+	}
+	k, err := send(w.c.nc)
+	w.written += k
+	return true, k, err
+}

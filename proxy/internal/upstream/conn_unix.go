@@ -4,7 +4,11 @@ package upstream
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"syscall"
+
+	"github.com/piku/piku/proxy/internal/splice"
 )
 
 // usable reports whether an idle backend connection may carry a request:
@@ -107,4 +111,55 @@ func (p *peeker) send(uintptr) bool {
 		return p.werr != nil
 	}
 	return true
+}
+
+// SpliceTo moves up to max bytes of a body of known length (a
+// Content-Length) into p: those the read buffer holds first (a copy),
+// then straight from the connection (splice(2), on Linux), without the
+// bytes passing through the proxy's memory. It returns 0, io.EOF at the
+// body's end as Read does, io.ErrUnexpectedEOF when the backend ended it
+// short, splice.ErrFull when p can take nothing yet, and
+// errors.ErrUnsupported for any other body or a connection that cannot
+// splice, before it took any of the body.
+func (x *Exchange) SpliceTo(p *splice.Pipe, max int) (int, error) {
+	if x.eof {
+		return 0, io.EOF
+	}
+	lb, ok := x.body.(*lengthBody)
+	if !ok || !splice.Supported {
+		return 0, errors.ErrUnsupported
+	}
+	if lb.n <= 0 {
+		x.eof = true
+		return 0, io.EOF
+	}
+	max = int(min(int64(max), lb.n))
+	var n int
+	var err error
+	if b := lb.br.Buffered(); b > 0 {
+		buf, _ := lb.br.Peek(min(b, max))
+		n, err = p.Write(buf)
+		_, _ = lb.br.Discard(n)
+		if err == nil && n == 0 {
+			err = splice.ErrFull
+		}
+	} else {
+		var pk *peeker
+		pk, err = x.c.raw()
+		if err == nil && pk == nil {
+			err = errors.ErrUnsupported
+		}
+		if err != nil {
+			return 0, err
+		}
+		n, err = p.FillFrom(pk.rc, max)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	lb.n -= int64(n)
+	if lb.n == 0 {
+		x.eof = true
+	}
+	return n, err
 }

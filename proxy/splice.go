@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/piku/piku/proxy/internal/h1"
+	"github.com/piku/piku/proxy/internal/splice"
+	"github.com/piku/piku/proxy/internal/upstream"
+)
+
+// Large answers are relayed through a kernel pipe (splice(2), Linux)
+// when they can be: the bytes move from the app's connection to the
+// client's without being copied into the proxy and out again, which is
+// most of a large answer's cost (a 1 MiB answer: about a third of the
+// CPU of the copy). They can when the answer has a Content-Length and
+// goes out as it came (not compressed, not cached), to a plain HTTP/1.1
+// client served by the proxy's own server. A buffered answer (the
+// default) goes through the pipe only while the client keeps up: once a
+// write to the client takes nothing for spillAfter, the rest goes through
+// the spool (what the pipe holds first), so that a slow client still
+// frees the app at once.
+
+// spliceMin is the smallest answer relayed through a pipe: below it the
+// copy costs less than the pipe's system calls.
+const spliceMin = 64 << 10
+
+// maxPipes bounds the pipes open at once (two file descriptors each,
+// out of the daemon's reserve); answers beyond it are copied.
+const maxPipes = 64
+
+// errSpliceOff ends a relay through a pipe that cannot go on: the client
+// is behind (a buffered answer) or a connection cannot splice. The rest
+// of the answer goes the usual way, what the pipe holds first.
+var errSpliceOff = errors.New("relay through a pipe given up")
+
+// copySpliced relays x's body to w through a pipe (see above). It
+// reports false when it did not take the answer: nothing of the body was
+// written, and the caller copies it. A relay given up part way finishes
+// the usual way here.
+func (s *Server) copySpliced(w http.ResponseWriter, x *upstream.Exchange, buffer bool) (bool, error) {
+	if !splice.Supported || x.Length() < spliceMin || s.noSplice.Load() {
+		return false, nil
+	}
+	rw, ok := w.(h1.RawWriter)
+	if !ok {
+		return false, nil
+	}
+	p := s.pipes.Get()
+	if p == nil {
+		return false, nil
+	}
+	defer s.pipes.Put(p) // closed unless empty
+	handled, _, err := rw.WriteRaw(x.Length(), func(nc net.Conn) (int64, error) {
+		cc, ok := nc.(*clientConn)
+		if !ok {
+			return 0, errSpliceOff
+		}
+		tc, ok := cc.Conn.(*net.TCPConn)
+		if !ok {
+			return 0, errSpliceOff
+		}
+		rc, err := tc.SyscallConn()
+		if err != nil {
+			return 0, errSpliceOff
+		}
+		return s.pump(cc, rc, x, p, buffer)
+	})
+	if !handled {
+		return false, nil
+	}
+	s.splicedAnswers.Add(1)
+	if !errors.Is(err, errSpliceOff) {
+		return true, err
+	}
+	// The rest the usual way: first what the pipe holds.
+	var held []byte
+	if p.Len() > 0 {
+		held = make([]byte, p.Len())
+		if _, err := io.ReadFull(p, held); err != nil {
+			return true, err
+		}
+	}
+	if buffer {
+		return true, s.copyBuffered(w, x, nil, held)
+	}
+	if len(held) > 0 {
+		if _, err := w.Write(held); err != nil {
+			return true, err
+		}
+	}
+	buf := s.bufs.Get()
+	defer s.bufs.Put(buf)
+	return true, x.CopyTo(w, nil, buf)
+}
+
+// pump moves x's body through p to the client's connection rc (of cc),
+// a pipe's load at a time, and returns the bytes the client took. With
+// buffer set, a load the client takes nothing of for spillAfter ends it
+// with errSpliceOff, the rest of that load left in p; else the send
+// timeout bounds each write, as for a copy.
+func (s *Server) pump(cc *clientConn, rc syscall.RawConn, x *upstream.Exchange, p *splice.Pipe, buffer bool) (int64, error) {
+	var sent int64
+	spill := spillAfter
+	if d := s.spillAfter.Load(); d > 0 {
+		spill = time.Duration(d)
+	}
+	for {
+		_, err := x.SpliceTo(p, splice.Size)
+		switch {
+		case err == io.EOF:
+			return sent, nil
+		case errors.Is(err, errors.ErrUnsupported):
+			return sent, errSpliceOff
+		case err != nil && !errors.Is(err, splice.ErrFull):
+			return sent, err
+		}
+		for p.Len() > 0 {
+			if buffer {
+				_ = cc.SetWriteDeadline(time.Now().Add(spill))
+			} else {
+				cc.moveSendDeadline()
+			}
+			n, err := p.DrainTo(rc)
+			sent += int64(n)
+			if err != nil {
+				if buffer && errors.Is(err, os.ErrDeadlineExceeded) {
+					return sent, errSpliceOff
+				}
+				return sent, err
+			}
+		}
+	}
+}
