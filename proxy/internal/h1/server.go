@@ -453,7 +453,14 @@ func (c *h1Conn) sendAndWait() error {
 // connection idle (a graceful stop may close it from then on) and asks to
 // wait, unless the write failed or the server is closing; the second, once
 // the connection is readable, ends the wait without reading.
-func (c *h1Conn) sendStep(uintptr) bool {
+//
+// The poller's readiness, reset as the read begins, may have told of a
+// request that came before it: one pipelined while this answer was made,
+// or sent as soon as an answer written whole before this wait arrived.
+// The first call therefore looks (pending) before it asks to wait: such
+// a request would otherwise wait for the idle timeout, as no new data
+// would wake the wait.
+func (c *h1Conn) sendStep(fd uintptr) bool {
 	c.sendCalls++
 	if c.sendCalls > 1 {
 		return true
@@ -462,7 +469,7 @@ func (c *h1Conn) sendStep(uintptr) bool {
 		return true
 	}
 	c.state.Store(connIdle)
-	return c.s.closing.Load() || c.s.noKeepAlive.Load()
+	return c.s.closing.Load() || c.s.noKeepAlive.Load() || pending(fd)
 }
 
 func (c *h1Conn) serve() {
