@@ -59,7 +59,7 @@ func (s *Server) copySpliced(w http.ResponseWriter, x *upstream.Exchange, buffer
 	handled, _, err := rw.WriteRaw(x.Length(), func(nc net.Conn) (int64, error) {
 		cc, ok := nc.(*clientConn)
 		if !ok {
-			return 0, errSpliceOff
+			return 0, errSpliceOff // TLS
 		}
 		tc, ok := cc.Conn.(*net.TCPConn)
 		if !ok {
@@ -69,12 +69,12 @@ func (s *Server) copySpliced(w http.ResponseWriter, x *upstream.Exchange, buffer
 		if err != nil {
 			return 0, errSpliceOff
 		}
+		s.splicedAnswers.Add(1)
 		return s.pump(cc, rc, x, p, buffer)
 	})
 	if !handled {
 		return false, nil
 	}
-	s.splicedAnswers.Add(1)
 	if !errors.Is(err, errSpliceOff) {
 		return true, err
 	}
@@ -109,6 +109,15 @@ func (s *Server) pump(cc *clientConn, rc syscall.RawConn, x *upstream.Exchange, 
 	spill := spillAfter
 	if d := s.spillAfter.Load(); d > 0 {
 		spill = time.Duration(d)
+	}
+	if buffer {
+		// The next write moves the send timeout on from the spill's
+		// short deadline; without a send timeout, none is left.
+		defer func() {
+			if cc.sendTimeout <= 0 {
+				_ = cc.SetWriteDeadline(time.Time{})
+			}
+		}()
 	}
 	for {
 		_, err := x.SpliceTo(p, splice.Size)

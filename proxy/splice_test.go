@@ -12,8 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,9 +193,9 @@ func TestSplicedAnswerCutShort(t *testing.T) {
 }
 
 // TestSplicedAnswerNotWhenTransformed: answers that do not go out as they
-// came are copied: one compressed for the client, the answer to HEAD,
-// and one over net/http's server are never relayed through a pipe; the
-// access log counts a relayed answer's bytes.
+// came are copied: one compressed for the client and the answer to HEAD
+// are never relayed through a pipe; the bytes of one that is are counted
+// as the access log and the metrics count them.
 func TestSplicedAnswerNotWhenTransformed(t *testing.T) {
 	if !splice.Supported || onNetHTTP1() {
 		t.Skip("answers are relayed through a pipe only on Linux, by piku's HTTP/1.1 server")
@@ -208,30 +207,27 @@ func TestSplicedAnswerNotWhenTransformed(t *testing.T) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		w.Write(text)
 	})
-	log := filepath.Join(t.TempDir(), "access.log")
+	rec := newRecorder()
 	rt := appRoute(be)
 	rt.Compress = true
-	rt.AccessLog = log
-	s, addr := startProxy(t, Options{}, rt)
+	s, addr := startProxy(t, Options{Observer: rec}, rt)
 	r := do(t, nil, addr, "GET", "app.test", "/gz", nil, "Accept-Encoding", "gzip")
+	rec.take(1)
 	if r.header.Get("Content-Encoding") != "gzip" || s.splicedAnswers.Load() != 0 {
 		t.Errorf("compressed answer: Content-Encoding %q, relayed through a pipe %d times; want gzip, 0", r.header.Get("Content-Encoding"), s.splicedAnswers.Load())
 	}
 	raw := rawRequest(t, addr, "HEAD /head HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+	rec.take(1)
 	if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.HasSuffix(raw, "\r\n\r\n") || s.splicedAnswers.Load() != 0 {
 		t.Errorf("HEAD: %q, relayed through a pipe %d times", raw, s.splicedAnswers.Load())
 	}
 	r = do(t, nil, addr, "GET", "app.test", "/plain", nil)
+	ev := rec.take(1)
 	if len(r.body) != size || s.splicedAnswers.Load() != 1 {
 		t.Errorf("identity answer: %d bytes, relayed through a pipe %d times; want %d, 1", len(r.body), s.splicedAnswers.Load(), size)
 	}
-	s.RemoveRoute("app") // closes the log
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprintf(`"GET /plain HTTP/1.1" 200 %d `, size); !strings.Contains(string(b), want) {
-		t.Errorf("access log has no %q:\n%s", want, b)
+	if want := fmt.Sprintf("app done 200 in=0 out=%d", size); !slices.Contains(ev, want) {
+		t.Errorf("events %q, want %q", ev, want)
 	}
 }
 
@@ -269,5 +265,36 @@ func TestSplicedAnswerSendTimeout(t *testing.T) {
 	}
 	if !onNetHTTP1() && splice.Supported && s.splicedAnswers.Load() != 1 {
 		t.Errorf("relayed through a pipe %d times, want 1", s.splicedAnswers.Load())
+	}
+}
+
+// TestSplicedAnswerWithoutSendTimeout: with the send timeout off, the
+// short deadline that tells a client behind (spillAfter) is not left on
+// the connection: the rest of the answer, and the next one, are written.
+func TestSplicedAnswerWithoutSendTimeout(t *testing.T) {
+	const size = 1 << 20
+	body := randomBytes(size, 5)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.Write(body)
+	})
+	s, addr := startProxy(t, Options{SendTimeout: -1}, appRoute(be))
+	s.spillAfter.Store(1) // every client is behind at once: the spool takes over
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: app.test\r\n\r\n", i)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("answer %d: %d bytes (%v), want the app's %d", i, len(got), err, size)
+		}
 	}
 }

@@ -106,16 +106,18 @@ func (sp *spool) makeRing(pooled bool) {
 	sp.ring = make([]byte, spoolMem)
 }
 
-// hold puts p, the first bytes of an answer (at most spoolMem), in the
-// ring before fill reads the rest.
-func (sp *spool) hold(p []byte) {
+// hold puts p, the first bytes of an answer, in the spool before fill
+// reads the rest: in the ring (a pooled one, as fill takes), and what
+// does not fit in the file.
+func (sp *spool) hold(p []byte) error {
 	if len(p) == 0 {
-		return
+		return nil
 	}
 	sp.mu.Lock()
-	defer sp.mu.Unlock()
 	sp.makeRing(true)
-	sp.n = copy(sp.ring, p)
+	sp.mu.Unlock()
+	_, err := sp.Write(p)
+	return err
 }
 
 // free returns the ring's free space that comes next, or nil when the
@@ -588,7 +590,9 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error, held []byte) error {
 	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
-	sp.hold(held)
+	if err := sp.hold(held); err != nil {
+		return err
+	}
 	if d := s.spillAfter.Load(); d > 0 {
 		sp.spillAfter = time.Duration(d)
 	}
