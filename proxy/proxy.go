@@ -120,11 +120,10 @@ type Server struct {
 	// spillAfter, in nanoseconds, replaces the const spillAfter when set
 	// (tests).
 	spillAfter atomic.Int64
-	// pipes are lent to answers relayed through a pipe (splice.go),
-	// splicedAnswers counts those, and noSplice (tests) turns it off.
+	// pipes are lent to answers relayed through a pipe (splice.go);
+	// splicedAnswers counts those.
 	pipes          splice.Pool
 	splicedAnswers atomic.Int64
-	noSplice       atomic.Bool
 	zpools         encoderPools // gzip and zstd encoders (compress.go)
 
 	table      atomic.Pointer[table]

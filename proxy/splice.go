@@ -21,10 +21,10 @@ import (
 // CPU of the copy). They can when the answer has a Content-Length and
 // goes out as it came (not compressed, not cached), to a plain HTTP/1.1
 // client served by the proxy's own server. A buffered answer (the
-// default) goes through the pipe only while the client keeps up: once a
-// write to the client takes nothing for spillAfter, the rest goes through
-// the spool (what the pipe holds first), so that a slow client still
-// frees the app at once.
+// default) goes through the pipe only while the client keeps up: once the
+// client has not taken a pipe's load (64 KiB) within spillAfter, the rest
+// goes through the spool (what the pipe holds first), so that a slow
+// client still frees the app at once.
 
 // spliceMin is the smallest answer relayed through a pipe: below it the
 // copy costs less than the pipe's system calls.
@@ -44,7 +44,7 @@ var errSpliceOff = errors.New("relay through a pipe given up")
 // written, and the caller copies it. A relay given up part way finishes
 // the usual way here.
 func (s *Server) copySpliced(w http.ResponseWriter, x *upstream.Exchange, buffer bool) (bool, error) {
-	if !splice.Supported || x.Length() < spliceMin || s.noSplice.Load() {
+	if !splice.Supported || x.Length() < spliceMin {
 		return false, nil
 	}
 	rw, ok := w.(h1.RawWriter)
@@ -101,7 +101,7 @@ func (s *Server) copySpliced(w http.ResponseWriter, x *upstream.Exchange, buffer
 
 // pump moves x's body through p to the client's connection rc (of cc),
 // a pipe's load at a time, and returns the bytes the client took. With
-// buffer set, a load the client takes nothing of for spillAfter ends it
+// buffer set, a load the client has not taken within spillAfter ends it
 // with errSpliceOff, the rest of that load left in p; else the send
 // timeout bounds each write, as for a copy.
 func (s *Server) pump(cc *clientConn, rc syscall.RawConn, x *upstream.Exchange, p *splice.Pipe, buffer bool) (int64, error) {
