@@ -32,6 +32,10 @@ type accessLog struct {
 	buf   []byte
 	timer *time.Timer // flushes buf; armed while buf holds lines
 	armed bool
+	// closed is set by Close: no route uses the log any more, and the
+	// line of a request that was still running goes straight to the
+	// file, which is closed again.
+	closed bool
 }
 
 const (
@@ -45,8 +49,9 @@ func newAccessLog(path string) *accessLog {
 	return &accessLog{lj: &lumberjack.Logger{Filename: path, MaxSize: 50, MaxBackups: 5}, every: accessLogFlush}
 }
 
-// Close writes what is buffered and closes the file; a later write
-// buffers again and opens the file when it flushes.
+// Close writes what is buffered and closes the file; a later write (a
+// request that was still running) opens it, writes its line and closes
+// it again.
 func (l *accessLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -54,6 +59,7 @@ func (l *accessLog) Close() error {
 		l.timer.Stop()
 	}
 	l.armed = false
+	l.closed = true
 	err := l.flushLocked()
 	if cerr := l.lj.Close(); err == nil {
 		err = cerr
@@ -128,6 +134,9 @@ func (l *accessLog) write(r *http.Request, lw *logWriter, info *reqInfo, d time.
 	}
 	l.buf = append(l.buf, b...)
 	switch {
+	case l.closed:
+		l.flushLocked()
+		l.lj.Close()
 	case len(l.buf) >= accessLogBuffer:
 		l.flushLocked()
 	case !l.armed:

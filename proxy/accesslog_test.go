@@ -83,11 +83,15 @@ func TestAccessLogBuffered(t *testing.T) {
 				t.Errorf("line %d = %q", i, line)
 			}
 		}
-		// A line after Close is buffered again and reaches the file.
+		// The line of a request still running at Close goes straight to
+		// the file, which is not left open (before, it waited for a
+		// timed flush, and the file stayed open for good).
 		logLine(l, "/after")
-		l.Close()
 		if got := readLines(t, path); len(got) != 4 || !strings.Contains(got[3], "/after") {
-			t.Errorf("after a second Close: %q", got)
+			t.Errorf("a line after Close: %q", got)
+		}
+		if n := openCount(t, path); n != 0 {
+			t.Errorf("the log is open %d times after a line came after Close", n)
 		}
 	})
 	t.Run("a full buffer is written at once", func(t *testing.T) {
@@ -159,4 +163,21 @@ func TestAccessLogHeld(t *testing.T) {
 	if strings.Contains(lines[1], "held=") {
 		t.Errorf("a request that did not wait: %q", lines[1])
 	}
+}
+
+// openCount is how many of this process's file descriptors are open on
+// path.
+func openCount(t *testing.T, path string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == path {
+			n++
+		}
+	}
+	return n
 }
