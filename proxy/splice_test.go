@@ -489,3 +489,25 @@ func TestSplicedChunkedAnswerCutShort(t *testing.T) {
 		})
 	}
 }
+
+// TestSplicedChunkedAnswerHTTP10: an HTTP/1.0 client, whose answer ends
+// with the connection instead of being chunked, gets a chunked answer
+// with large chunks copied whole.
+func TestSplicedChunkedAnswerHTTP10(t *testing.T) {
+	body := randomBytes(1<<20, 9)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(body) // chunked: more than net/http buffers
+	})
+	s, addr := startProxy(t, Options{}, appRoute(be))
+	raw := rawRequest(t, addr, "GET / HTTP/1.0\r\nHost: app.test\r\n\r\n")
+	head, got, _ := strings.Cut(raw, "\r\n\r\n")
+	if !strings.HasPrefix(head, "HTTP/1.0 200") && !strings.HasPrefix(head, "HTTP/1.1 200") || strings.Contains(strings.ToLower(head), "chunked") {
+		t.Fatalf("head %q", head)
+	}
+	if !bytes.Equal([]byte(got), body) {
+		t.Fatalf("%d bytes, want the app's %d (first difference at %d)", len(got), len(body), firstDiff([]byte(got), body))
+	}
+	if s.splicedAnswers.Load() != 0 {
+		t.Errorf("relayed through a pipe %d times, want 0", s.splicedAnswers.Load())
+	}
+}
