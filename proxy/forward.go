@@ -208,8 +208,8 @@ func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange, buffer bo
 	if x.Length() < 0 || isEventStream(w.Header()) {
 		flush = flushFunc(w)
 	}
-	if flush == nil {
-		if ok, err := s.copySpliced(w, x, buffer); ok {
+	if !isEventStream(w.Header()) {
+		if ok, err := s.copySpliced(w, x, buffer, flush); ok {
 			return err
 		}
 	}

@@ -298,3 +298,216 @@ func TestSplicedAnswerWithoutSendTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestSplicedChunkedAnswers: chunked answers whose chunks are large go
+// through a pipe, framed by the proxy a chunk at a time; one whose first
+// chunk is small is copied, and one that turns from large chunks to small
+// ones hands the rest to a copy between chunks. Each reaches the client byte for byte
+// and with the trailers that net/http's ReverseProxy (the reference) gives
+// it; the metrics count its data, not its framing.
+func TestSplicedChunkedAnswers(t *testing.T) {
+	data := randomBytes(4<<20, 11)
+	cases := map[string][]int{
+		"one chunk of 1 MiB":            {1 << 20},
+		"chunks of 100 KiB":             {100 << 10, 100 << 10, 100 << 10, 7},
+		"small chunks":                  {2000, 3000, 100, 5000},
+		"large, then small, then large": {200 << 10, 1000, 2000, 300 << 10, 5},
+		"an odd size":                   {(1 << 20) + 12345},
+	}
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		sizes, ok := cases[r.URL.Query().Get("c")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Trailer", "X-Sum")
+		f := w.(http.Flusher)
+		off := 0
+		for _, n := range sizes {
+			w.Write(data[off : off+n])
+			f.Flush() // one chunk each
+			off += n
+		}
+		w.Header().Set("X-Sum", fmt.Sprint(off))
+	})
+	ref := httptest.NewServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: be}))
+	t.Cleanup(ref.Close)
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("StreamResponses=%v", stream), func(t *testing.T) {
+			rec := newRecorder()
+			rt := appRoute(be)
+			rt.StreamResponses = stream
+			s, addr := startProxy(t, Options{Observer: rec}, rt)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for name, sizes := range cases {
+				path := "/?c=" + url.QueryEscape(name)
+				before := s.splicedAnswers.Load()
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app.test\r\n\r\n", path)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				got, err := io.ReadAll(res.Body)
+				if err != nil {
+					t.Fatalf("%s: body: %v", name, err)
+				}
+				want := refGet(t, ref.Listener.Addr().String(), path)
+				if !bytes.Equal(got, want.body) || res.Trailer.Get("X-Sum") != want.trailer.Get("X-Sum") ||
+					len(res.TransferEncoding) != 1 {
+					t.Fatalf("%s: %d bytes, trailer %q, %q; net/http's proxy: %d bytes, trailer %q (same bytes: %v)", name,
+						len(got), res.Trailer.Get("X-Sum"), res.TransferEncoding, len(want.body), want.trailer.Get("X-Sum"),
+						bytes.Equal(got, want.body))
+				}
+				total := 0
+				for _, n := range sizes {
+					total += n
+				}
+				ev := rec.take(1)
+				if w := fmt.Sprintf("app done 200 in=0 out=%d", total); !slices.Contains(ev, w) {
+					t.Errorf("%s: events %q, want %q", name, ev, w)
+				}
+				want1 := int64(1) // a relay that hands small chunks to a copy
+				if sizes[0] < 16<<10 {
+					want1 = 0 // small from the start: copied
+				}
+				if spliced := s.splicedAnswers.Load() - before; !onNetHTTP1() && splice.Supported && spliced != want1 {
+					t.Errorf("%s: relayed through a pipe %d times, want %d", name, spliced, want1)
+				}
+			}
+		})
+	}
+}
+
+type refAnswer struct {
+	body    []byte
+	trailer http.Header
+}
+
+// refGet gets path from the reference proxy at addr, trailers included.
+func refGet(t *testing.T, addr, path string) refAnswer {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Host = "app.test"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return refAnswer{b, res.Trailer}
+}
+
+// TestSplicedChunkedAnswerClientBehind: a client that stops reading a
+// chunked answer in the middle of a chunk the pipe framed gets that chunk
+// completed and the rest copied, every byte in order; the app is freed.
+func TestSplicedChunkedAnswerClientBehind(t *testing.T) {
+	const size = 8 << 20
+	body := randomBytes(size, 43)
+	wrote := make(chan error, 1)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		for off := 0; off < size && err == nil; off += 1 << 20 {
+			_, err = w.Write(body[off : off+1<<20])
+			w.(http.Flusher).Flush()
+		}
+		wrote <- err
+	})
+	s, addr := startProxy(t, Options{}, appRoute(be))
+	c := smallWindowDial(t, addr)
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 100<<10)
+	if _, err := io.ReadFull(res.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("the app's write: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the app is still writing to a client that stopped reading: held by the client")
+	}
+	rest, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(first, rest...); !bytes.Equal(got, body) {
+		t.Fatalf("client got %d bytes, not the app's %d (first difference at %d)", len(got), size, firstDiff(got, body))
+	}
+	if !onNetHTTP1() && splice.Supported && s.splicedAnswers.Load() != 1 {
+		t.Errorf("relayed through a pipe %d times, want 1", s.splicedAnswers.Load())
+	}
+}
+
+// TestSplicedChunkedAnswerCutShort: an app that ends in the middle of a
+// chunk cuts the client's connection: the client sees an answer cut short.
+func TestSplicedChunkedAnswerCutShort(t *testing.T) {
+	body := randomBytes(300<<10, 8)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", 1<<20)
+		brw.Write(body)
+		brw.Flush()
+	})
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("StreamResponses=%v", stream), func(t *testing.T) {
+			rt := appRoute(be)
+			rt.StreamResponses = stream
+			_, addr := startProxy(t, Options{}, rt)
+			c := dialWrite(t, addr, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+			defer c.Close()
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(res.Body)
+			if err == nil {
+				t.Fatalf("read %d bytes and a whole answer: want one cut short", len(got))
+			}
+			if !bytes.Equal(got, body[:len(got)]) {
+				t.Fatalf("the %d bytes that came differ from the app's at %d", len(got), firstDiff(got, body))
+			}
+		})
+	}
+}
+
+// TestSplicedChunkedAnswerHTTP10: an HTTP/1.0 client, whose answer ends
+// with the connection instead of being chunked, gets a chunked answer
+// with large chunks copied whole.
+func TestSplicedChunkedAnswerHTTP10(t *testing.T) {
+	body := randomBytes(1<<20, 9)
+	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(body) // chunked: more than net/http buffers
+	})
+	s, addr := startProxy(t, Options{}, appRoute(be))
+	raw := rawRequest(t, addr, "GET / HTTP/1.0\r\nHost: app.test\r\n\r\n")
+	head, got, _ := strings.Cut(raw, "\r\n\r\n")
+	if !strings.HasPrefix(head, "HTTP/1.0 200") && !strings.HasPrefix(head, "HTTP/1.1 200") || strings.Contains(strings.ToLower(head), "chunked") {
+		t.Fatalf("head %q", head)
+	}
+	if !bytes.Equal([]byte(got), body) {
+		t.Fatalf("%d bytes, want the app's %d (first difference at %d)", len(got), len(body), firstDiff([]byte(got), body))
+	}
+	if s.splicedAnswers.Load() != 0 {
+		t.Errorf("relayed through a pipe %d times, want 0", s.splicedAnswers.Load())
+	}
+}

@@ -106,20 +106,6 @@ func (sp *spool) makeRing(pooled bool) {
 	sp.ring = make([]byte, spoolMem)
 }
 
-// hold puts p, the first bytes of an answer, in the spool before fill
-// reads the rest: in the ring (a pooled one, as fill takes), and what
-// does not fit in the file.
-func (sp *spool) hold(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	sp.mu.Lock()
-	sp.makeRing(true)
-	sp.mu.Unlock()
-	_, err := sp.Write(p)
-	return err
-}
-
 // free returns the ring's free space that comes next, or nil when the
 // ring is full. sp.mu is held.
 func (sp *spool) free() []byte {
@@ -285,6 +271,14 @@ func (sp *spool) waitForClient() bool {
 		sp.wake.Stop()
 	}
 	return true
+}
+
+// setWriting marks a write to the client under way, or over.
+func (sp *spool) setWriting(on bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.writing = on
+	sp.more.Broadcast()
 }
 
 // wakeUp ends a wait of waitForClient.
@@ -587,12 +581,9 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 // sends it, and ends the exchange when it is read whole, while this one
 // writes it to the client as fast as the client reads it. flush, when
 // not nil, is called whenever the client has caught up.
-func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error, held []byte) error {
+func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error, first func() error) error {
 	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
-	if err := sp.hold(held); err != nil {
-		return err
-	}
 	if d := s.spillAfter.Load(); d > 0 {
 		sp.spillAfter = time.Duration(d)
 	}
@@ -612,9 +603,20 @@ func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush
 			x.Finish() // the backend is done with: its connection goes back
 		}
 	}()
+	var err error
+	if first != nil {
+		// What must reach the client before the spool's first byte, as
+		// the app reads into the spool meanwhile: a write to the client
+		// under way, as drainTo's, that fill waits for only spillAfter.
+		sp.setWriting(true)
+		err = first()
+		sp.setWriting(false)
+	}
 	buf := s.bufs.Get()
 	defer s.bufs.Put(buf)
-	err := sp.drainTo(w, flush, buf)
+	if err == nil {
+		err = sp.drainTo(w, flush, buf)
+	}
 	if err != nil {
 		// The client or the backend failed: the reader stops.
 		x.Cancel()

@@ -454,13 +454,16 @@ var (
 )
 
 // RawWriter is a response whose body can go straight to the client's
-// connection instead of through the server's buffer: one sent as it is,
-// with a Content-Length (not chunked, not the answer to HEAD).
+// connection instead of through the server's buffer: one sent as it is
+// with a Content-Length, or one sent chunked whose chunks the caller
+// frames (not the answer to HEAD).
 type RawWriter interface {
 	// WriteRaw sends the header and what the server holds, then calls
-	// send with the client's connection to write up to n bytes of the
-	// body; the bytes send reports written count as the body's. It
-	// reports false, calling nothing, when the body cannot go that way.
+	// send with the client's connection to write the body: up to n bytes
+	// of a body of known length, or, with n < 0, whole chunks of a
+	// chunked one (the server ends the body, its trailers included). The
+	// data bytes send reports count as the body's. It reports false,
+	// calling nothing, when the body cannot go that way.
 	WriteRaw(n int64, send func(nc net.Conn) (int64, error)) (bool, int64, error)
 }
 
@@ -472,14 +475,17 @@ func (w *h1Response) WriteRaw(n int64, send func(nc net.Conn) (int64, error)) (b
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.clen < 0 || w.written+n > w.clen {
+	if n >= 0 && (w.clen < 0 || w.written+n > w.clen) || n < 0 && w.clen >= 0 {
 		return false, 0, nil
 	}
 	if !w.sentHeader {
+		if len(w.c.pending) > 0 {
+			return false, 0, nil // a body begun, not yet framed
+		}
 		w.commit(false)
 	}
-	if w.chunked {
-		return false, 0, nil
+	if w.chunked != (n < 0) {
+		return false, 0, nil // an HTTP/1.0 client's body ends with the connection
 	}
 	if err := w.c.bw.Flush(); err != nil {
 		return true, 0, err

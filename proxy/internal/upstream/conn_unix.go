@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"strconv"
 	"syscall"
 
+	"github.com/piku/piku/proxy/internal/h1"
 	"github.com/piku/piku/proxy/internal/splice"
 )
 
@@ -113,22 +115,47 @@ func (p *peeker) send(uintptr) bool {
 	return true
 }
 
-// SpliceTo moves up to max bytes of a body of known length (a
-// Content-Length) into p: those the read buffer holds first (a copy),
-// then straight from the connection (splice(2), on Linux), without the
-// bytes passing through the proxy's memory. It returns 0, io.EOF at the
-// body's end as Read does, io.ErrUnexpectedEOF when the backend ended it
-// short, splice.ErrFull when p can take nothing yet, and
-// errors.ErrUnsupported for any other body or a connection that cannot
-// splice, before it took any of the body.
+// SpliceTo moves up to max bytes of the body into p, straight from the
+// connection where it can (splice(2), on Linux), without the bytes passing
+// through the proxy's memory; those the read buffer holds are copied. A
+// body of known length (a Content-Length) goes as it is. A chunked one
+// goes framed as the client's answer is (SpliceChunked): a chunk's size
+// line, its data, its CRLF, the chunks the app's, at most max-32 bytes
+// each. It returns the data bytes moved; 0, io.EOF at the body's end (the
+// trailers read, for a chunked body), as Read does; io.ErrUnexpectedEOF
+// when the backend ended it short; splice.ErrFull when p can take nothing
+// yet (drain it, then call again); errSmallChunk at a chunk of a chunked
+// body smaller than spliceChunkMin, nothing of it taken (read the rest
+// with Read); and errors.ErrUnsupported for any other body, a chunked one
+// that was read from already, or a connection that cannot splice.
 func (x *Exchange) SpliceTo(p *splice.Pipe, max int) (int, error) {
 	if x.eof {
 		return 0, io.EOF
 	}
-	lb, ok := x.body.(*lengthBody)
-	if !ok || !splice.Supported {
+	if !splice.Supported {
 		return 0, errors.ErrUnsupported
 	}
+	pk, err := x.c.raw()
+	if err == nil && pk == nil {
+		err = errors.ErrUnsupported
+	}
+	if err != nil {
+		return 0, err
+	}
+	switch b := x.body.(type) {
+	case *lengthBody:
+		return x.spliceLength(b, p, pk, max)
+	case *chunkedBody:
+		n, err := b.spliceTo(p, pk, max)
+		if err == io.EOF {
+			x.eof = true
+		}
+		return n, err
+	}
+	return 0, errors.ErrUnsupported
+}
+
+func (x *Exchange) spliceLength(lb *lengthBody, p *splice.Pipe, pk *peeker, max int) (int, error) {
 	if lb.n <= 0 {
 		x.eof = true
 		return 0, io.EOF
@@ -144,14 +171,6 @@ func (x *Exchange) SpliceTo(p *splice.Pipe, max int) (int, error) {
 			err = splice.ErrFull
 		}
 	} else {
-		var pk *peeker
-		pk, err = x.c.raw()
-		if err == nil && pk == nil {
-			err = errors.ErrUnsupported
-		}
-		if err != nil {
-			return 0, err
-		}
 		n, err = p.FillFrom(pk.rc, max)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -162,4 +181,72 @@ func (x *Exchange) SpliceTo(p *splice.Pipe, max int) (int, error) {
 		x.eof = true
 	}
 	return n, err
+}
+
+// spliceChunkMin is the smallest chunk relayed through a pipe: smaller
+// ones (a stream of lines) cost fewer system calls copied, several at a
+// time.
+const spliceChunkMin = 16 << 10
+
+func (c *chunkedBody) spliceTo(p *splice.Pipe, pk *peeker, max int) (int, error) {
+	if c.raw == nil {
+		if c.started {
+			return 0, errors.ErrUnsupported
+		}
+		c.raw = &rawChunks{br: c.br}
+	}
+	r := c.raw
+	if r.owe == 0 && !r.crlf {
+		// The client's next chunk: the app's next one, or the next
+		// max-32 bytes of it.
+		if err := r.toData(); err != nil {
+			if err == io.EOF {
+				if terr := h1.ReadTrailer(c.br, maxResponseHeader, &c.end); terr != nil {
+					return 0, terr
+				}
+			}
+			return 0, err
+		}
+		if r.n < spliceChunkMin {
+			return 0, errSmallChunk
+		}
+		k := int(min(r.n, uint64(max-32)))
+		var line [20]byte
+		b := append(strconv.AppendInt(line[:0], int64(k), 16), '\r', '\n')
+		if n, err := p.Write(b); n != len(b) {
+			if err == nil {
+				err = errors.New("no room in an empty pipe for a chunk's line")
+			}
+			return 0, err
+		}
+		r.owe, r.crlf = k, true
+	}
+	moved := 0
+	var err error
+	if r.owe > 0 {
+		if b := r.br.Buffered(); b > 0 {
+			buf, _ := r.br.Peek(min(b, r.owe))
+			moved, err = p.Write(buf)
+			_, _ = r.br.Discard(moved)
+			if err == nil && moved == 0 {
+				err = splice.ErrFull
+			}
+		} else {
+			moved, err = p.FillFrom(pk.rc, r.owe)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+		r.owe -= moved
+		r.took(moved)
+	}
+	if err == nil && r.owe == 0 && r.crlf {
+		var n int
+		if n, err = p.Write(crlf); n == len(crlf) {
+			r.crlf = false
+		} else if err == nil {
+			err = splice.ErrFull
+		}
+	}
+	return moved, err
 }

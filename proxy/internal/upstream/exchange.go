@@ -737,14 +737,26 @@ func (l *lengthBody) Read(p []byte) (int, error) {
 }
 
 // chunkedBody is a chunked body; its trailers are kept once it ends.
+// It is read with net/http's chunked reader, or, once an answer relayed
+// through a pipe took it (SpliceTo, before any Read), with raw, which
+// knows where each chunk's data lies on the connection.
 type chunkedBody struct {
-	r   io.Reader
-	br  *bufio.Reader
-	end http.Header // the trailers, once read
+	r       io.Reader
+	br      *bufio.Reader
+	end     http.Header // the trailers, once read
+	raw     *rawChunks
+	started bool // Read was called
 }
 
 func (c *chunkedBody) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
+	c.started = true
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Read(p)
+	} else {
+		n, err = c.r.Read(p)
+	}
 	if err == io.EOF {
 		if terr := h1.ReadTrailer(c.br, maxResponseHeader, &c.end); terr != nil {
 			return n, terr
