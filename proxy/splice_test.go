@@ -99,48 +99,59 @@ func TestSplicedAnswers(t *testing.T) {
 
 // TestSplicedAnswerClientBehind: a client that stops reading a relayed
 // answer frees the app all the same (the rest goes to the spool, what
-// the pipe held first), and gets every byte in order once it reads on.
+// the pipe held first, and for a chunked answer what completes the chunk
+// under way), and gets every byte in order once it reads on.
 func TestSplicedAnswerClientBehind(t *testing.T) {
 	const size = 8 << 20
 	body := randomBytes(size, 42)
-	wrote := make(chan error, 1)
-	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(size))
-		_, err := w.Write(body)
-		wrote <- err
-	})
-	s, addr := startProxy(t, Options{}, appRoute(be))
-	c := smallWindowDial(t, addr)
-	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make([]byte, 100<<10)
-	if _, err := io.ReadFull(res.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	// The client reads no more until the app has written all.
-	select {
-	case err := <-wrote:
-		if err != nil {
-			t.Fatalf("the app's write: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the app is still writing to a client that stopped reading: held by the client")
-	}
-	rest, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := append(first, rest...); !bytes.Equal(got, body) {
-		t.Fatalf("client got %d bytes, not the app's %d (first difference at %d)", len(got), size, firstDiff(got, body))
-	}
-	if !onNetHTTP1() && splice.Supported {
-		if s.splicedAnswers.Load() != 1 || s.spoolFiles.Load() != 1 {
-			t.Errorf("relayed through a pipe: %d, spooled to a file: %d; want 1 and 1", s.splicedAnswers.Load(), s.spoolFiles.Load())
-		}
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			wrote := make(chan error, 1)
+			be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if !chunked {
+					w.Header().Set("Content-Length", fmt.Sprint(size))
+				}
+				var err error
+				for off := 0; off < size && err == nil; off += 1 << 20 {
+					_, err = w.Write(body[off : off+1<<20])
+					w.(http.Flusher).Flush() // chunks of 1 MiB
+				}
+				wrote <- err
+			})
+			s, addr := startProxy(t, Options{}, appRoute(be))
+			c := smallWindowDial(t, addr)
+			io.WriteString(c, "GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+			br := bufio.NewReader(c)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make([]byte, 100<<10)
+			if _, err := io.ReadFull(res.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			// The client reads no more until the app has written all.
+			select {
+			case err := <-wrote:
+				if err != nil {
+					t.Fatalf("the app's write: %v", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the app is still writing to a client that stopped reading: held by the client")
+			}
+			rest, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := append(first, rest...); !bytes.Equal(got, body) {
+				t.Fatalf("client got %d bytes, not the app's %d (first difference at %d)", len(got), size, firstDiff(got, body))
+			}
+			if !onNetHTTP1() && splice.Supported {
+				if s.splicedAnswers.Load() != 1 || s.spoolFiles.Load() != 1 {
+					t.Errorf("relayed through a pipe: %d, spooled to a file: %d; want 1 and 1", s.splicedAnswers.Load(), s.spoolFiles.Load())
+				}
+			}
+		})
 	}
 }
 
@@ -404,53 +415,6 @@ func refGet(t *testing.T, addr, path string) refAnswer {
 		t.Fatal(err)
 	}
 	return refAnswer{b, res.Trailer}
-}
-
-// TestSplicedChunkedAnswerClientBehind: a client that stops reading a
-// chunked answer in the middle of a chunk the pipe framed gets that chunk
-// completed and the rest copied, every byte in order; the app is freed.
-func TestSplicedChunkedAnswerClientBehind(t *testing.T) {
-	const size = 8 << 20
-	body := randomBytes(size, 43)
-	wrote := make(chan error, 1)
-	be := backendServer(t, func(w http.ResponseWriter, r *http.Request) {
-		var err error
-		for off := 0; off < size && err == nil; off += 1 << 20 {
-			_, err = w.Write(body[off : off+1<<20])
-			w.(http.Flusher).Flush()
-		}
-		wrote <- err
-	})
-	s, addr := startProxy(t, Options{}, appRoute(be))
-	c := smallWindowDial(t, addr)
-	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make([]byte, 100<<10)
-	if _, err := io.ReadFull(res.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-wrote:
-		if err != nil {
-			t.Fatalf("the app's write: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the app is still writing to a client that stopped reading: held by the client")
-	}
-	rest, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := append(first, rest...); !bytes.Equal(got, body) {
-		t.Fatalf("client got %d bytes, not the app's %d (first difference at %d)", len(got), size, firstDiff(got, body))
-	}
-	if !onNetHTTP1() && splice.Supported && s.splicedAnswers.Load() != 1 {
-		t.Errorf("relayed through a pipe %d times, want 1", s.splicedAnswers.Load())
-	}
 }
 
 // TestSplicedChunkedAnswerCutShort: an app that ends in the middle of a
