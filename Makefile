@@ -31,11 +31,13 @@ stress: test-deps
 test-deps:
 	@bash scripts/test-deps.sh
 
-## lint: gofmt, go vet, staticcheck, and deadcode for exported code nothing but tests reaches
+## lint: gofmt, go vet (also for the 32- and 64-bit ARM of a Raspberry Pi), staticcheck, and deadcode for exported code nothing but tests reaches
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GOARCH=arm GOARM=7 $(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./...
 	staticcheck ./...
 	@dead=$$(deadcode ./... | grep -v -e '^internal/pebbletest/' -e '^internal/testdeps/'); \
 	  if [ -n "$$dead" ]; then echo "deadcode: unreachable from the piku binary (remove it, or use it):"; echo "$$dead"; exit 1; fi

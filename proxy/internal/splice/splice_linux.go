@@ -82,7 +82,8 @@ func (p *Pipe) FillFrom(src syscall.RawConn, max int) (int, error) {
 	var n int64
 	var serr error
 	err := src.Read(func(fd uintptr) bool {
-		n, serr = unix.Splice(int(fd), nil, p.w, nil, max, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		k, e := unix.Splice(int(fd), nil, p.w, nil, max, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, serr = int64(k), e // int64 on 64-bit systems, int on 32-bit ones
 		if serr == unix.EAGAIN && p.n > 0 {
 			// Either the socket has nothing or the pipe is full: with
 			// bytes in the pipe, its reader makes room or the caller
@@ -117,7 +118,8 @@ func (p *Pipe) DrainTo(dst syscall.RawConn) (int, error) {
 		var n int64
 		var serr error
 		err := dst.Write(func(fd uintptr) bool {
-			n, serr = unix.Splice(p.r, nil, int(fd), nil, p.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			k, e := unix.Splice(p.r, nil, int(fd), nil, p.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, serr = int64(k), e
 			return serr != unix.EAGAIN
 		})
 		if err == nil && serr != nil {

@@ -119,9 +119,8 @@ func (p *peeker) send(uintptr) bool {
 // connection where it can (splice(2), on Linux), without the bytes passing
 // through the proxy's memory; those the read buffer holds are copied. A
 // body of known length (a Content-Length) goes as it is. A chunked one
-// goes framed as the client's answer is (SpliceChunked): a chunk's size
-// line, its data, its CRLF, the chunks the app's, at most max-32 bytes
-// each. It returns the data bytes moved; 0, io.EOF at the body's end (the
+// goes framed as the client's answer is: a chunk's size line, its data,
+// its CRLF, the chunks the app's, cut to at most max-32 bytes each. It returns the data bytes moved; 0, io.EOF at the body's end (the
 // trailers read, for a chunked body), as Read does; io.ErrUnexpectedEOF
 // when the backend ended it short; splice.ErrFull when p can take nothing
 // yet (drain it, then call again); errSmallChunk at a chunk of a chunked
@@ -182,11 +181,6 @@ func (x *Exchange) spliceLength(lb *lengthBody, p *splice.Pipe, pk *peeker, max 
 	}
 	return n, err
 }
-
-// spliceChunkMin is the smallest chunk relayed through a pipe: smaller
-// ones (a stream of lines) cost fewer system calls copied, several at a
-// time.
-const spliceChunkMin = 16 << 10
 
 func (c *chunkedBody) spliceTo(p *splice.Pipe, pk *peeker, max int) (int, error) {
 	if c.raw == nil {

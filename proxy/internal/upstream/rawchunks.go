@@ -195,6 +195,11 @@ func (c *rawChunks) took(k int) {
 	}
 }
 
+// spliceChunkMin is the smallest chunk relayed through a pipe: smaller
+// ones (a stream of lines) cost fewer system calls copied, several at a
+// time.
+const spliceChunkMin = 16 << 10
+
 // errSmallChunk hands a chunked body back to Read (SpliceTo).
 var errSmallChunk = errors.New("chunk too small to relay through a pipe")
 
