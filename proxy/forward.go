@@ -200,9 +200,10 @@ type readCloser struct {
 }
 
 // copyBody copies the response body of x to w, read ahead of the client
-// when buffer is set (spool.go). An answer of unknown length, or an
-// event stream, is flushed after every read (when buffered: whenever the
-// client has caught up).
+// when buffer is set (spool.go), or relays it through a pipe where it can
+// (splice.go). An answer of unknown length, or an event stream, is
+// flushed after every read (when buffered: whenever the client has
+// caught up); an event stream is never relayed through a pipe.
 func (s *Server) copyBody(w http.ResponseWriter, x *upstream.Exchange, buffer bool) error {
 	var flush func() error
 	if x.Length() < 0 || isEventStream(w.Header()) {

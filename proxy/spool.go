@@ -580,7 +580,10 @@ func buffered(whole bool, h http.Header, rt *route) bool {
 // goroutine reads the backend's answer into it as fast as the backend
 // sends it, and ends the exchange when it is read whole, while this one
 // writes it to the client as fast as the client reads it. flush, when
-// not nil, is called whenever the client has caught up.
+// not nil, is called whenever the client has caught up. first, when not
+// nil, writes what must reach the client before the spool's first byte
+// (a relay through a pipe handed over: splice.go), while the goroutine
+// already reads the answer.
 func (s *Server) copyBuffered(w http.ResponseWriter, x *upstream.Exchange, flush func() error, first func() error) error {
 	sp := newSpool(s.o.TempDir, x.Length(), &s.spoolFiles)
 	defer sp.close()
